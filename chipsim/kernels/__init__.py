@@ -1,0 +1,1 @@
+"""Numba kernels of the chip core: no Python objects, no I/O."""
