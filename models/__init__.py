@@ -1,1 +1,27 @@
-"""chipsim.models"""
+"""Bundled networks (YAML), chip presets, weights, teacher ANNs and conversion.
+
+`resolve_net("vgg11")`, `resolve_net("vgg11.yaml")` and `resolve_net("path/to/net.yaml")`
+all work: an existing path wins, otherwise a bundled name is looked up here.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+MODELS_DIR = Path(__file__).resolve().parent
+
+
+def bundled_nets() -> list[str]:
+    return sorted(p.stem for p in MODELS_DIR.glob("*.yaml"))
+
+
+def resolve_net(spec: str | Path) -> Path:
+    """Path of a network YAML given a bundled name or a path."""
+    path = Path(spec)
+    if path.is_file():
+        return path
+    name = path.name[:-5] if path.name.endswith(".yaml") else path.name
+    bundled = MODELS_DIR / f"{name}.yaml"
+    if path.parent == Path(".") and bundled.is_file():
+        return bundled
+    raise FileNotFoundError(f"--net {spec}: no such file, and not a bundled net; expected a YAML path "
+                            f"or one of: {', '.join(bundled_nets())}")

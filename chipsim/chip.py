@@ -1,0 +1,231 @@
+"""A deployed chip: the integer state of every layer and the calls into the kernels. No I/O.
+
+`Chip(net, weights)` maps the weights onto crossbars (see kernels/crossbar.py
+for the layout), builds the per-neuron registers (threshold, leak
+multiplier, enable bit) and runs batches of host input through the kernels.
+Noise models modify a deployed chip's `registers` (frozen noise) before a run.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import NetConfig
+from .kernels import layout as K
+from .kernels.forward import run_batch
+from .weights import WeightBundle, check_bundle
+
+
+class DeployError(ValueError):
+    """The weights cannot be represented exactly on this chip configuration."""
+
+
+@dataclass
+class Registers:
+    """Everything a noise model or the learning circuit may change, as flat arrays."""
+
+    weights: np.ndarray     #: crossbar cells, all layers, row-major per layer (int8 or int16)
+    bias: np.ndarray        #: int32, one per output channel of each weighted layer
+    theta: np.ndarray       #: int32, one threshold register per neuron
+    leak: np.ndarray        #: int32, one leak multiplier per neuron (2^leak_bits = no leak)
+    enabled: np.ndarray     #: uint8, 0 = silenced neuron (never spikes)
+
+    def copy(self) -> "Registers":
+        return Registers(self.weights.copy(), self.bias.copy(), self.theta.copy(), self.leak.copy(),
+                         self.enabled.copy())
+
+
+@dataclass
+class BatchResult:
+    predictions: np.ndarray     #: (B,) class index
+    counts: np.ndarray          #: (B, classes) output spike counts
+    potentials: np.ndarray      #: (B, classes) final output membrane
+    counters: np.ndarray        #: (B, T, L, N_COUNTERS) int64
+    spikes: np.ndarray | None   #: (B, T, neurons) uint8 when recorded
+    membrane: np.ndarray | None  #: (B, T, neurons) int32 when recorded
+
+
+def chip_order_permutation(shape: tuple[int, int, int]) -> np.ndarray:
+    """perm[j_chip] = j_teacher: chip order is (y, x, c), teacher (flatten) order is (c, y, x)."""
+    c, h, w = shape
+    return np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).reshape(-1)
+
+
+def crossbar_matrix(layer, weight: np.ndarray) -> np.ndarray:
+    """The (fan_in x out) crossbar matrix of a weighted layer, rows in chip input order."""
+    if layer.type == "conv":  # rows in (ky, kx, c) order, see kernels/crossbar.py
+        out, in_c, k, _ = weight.shape
+        return weight.transpose(2, 3, 1, 0).reshape(k * k * in_c, out)
+    perm = chip_order_permutation(layer.in_shape)
+    return weight[:, perm].T
+
+
+class Chip:
+    """A network deployed on the simulated chip."""
+
+    def __init__(self, net: NetConfig, weights: WeightBundle, source: str = "<weights>"):
+        check_bundle(net, weights, source)
+        self.net = net
+        self.chip = net.chip
+        self.layers = net.chip_layers
+        self.layer_names = tuple(layer.name for layer in self.layers)
+        self.scales = {name: weights.layers[name].scale for name in weights.layers}
+        self._build(weights, source)
+
+    # ------------------------------------------------------------------ mapping
+    def _build(self, bundle: WeightBundle, source: str) -> None:
+        net, chip = self.net, self.chip
+        L = len(self.layers)
+        desc = np.zeros((L, K.N_COLS), np.int64)
+        mats, biases = [], []
+        thetas, leaks = [], []
+        w_off = b_off = n_off = 0
+        full = 1 << chip.leak_bits
+        lif_a = int(round(net.neuron.alpha * full)) if net.neuron.model == "LIF" else full
+        reset = K.RESET_ZERO if net.neuron.reset == "zero" else K.RESET_SUBTRACT
+        max_marks = 0
+        self.tiles: dict[str, int] = {}
+        self.tile_utilisation: dict[str, float] = {}
+        for li, layer in enumerate(self.layers):
+            c, h, w = layer.in_shape
+            oc, oh, ow = layer.out_shape
+            last = li == L - 1
+            row = desc[li]
+            row[K.IN_C], row[K.IN_H], row[K.IN_W] = c, h, w
+            row[K.OUT_C], row[K.OUT_H], row[K.OUT_W] = oc, oh, ow
+            row[K.KERNEL], row[K.STRIDE], row[K.PAD] = layer.kernel, layer.stride, layer.padding
+            row[K.N_OFF] = n_off
+            row[K.N_OUT] = layer.n_out
+            row[K.FAN_IN] = layer.fan_in
+            row[K.RESET] = reset
+            row[K.SPIKING] = 0 if (last and net.readout == "potential") else 1
+            a = lif_a
+            if layer.weighted:
+                lw = bundle.layers[layer.name]
+                mat = crossbar_matrix(layer, lw.weight)
+                row[K.KIND] = K.KIND_CONV if layer.type == "conv" else K.KIND_FC
+                row[K.W_OFF], row[K.B_OFF] = w_off, b_off
+                row[K.ROW_BANDS] = math.ceil(layer.fan_in / chip.tile_rows)
+                row[K.COL_TILES] = math.ceil(oc / chip.tile_cols)
+                in_max = (1 << net.encoder.input_bits) - 1 if (li == 0 and net.encoder.kind == "direct") else 1
+                bound = int(np.abs(mat).sum(axis=0).max()) * in_max + int(np.abs(lw.bias).max(initial=0))
+                if bound > 2**31 - 1:
+                    raise DeployError(f"{source}: layers/{layer.name}: worst-case input current {bound} "
+                                      f"exceeds the 32-bit accumulator; use fewer weight or input bits")
+                mats.append(mat.reshape(-1))
+                biases.append(lw.bias)
+                w_off += mat.size
+                b_off += oc
+                theta = lw.threshold
+                positions = oh * ow if layer.type == "conv" else 1
+                max_marks = max(max_marks, positions * int(row[K.ROW_BANDS]))
+                tiles = int(row[K.ROW_BANDS] * row[K.COL_TILES])
+                self.tiles[layer.name] = tiles
+                self.tile_utilisation[layer.name] = layer.fan_in * oc / (tiles * chip.tile_rows * chip.tile_cols)
+                if last and net.readout == "potential":
+                    a = full  # the paper's output layer integrates without leak or reset
+            else:  # pooling: fixed-weight neurons, no crossbar
+                row[K.KIND] = K.KIND_POOL_AVG if layer.pool == "avg" else K.KIND_POOL_OR
+                row[K.MEMORYLESS] = 1 if layer.pool == "or" else 0
+                row[K.RESET] = K.RESET_SUBTRACT
+                theta = layer.kernel * layer.kernel if layer.pool == "avg" else 1
+                a = full
+            thetas.append(np.full(layer.n_out, theta, np.int32))
+            leaks.append(np.full(layer.n_out, a, np.int32))
+            n_off += layer.n_out
+        wdtype = np.int8 if chip.weight_bits <= 8 else np.int16
+        self.desc = desc
+        self.n_neurons = n_off
+        self.registers = Registers(
+            weights=np.concatenate(mats).astype(wdtype),
+            bias=np.concatenate(biases).astype(np.int32),
+            theta=np.concatenate(thetas),
+            leak=np.concatenate(leaks),
+            enabled=np.ones(n_off, np.uint8),
+        )
+        first = self.layers[0]
+        self.n_inputs = int(np.prod(first.in_shape))
+        self.max_layer = int(max(layer.n_out for layer in self.layers))
+        self.max_marks = max_marks
+        self.pipeline_fill = L if chip.delay else 0
+
+    # ------------------------------------------------------------------ queries
+    def layer_slice(self, name: str) -> slice:
+        li = self.layer_names.index(name)
+        off = int(self.desc[li, K.N_OFF])
+        return slice(off, off + int(self.desc[li, K.N_OUT]))
+
+    def weight_slice(self, name: str) -> slice:
+        li = self.layer_names.index(name)
+        layer = self.layers[li]
+        off = int(self.desc[li, K.W_OFF])
+        return slice(off, off + layer.fan_in * layer.out_shape[0])
+
+    def params(self, record: int = 0) -> np.ndarray:
+        chip = self.chip
+        p = np.zeros(K.N_PARAMS, np.int64)
+        p[K.P_T] = self.net.time_steps
+        p[K.P_DELAY] = int(chip.delay)
+        p[K.P_UMIN] = chip.membrane_min
+        p[K.P_UMAX] = chip.membrane_max
+        p[K.P_CMAX] = chip.counter_max
+        p[K.P_LEAK_BITS] = chip.leak_bits
+        p[K.P_DIRECT] = int(self.net.encoder.kind == "direct")
+        p[K.P_N_IN] = self.n_inputs
+        p[K.P_MAX_N] = self.max_layer
+        p[K.P_MAX_MARKS] = self.max_marks
+        p[K.P_RECORD] = record
+        p[K.P_ACC_LIMIT] = np.iinfo(self.acc_dtype).max // max(1, self.chip.weight_max)
+        return p
+
+    @property
+    def acc_dtype(self):
+        """16-bit accumulator lanes for <= 8-bit weights (exact: see kernels/crossbar.py), else 32."""
+        return np.int16 if self.chip.weight_bits <= 8 else np.int32
+
+    # ------------------------------------------------------------------ running
+    def run(self, inputs: np.ndarray, record: tuple[str, ...] = ()) -> BatchResult:
+        """Run a batch. `inputs`: packed spikes (B, T, ceil(n_in/8)) uint8 for rate/if encoders,
+        or multi-bit values (B, n_in) int32 in chip input order for the direct encoder."""
+        T = self.net.time_steps
+        direct = self.net.encoder.kind == "direct"
+        B = inputs.shape[0]
+        if direct:
+            if inputs.shape != (B, self.n_inputs):
+                raise ValueError(f"direct input: expected shape (batch, {self.n_inputs}), got {inputs.shape}")
+            in_direct = np.ascontiguousarray(inputs, dtype=np.int32)
+            in_packed = np.zeros((1, 1, 1), np.uint8)
+        else:
+            nbytes = (self.n_inputs + 7) // 8
+            if inputs.shape != (B, T, nbytes):
+                raise ValueError(f"packed spikes: expected shape (batch, {T}, {nbytes}), got {inputs.shape}")
+            in_packed = np.ascontiguousarray(inputs, dtype=np.uint8)
+            in_direct = np.zeros((1, 1), np.int32)
+        rec = (1 if "spikes" in record else 0) | (2 if "membrane" in record else 0)
+        N = self.n_neurons
+        U = np.empty((B, N), np.int32)
+        S = np.empty((B, N), np.uint8)
+        C = np.empty((B, N), np.int32)
+        counters = np.zeros((B, T, len(self.layers), K.N_COUNTERS), np.int64)
+        rec_S = np.zeros((B, T, N) if rec & 1 else (1, 1, 1), np.uint8)
+        rec_U = np.zeros((B, T, N) if rec & 2 else (1, 1, 1), np.int32)
+        r = self.registers
+        run_batch(self.desc, r.weights, r.bias, r.theta, r.leak, r.enabled, self.params(rec),
+                  self.chip.tile_rows, np.zeros(1, self.acc_dtype), in_packed, in_direct, U, S, C,
+                  counters, rec_S, rec_U)
+        out = self.layer_slice(self.layer_names[-1])
+        counts, pots = C[:, out], U[:, out]
+        return BatchResult(readout(counts, pots, self.net.readout, self.chip.membrane_min), counts, pots,
+                           counters, rec_S if rec & 1 else None, rec_U if rec & 2 else None)
+
+
+def readout(counts: np.ndarray, potentials: np.ndarray, mode: str, umin: int) -> np.ndarray:
+    """Class = most output spikes, ties broken by the higher membrane, then the lower index.
+    `potential` readout: the highest membrane (non-spiking integrator)."""
+    pot = potentials.astype(np.int64) - umin          # >= 0, < 2^31
+    if mode == "potential":
+        return np.argmax(pot, axis=1)
+    key = (counts.astype(np.int64) << 32) | pot
+    return np.argmax(key, axis=1)

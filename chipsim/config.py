@@ -1,0 +1,451 @@
+"""Network and chip configuration: YAML -> frozen dataclasses, validated.
+
+Every error names the file, the key path and what was expected::
+
+    vgg11.yaml: layers[3].stride: expected an integer >= 1, got 'two'
+
+Unknown keys are rejected (a typo must not silently become a default).
+The resolved configuration is written into every output file (`to_dict`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration file (or mapping) is invalid; the message names file and key path."""
+
+
+_REQUIRED = object()
+
+NEURON_MODELS = ("IF", "LIF")
+RESET_MODES = ("subtract", "zero")
+ENCODERS = ("rate", "if", "direct")
+READOUTS = ("count", "potential")
+LAYER_TYPES = ("conv", "fc", "pool", "flatten")
+POOL_KINDS = ("avg", "or")
+UPDATE_MODES = ("sign", "exact")
+
+
+class _Reader:
+    """Walks a YAML mapping, checking types and rejecting unknown keys."""
+
+    def __init__(self, source: str, data: Any, path: str = ""):
+        self.source = source
+        self.path = path
+        if not isinstance(data, dict):
+            self.fail(path or "<top level>", "a mapping", data)
+        self.data = data
+        self.seen: set[str] = set()
+
+    def key_path(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def fail(self, key_path: str, expected: str, got: Any) -> None:
+        raise ConfigError(f"{self.source}: {key_path}: expected {expected}, got {got!r}")
+
+    def get(self, key: str, check: Callable[[Any], bool], expected: str, default: Any = _REQUIRED) -> Any:
+        self.seen.add(key)
+        if key not in self.data:
+            if default is _REQUIRED:
+                raise ConfigError(f"{self.source}: {self.key_path(key)}: missing; expected {expected}")
+            return default
+        value = self.data[key]
+        if not check(value):
+            self.fail(self.key_path(key), expected, value)
+        return value
+
+    def integer(self, key: str, lo: int | None = None, hi: int | None = None, default: Any = _REQUIRED) -> int:
+        expected = "an integer" + _range_text(lo, hi)
+        return self.get(key, lambda v: _is_int(v) and _in_range(v, lo, hi), expected, default)
+
+    def number(self, key: str, lo: float | None = None, hi: float | None = None, default: Any = _REQUIRED) -> float:
+        expected = "a number" + _range_text(lo, hi)
+        value = self.get(key, lambda v: _is_number(v) and _in_range(v, lo, hi), expected, default)
+        return float(value)
+
+    def choice(self, key: str, options: tuple[str, ...], default: Any = _REQUIRED) -> str:
+        expected = "one of " + ", ".join(repr(o) for o in options)
+        return self.get(key, lambda v: v in options, expected, default)
+
+    def boolean(self, key: str, default: Any = _REQUIRED) -> bool:
+        return self.get(key, lambda v: isinstance(v, bool), "true or false", default)
+
+    def string(self, key: str, default: Any = _REQUIRED) -> str:
+        return self.get(key, lambda v: isinstance(v, str) and v != "", "a non-empty string", default)
+
+    def child(self, key: str, required: bool = False) -> "_Reader":
+        self.seen.add(key)
+        if key not in self.data:
+            if required:
+                raise ConfigError(f"{self.source}: {self.key_path(key)}: missing; expected a mapping")
+            return _Reader(self.source, {}, self.key_path(key))
+        return _Reader(self.source, self.data[key], self.key_path(key))
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.data) - self.seen, key=str)
+        if unknown:
+            known = ", ".join(sorted(self.seen)) or "(none)"
+            raise ConfigError(
+                f"{self.source}: {self.key_path(str(unknown[0]))}: unknown key; expected one of {known}")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
+
+
+def _in_range(v: float, lo: float | None, hi: float | None) -> bool:
+    return (lo is None or v >= lo) and (hi is None or v <= hi)
+
+
+def _range_text(lo: float | None, hi: float | None) -> str:
+    if lo is not None and hi is not None:
+        return f" in [{lo}, {hi}]"
+    if lo is not None:
+        return f" >= {lo}"
+    if hi is not None:
+        return f" <= {hi}"
+    return ""
+
+
+# --------------------------------------------------------------------------- dataclasses
+
+
+@dataclass(frozen=True)
+class NeuronConfig:
+    """Neuron model shared by all spiking layers (paper Eq. 1-3)."""
+
+    model: str = "IF"            #: IF (no leak) or LIF (truncating multiplicative leak)
+    alpha: float = 1.0           #: LIF leak factor per tick, in (0, 1]; IF forces 1
+    threshold: float = 1.0       #: firing threshold in real units (the weights file fixes its integer value)
+    reset: str = "subtract"      #: subtract theta after a spike (paper Eq. 1) or reset to zero (paper code)
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """How the host turns a sample into input for the first layer."""
+
+    kind: str = "direct"         #: rate (seeded Bernoulli), if (integrate-and-fire), direct (multi-bit current)
+    input_bits: int = 8          #: width of one input value sent by the host for `direct`
+    max_rate: float = 1.0        #: spike probability per tick of a full-scale pixel (rate encoder)
+
+
+@dataclass(frozen=True)
+class LayerConfig:
+    """One layer with its inferred shapes (C, H, W); fc layers have H = W = 1."""
+
+    name: str
+    type: str                    #: conv, fc, pool, flatten
+    in_shape: tuple[int, int, int]
+    out_shape: tuple[int, int, int]
+    kernel: int = 1
+    stride: int = 1
+    padding: int = 0
+    pool: str = "avg"            #: pool layers: avg (fixed-weight IF neurons) or or (spike OR / max)
+
+    @property
+    def weighted(self) -> bool:
+        return self.type in ("conv", "fc")
+
+    @property
+    def fan_in(self) -> int:
+        if self.type == "conv":
+            return self.in_shape[0] * self.kernel * self.kernel
+        if self.type == "fc":
+            return int(math.prod(self.in_shape))
+        if self.type == "pool":
+            return self.kernel * self.kernel
+        return 1
+
+    @property
+    def n_out(self) -> int:
+        return int(math.prod(self.out_shape))
+
+
+@dataclass(frozen=True)
+class CostConfig:
+    """Per-operation costs of the chip (first-order model; see README 'Costs')."""
+
+    # cycles
+    cycles_tile_read: int = 8          #: one crossbar tile read (row-parallel analog MVM + ADC)
+    cycles_neuron_update: int = 1      #: one membrane update in a neuron block
+    parallel_tiles: int = 16           #: tiles that read concurrently
+    parallel_neurons: int = 256        #: neurons updated concurrently
+    # energies in picojoules; defaults Horowitz ISSCC 2014, 45 nm (see reference/hw-costs.md)
+    energy_accumulate_pj: float = 0.9  #: one accumulate (AC) per synaptic event (32-bit float add convention)
+    energy_mac_pj: float = 4.6         #: one multiply-accumulate for multi-bit input (32-bit float MAC)
+    energy_neuron_update_pj: float = 0.1   #: membrane update (32-bit int add)
+    energy_spike_pj: float = 0.03      #: routing one spike event (8-bit add scale; marginal, no NoC)
+    energy_weight_write_pj: float = 10.0   #: one programming pulse of a cell (64-bit 8 KB SRAM access)
+
+
+@dataclass(frozen=True)
+class ChipConfig:
+    """Register widths, crossbar geometry, timing and costs of the chip."""
+
+    weight_bits: int = 8               #: signed symmetric weights in [-(2^(b-1)-1), 2^(b-1)-1]
+    membrane_bits: int = 24            #: signed membrane register; saturates (counted)
+    counter_bits: int = 16             #: unsigned spike accumulator; saturates (counted)
+    bias_bits: int = 16                #: signed bias register
+    leak_bits: int = 12                #: F of the leak multiplier a = round(alpha * 2^F)
+    tile_rows: int = 256
+    tile_cols: int = 256
+    clock_mhz: float = 100.0
+    delay: bool = False                #: True: layer l sees layer l-1's spikes of tick t-1 (Eq. 2 as written)
+    costs: CostConfig = field(default_factory=CostConfig)
+
+    @property
+    def weight_max(self) -> int:
+        return (1 << (self.weight_bits - 1)) - 1
+
+    @property
+    def membrane_max(self) -> int:
+        return (1 << (self.membrane_bits - 1)) - 1
+
+    @property
+    def membrane_min(self) -> int:
+        return -(1 << (self.membrane_bits - 1))
+
+    @property
+    def counter_max(self) -> int:
+        return (1 << self.counter_bits) - 1
+
+    @property
+    def bias_max(self) -> int:
+        return (1 << (self.bias_bits - 1)) - 1
+
+
+@dataclass(frozen=True)
+class LearningConfig:
+    """On-chip online LTL (paper Eq. 8-11, Figure 1(d))."""
+
+    enabled: bool = False
+    layers: tuple[str, ...] = ()       #: names of learning layers; empty = all weighted layers
+    lr: float = 1.0                    #: learning rate for `exact` mode
+    p: float = 0.4                     #: boxcar width in threshold units (gate |U - theta| < p/2 * theta)
+    warmup: int = 0                    #: ticks without updates at the start of each sample
+    pulse: int = 1                     #: LSBs per programming pulse (`sign` mode)
+    mode: str = "sign"                 #: sign (one pulse per gated pair) or exact (stochastic rounding)
+    target_bits: int = 8               #: width of the host's rate targets
+    dead_zone: float = 0.0             #: |error| below this does not update (sign gate)
+    target_percentile: float = 99.0    #: y_norm percentile of the teacher's activations
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    name: str
+    source: str                        #: file the config came from
+    input_shape: tuple[int, int, int]
+    time_steps: int
+    encoder: EncoderConfig
+    neuron: NeuronConfig
+    layers: tuple[LayerConfig, ...]
+    readout: str
+    chip: ChipConfig
+    learning: LearningConfig
+    data: str                          #: default dataset spec for this net
+    weights: str | None                #: default weights file (relative to the YAML), or None
+    classes: int
+
+    @property
+    def weighted_layers(self) -> tuple[LayerConfig, ...]:
+        return tuple(layer for layer in self.layers if layer.weighted)
+
+    @property
+    def chip_layers(self) -> tuple[LayerConfig, ...]:
+        """Layers that hold neurons on the chip (flatten is only re-indexing)."""
+        return tuple(layer for layer in self.layers if layer.type != "flatten")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _parse_neuron(r: _Reader) -> NeuronConfig:
+    model = r.choice("model", NEURON_MODELS, "IF")
+    alpha = r.number("alpha", 0.0, 1.0, 1.0)
+    if model == "LIF" and not 0.0 < alpha < 1.0:
+        r.fail(r.key_path("alpha"), "a number in (0, 1) for LIF", alpha)
+    if model == "IF" and alpha != 1.0:
+        r.fail(r.key_path("alpha"), "1.0 (or omitted) for IF; use model: LIF for a leak", alpha)
+    threshold = r.number("threshold", 1e-9, None, 1.0)
+    reset = r.choice("reset", RESET_MODES, "subtract")
+    r.finish()
+    return NeuronConfig(model, alpha, threshold, reset)
+
+
+def _parse_encoder(r: _Reader) -> EncoderConfig:
+    kind = r.choice("kind", ENCODERS, "direct")
+    input_bits = r.integer("input_bits", 1, 16, 8)
+    max_rate = r.number("max_rate", 0.0, 1.0, 1.0)
+    r.finish()
+    return EncoderConfig(kind, input_bits, max_rate)
+
+
+def _parse_costs(r: _Reader) -> CostConfig:
+    defaults = CostConfig()
+    values = {}
+    for f in dataclasses.fields(CostConfig):
+        default = getattr(defaults, f.name)
+        if isinstance(default, int):
+            values[f.name] = r.integer(f.name, 1, None, default)
+        else:
+            values[f.name] = r.number(f.name, 0.0, None, default)
+    r.finish()
+    return CostConfig(**values)
+
+
+def _parse_chip(r: _Reader) -> ChipConfig:
+    chip = ChipConfig(
+        weight_bits=r.integer("weight_bits", 2, 16, 8),
+        membrane_bits=r.integer("membrane_bits", 8, 31, 24),
+        counter_bits=r.integer("counter_bits", 1, 31, 16),
+        bias_bits=r.integer("bias_bits", 2, 31, 16),
+        leak_bits=r.integer("leak_bits", 1, 20, 12),
+        tile_rows=r.integer("tile_rows", 1, None, 256),
+        tile_cols=r.integer("tile_cols", 1, None, 256),
+        clock_mhz=r.number("clock_mhz", 1e-6, None, 100.0),
+        delay=r.boolean("delay", False),
+        costs=_parse_costs(r.child("costs")),
+    )
+    r.finish()
+    return chip
+
+
+def _parse_learning(r: _Reader, layer_names: tuple[str, ...]) -> LearningConfig:
+    layers = r.get("layers", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+                   "a list of layer names", [])
+    for i, name in enumerate(layers):
+        if name not in layer_names:
+            r.fail(f"{r.key_path('layers')}[{i}]", "a weighted layer name (" + ", ".join(layer_names) + ")", name)
+    cfg = LearningConfig(
+        enabled=r.boolean("enabled", True) if r.data else False,
+        layers=tuple(layers),
+        lr=r.number("lr", 0.0, None, 1.0),
+        p=r.number("p", 1e-9, None, 0.4),
+        warmup=r.integer("warmup", 0, None, 0),
+        pulse=r.integer("pulse", 1, None, 1),
+        mode=r.choice("mode", UPDATE_MODES, "sign"),
+        target_bits=r.integer("target_bits", 1, 16, 8),
+        dead_zone=r.number("dead_zone", 0.0, 1.0, 0.0),
+        target_percentile=r.number("target_percentile", 50.0, 100.0, 99.0),
+    )
+    r.finish()
+    return cfg
+
+
+def _conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def _parse_layers(r: _Reader, input_shape: tuple[int, int, int]) -> tuple[LayerConfig, ...]:
+    raw = r.get("layers", lambda v: isinstance(v, list) and len(v) > 0, "a non-empty list of layers")
+    layers: list[LayerConfig] = []
+    shape = input_shape
+    flat = False
+    names: set[str] = set()
+    counts: dict[str, int] = {}
+    for i, item in enumerate(raw):
+        lr = _Reader(r.source, item, f"{r.key_path('layers')}[{i}]")
+        kind = lr.choice("type", LAYER_TYPES)
+        counts[kind] = counts.get(kind, 0) + 1
+        name = lr.string("name", f"{kind}{i + 1}")
+        if name in names:
+            lr.fail(lr.key_path("name"), "a unique layer name", name)
+        names.add(name)
+        c, h, w = shape
+        if kind == "conv":
+            if flat:
+                lr.fail(lr.key_path("type"), "fc or flatten after a flatten/fc layer (conv needs a feature map)", kind)
+            out = lr.integer("out", 1)
+            k = lr.integer("kernel", 1)
+            s = lr.integer("stride", 1, None, 1)
+            p = lr.integer("padding", 0, None, 0)
+            oh, ow = _conv_out(h, k, s, p), _conv_out(w, k, s, p)
+            if oh < 1 or ow < 1:
+                lr.fail(lr.key_path("kernel"), f"a kernel that fits the {h}x{w} input with padding {p}", k)
+            layer = LayerConfig(name, kind, shape, (out, oh, ow), k, s, p)
+        elif kind == "pool":
+            if flat:
+                lr.fail(lr.key_path("type"), "pool before any flatten/fc layer", kind)
+            k = lr.integer("kernel", 1)
+            pool = lr.choice("kind", POOL_KINDS, "avg")
+            if h % k or w % k:
+                lr.fail(lr.key_path("kernel"), f"a size dividing the {h}x{w} input (non-overlapping pooling)", k)
+            layer = LayerConfig(name, kind, shape, (c, h // k, w // k), k, k, 0, pool)
+        elif kind == "flatten":
+            flat = True
+            layer = LayerConfig(name, kind, shape, (c * h * w, 1, 1))
+        else:  # fc
+            if not flat and (h, w) != (1, 1):
+                lr.fail(lr.key_path("type"), "a flatten layer before the first fc layer", kind)
+            flat = True
+            out = lr.integer("out", 1)
+            layer = LayerConfig(name, kind, shape, (out, 1, 1))
+        lr.finish()
+        layers.append(layer)
+        shape = layer.out_shape
+    if not layers[-1].weighted:
+        raise ConfigError(f"{r.source}: {r.key_path('layers')}[{len(raw) - 1}]: "
+                          f"expected the last layer to be conv or fc (the readout), got {layers[-1].type!r}")
+    return tuple(layers)
+
+
+def parse_net(data: Any, source: str = "<mapping>", base_dir: Path | None = None) -> NetConfig:
+    """Build a validated NetConfig from a YAML mapping."""
+    r = _Reader(source, data)
+    name = r.string("name")
+    shape = r.get("input_shape", lambda v: isinstance(v, list) and len(v) == 3 and all(_is_int(x) and x > 0 for x in v),
+                  "a list [channels, height, width] of positive integers")
+    input_shape = (shape[0], shape[1], shape[2])
+    time_steps = r.integer("time_steps", 1, 65535)
+    encoder = _parse_encoder(r.child("encoder"))
+    neuron = _parse_neuron(r.child("neuron"))
+    layers = _parse_layers(r, input_shape)
+    readout = r.choice("readout", READOUTS, "count")
+    chip = _parse_chip(r.child("chip"))
+    weighted_names = tuple(layer.name for layer in layers if layer.weighted)
+    learning = _parse_learning(r.child("learning"), weighted_names)
+    data_spec = r.string("data", "digits")
+    weights = r.get("weights", lambda v: v is None or isinstance(v, str), "a weights file path or null", None)
+    classes = layers[-1].n_out
+    r.finish()
+    if time_steps >= (1 << chip.counter_bits):
+        pass  # counters saturate and are counted: a legal (if odd) configuration
+    if encoder.kind == "direct" and encoder.input_bits > 16:
+        raise ConfigError(f"{source}: encoder.input_bits: expected <= 16, got {encoder.input_bits}")
+    if weights is not None and base_dir is not None and not Path(weights).is_absolute():
+        weights = str((base_dir / weights).resolve())
+    return NetConfig(name, source, input_shape, time_steps, encoder, neuron, layers, readout,
+                     chip, learning, data_spec, weights, classes)
+
+
+def load_net(path: str | Path) -> NetConfig:
+    """Load and validate a network YAML file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_net(data, str(path), path.parent)
+
+
+def replace_chip(net: NetConfig, **changes: Any) -> NetConfig:
+    """A copy of `net` with chip fields changed (presets compose with dataclasses.replace)."""
+    return dataclasses.replace(net, chip=dataclasses.replace(net.chip, **changes))

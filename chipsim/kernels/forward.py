@@ -1,0 +1,171 @@
+"""One sample through the whole chip, tick by tick; a batch in parallel over samples.
+
+Tick order: for t = 0..T-1 every layer reads its input events, integrates and
+fires. Without delay the layers run first to last, so layer l sees layer l-1's
+spikes of the same tick (as the paper's code and most software SNNs do). With
+delay (Eq. 2 as written: S^{l-1}[t-1]) they run last to first, so each layer
+still finds the previous tick's spikes of the layer below in its list; the
+first layer then sees the host input of tick t-1, and the output needs as many
+ticks as there are layers to fill the pipeline.
+
+Samples are independent, so `run_batch` spreads them over threads with prange
+and results do not depend on batch size or thread count.
+"""
+import numpy as np
+from numba import njit, prange
+
+from .crossbar import conv_read, fc_read, init_current, multibit_read, pool_read
+from .layout import (B_OFF, COL_TILES, FAN_IN, IN_C, IN_W, KERNEL, KIND, KIND_CONV, KIND_FC,
+                     KIND_POOL_AVG, MEMORYLESS, N_OFF, N_OUT, OUT_C, OUT_H, OUT_W, P_CMAX, P_DELAY,
+                     P_ACC_LIMIT, P_DIRECT, P_LEAK_BITS, P_MAX_MARKS, P_MAX_N, P_N_IN, P_RECORD, P_T, P_UMAX,
+                     P_UMIN, PAD, RESET, ROW_BANDS, SPIKING, STRIDE, W_OFF)
+from .neuron import update_neurons
+
+
+@njit(nogil=True, cache=True)
+def decode_packed(packed_row, n_in, events):
+    """Indices of the set bits of a big-endian bit-packed spike vector (np.packbits order)."""
+    n = 0
+    for byte_i in range(packed_row.shape[0]):
+        byte = packed_row[byte_i]
+        if byte == 0:
+            continue
+        for bit in range(8):
+            if byte & (128 >> bit):
+                j = byte_i * 8 + bit
+                if j < n_in:
+                    events[n] = j
+                    n += 1
+    return n
+
+
+@njit(nogil=True, cache=True)
+def layer_read(li, desc, W, bias, params, cur, acc, fill, events, values, n_events, multibit,
+               limit, tile_rows, offs, marks, stamp, counters):
+    """Crossbar (or pooling) read of layer `li` for one tick: cur + acc = input current."""
+    kind = desc[li, KIND]
+    n = desc[li, N_OUT]
+    out_c = desc[li, OUT_C]
+    positions = desc[li, OUT_H] * desc[li, OUT_W]
+    if kind == KIND_FC or kind == KIND_CONV:
+        init_current(cur, acc, bias, desc[li, B_OFF], positions, out_c)
+    else:
+        cur[:n] = 0
+        acc[:n] = 0
+    if multibit:
+        multibit_read(cur, W, desc[li, W_OFF], desc[li, IN_C], desc[li, IN_W], out_c,
+                      desc[li, OUT_H], desc[li, OUT_W], desc[li, KERNEL], desc[li, STRIDE],
+                      desc[li, PAD], kind == KIND_CONV, events, values, n_events, tile_rows,
+                      desc[li, ROW_BANDS], desc[li, COL_TILES], marks, stamp, counters)
+    elif kind == KIND_FC:
+        fc_read(cur, acc, fill, W, desc[li, W_OFF], desc[li, FAN_IN], out_c, events, n_events, limit, tile_rows,
+                desc[li, COL_TILES], offs, marks, stamp, counters)
+    elif kind == KIND_CONV:
+        conv_read(cur, acc, fill, W, desc[li, W_OFF], desc[li, IN_C], desc[li, IN_W], out_c,
+                  desc[li, OUT_H], desc[li, OUT_W], desc[li, KERNEL], desc[li, STRIDE],
+                  desc[li, PAD], events, n_events, limit, tile_rows, desc[li, ROW_BANDS],
+                  desc[li, COL_TILES], offs, marks, stamp, counters)
+    else:
+        pool_read(cur, desc[li, IN_C], desc[li, IN_W], desc[li, OUT_W], desc[li, KERNEL], events,
+                  n_events, counters)
+
+
+@njit(nogil=True, cache=True)
+def layer_fire(li, desc, theta, leak_a, enabled, params, U, S, C, cur, acc, lists, counters):
+    """Neuron update of layer `li` for one tick; returns its spike count."""
+    n = desc[li, N_OUT]
+    n_off = desc[li, N_OFF]
+    return update_neurons(cur, acc, n, n_off, U, S, C, theta, leak_a, enabled, params[P_LEAK_BITS],
+                          desc[li, RESET], desc[li, SPIKING] != 0, desc[li, MEMORYLESS] != 0,
+                          params[P_UMIN], params[P_UMAX], params[P_CMAX], lists[n_off:n_off + n],
+                          counters)
+
+
+@njit(nogil=True, cache=True)
+def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc, in_packed,
+               in_direct, U, S, C, counters, rec_S, rec_U):
+    """Run sample `b` for T ticks from a zero state.
+
+    `acc` is a 1-element array whose dtype selects the accumulator (int16 or
+    int32); with the direct encoder the first layer's input is the same every
+    tick, so its crossbar read is computed once and replayed (counted every
+    tick, as the hardware reads it every tick).
+    """
+    T = params[P_T]
+    L = desc.shape[0]
+    n_in = params[P_N_IN]
+    delay = params[P_DELAY] != 0
+    direct = params[P_DIRECT] != 0
+    record = params[P_RECORD]
+    max_n = params[P_MAX_N]
+    limit = params[P_ACC_LIMIT]
+    cur = np.empty(max_n, np.int32)
+    accum = np.empty(max_n, acc.dtype)
+    fill = np.zeros(max_n, np.int32)
+    offs = np.empty(max(max_n, n_in), np.int64)
+    marks = np.zeros(max(params[P_MAX_MARKS], 1), np.int32)
+    lists = np.empty(U.shape[1], np.int32)
+    n_list = np.zeros(L, np.int64)
+    in_events = np.empty(n_in, np.int32)
+    in_values = np.zeros(n_in, np.int32)
+    empty_values = np.zeros(1, np.int32)
+    n_direct = 0
+    first_cur = np.empty(desc[0, N_OUT] if direct else 1, np.int32)
+    first_counts = np.zeros(counters.shape[3], np.int64)
+    have_first = False
+    if direct:
+        for j in range(n_in):
+            if in_direct[b, j] != 0:
+                in_events[n_direct] = j
+                in_values[n_direct] = in_direct[b, j]
+                n_direct += 1
+    U[b, :] = 0
+    S[b, :] = 0
+    C[b, :] = 0
+    stamp = 0
+    for t in range(T):
+        # host input seen by the first layer this tick
+        t_in = t - 1 if delay else t
+        n_host = 0
+        if t_in >= 0:
+            if direct:
+                n_host = n_direct
+            else:
+                n_host = decode_packed(in_packed[b, t_in], n_in, in_events)
+        for step in range(L):
+            li = L - 1 - step if delay else step
+            stamp += 1
+            row = counters[b, t, li]
+            if li == 0:
+                if direct and t_in >= 0 and have_first:
+                    n0 = desc[0, N_OUT]
+                    cur[:n0] = first_cur
+                    accum[:n0] = 0
+                    row += first_counts
+                else:
+                    layer_read(0, desc, W, bias, params, cur, accum, fill, in_events, in_values,
+                               n_host, direct, limit, tile_rows, offs, marks, stamp, row)
+                    if direct and t_in >= 0:
+                        first_cur[:] = cur[:desc[0, N_OUT]]
+                        first_counts[:] = row
+                        have_first = True
+            else:
+                off = desc[li - 1, N_OFF]
+                layer_read(li, desc, W, bias, params, cur, accum, fill,
+                           lists[off:off + n_list[li - 1]], empty_values, n_list[li - 1], False,
+                           limit, tile_rows, offs, marks, stamp, row)
+            n_list[li] = layer_fire(li, desc, theta, leak_a, enabled, params, U[b], S[b], C[b],
+                                    cur, accum, lists, row)
+        if record & 1:
+            rec_S[b, t, :] = S[b, :]
+        if record & 2:
+            rec_U[b, t, :] = U[b, :]
+
+
+@njit(nogil=True, parallel=True, cache=True)
+def run_batch(desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc, in_packed, in_direct,
+              U, S, C, counters, rec_S, rec_U):
+    """Run every sample of a batch; state arrays are (batch, neurons), counters (batch, T, L, N)."""
+    for b in prange(U.shape[0]):
+        run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc, in_packed,
+                   in_direct, U, S, C, counters, rec_S, rec_U)

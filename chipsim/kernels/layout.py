@@ -1,0 +1,81 @@
+"""Integer codes shared by the host and the kernels: the one place modes become numbers.
+
+A deployed network is described to the kernels by a 2-D int64 table `desc`
+(one row per chip layer, columns below) plus flat parameter arrays; this
+keeps the kernels free of Python objects.
+"""
+
+# layer kinds (column KIND)
+KIND_FC = 0
+KIND_CONV = 1
+KIND_POOL_AVG = 2   # fixed-weight IF neurons: weight 1 from each window input, threshold k*k
+KIND_POOL_OR = 3    # memoryless: spikes when any input of its window spiked this tick
+
+# reset modes (column RESET)
+RESET_SUBTRACT = 0
+RESET_ZERO = 1
+
+# columns of the layer table
+KIND = 0
+IN_C = 1
+IN_H = 2
+IN_W = 3
+OUT_C = 4
+OUT_H = 5
+OUT_W = 6
+KERNEL = 7
+STRIDE = 8
+PAD = 9
+W_OFF = 10        # offset of the layer's crossbar matrix in the flat weight array
+B_OFF = 11        # offset of the layer's biases (one per output channel)
+N_OFF = 12        # offset of the layer's neurons in the flat state arrays
+N_OUT = 13        # number of neurons
+FAN_IN = 14       # crossbar rows (im2col rows for conv)
+RESET = 15
+SPIKING = 16      # 0: non-spiking integrator (potential readout)
+MEMORYLESS = 17   # 1: membrane cleared every tick (OR pooling)
+ROW_BANDS = 18    # crossbar row tiles: ceil(FAN_IN / tile_rows)
+COL_TILES = 19    # crossbar column tiles: ceil(OUT_C / tile_cols)
+N_COLS = 20
+
+# scalar parameters (array `params`)
+P_T = 0
+P_DELAY = 1
+P_UMIN = 2
+P_UMAX = 3
+P_CMAX = 4
+P_LEAK_BITS = 5
+P_DIRECT = 6       # 1: the host sends multi-bit values (direct encoder), 0: packed spikes
+P_N_IN = 7         # number of inputs of the first layer
+P_MAX_N = 8        # largest layer (scratch size)
+P_MAX_MARKS = 9    # largest (positions x row bands) for tile-activation marks
+P_RECORD = 10      # bit 0: spikes, bit 1: membrane
+P_ACC_LIMIT = 11   # rows an accumulator lane takes before it must be flushed
+N_PARAMS = 12
+
+# counters, per (sample, tick, layer)
+C_SPIKES = 0             # spikes emitted by the layer
+C_IN_EVENTS = 1          # input events arriving (spikes, or nonzero multi-bit inputs)
+C_SYN_AC = 2             # synaptic events with binary input: accumulates (input spike x fan-out)
+C_SYN_MAC = 3            # synaptic events with multi-bit input (direct encoder): multiply-accumulates
+C_MEM_UPDATES = 4        # membrane updates
+C_MEM_SAT = 5            # membrane saturations
+C_CNT_SAT = 6            # spike-counter saturations
+C_TILE_ACT = 7           # crossbar tile reads (a tile with >= 1 active row for an output position)
+C_UNGATED = 8            # updates an ungated rule would make (N x M per tick)
+C_BOXCAR = 9             # updates passing the boxcar gate
+C_SIGN = 10              # updates passing boxcar and sign gates
+C_PULSES = 11            # programming pulses
+C_CELL_WRITES = 12       # distinct cells written
+C_W_SAT = 13             # weight saturations on write
+C_WRITE_NOISE = 14       # write-noise draws
+C_SILENCED = 15          # spikes suppressed by silenced neurons
+N_COUNTERS = 16
+
+COUNTER_NAMES = (
+    "spikes", "input_events", "synaptic_events_ac", "synaptic_events_mac", "membrane_updates",
+    "membrane_saturations", "counter_saturations", "tile_activations", "updates_ungated",
+    "updates_boxcar_gated", "updates_sign_gated", "pulses", "cell_writes", "weight_saturations",
+    "write_noise_draws", "silenced_spikes",
+)
+assert len(COUNTER_NAMES) == N_COUNTERS

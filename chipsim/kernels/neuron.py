@@ -1,0 +1,88 @@
+"""Integer neuron dynamics (paper Eq. 1 and 3), one layer, one tick, one sample.
+
+    U[t] = leak(U[t-1]) + I[t] - theta * S[t-1]     reset: subtract (paper Eq. 1)
+    U[t] = (1 - S[t-1]) * leak(U[t-1]) + I[t]       reset: zero (paper code)
+    S[t] = U[t] >= theta                            (Eq. 3)
+    C[t] = C[t-1] + S[t]                            spike accumulator
+
+Precisions: U is a signed `membrane_bits` register held in int32 and computed
+in int64, saturated once per tick (each saturation counted); C is an unsigned
+`counter_bits` register (saturation counted); theta and the leak multiplier
+are per-neuron integer registers (so device mismatch can perturb each one).
+
+leak(u) = sign(u) * ((|u| * a) >> F): sign-magnitude truncation toward zero,
+so a negative membrane decays to zero exactly like a positive one (an
+arithmetic shift of a negative number would round toward -inf instead).
+IF neurons have a = 2^F, which is the identity.
+"""
+import numpy as np
+from numba import njit
+
+from .layout import C_CNT_SAT, C_MEM_SAT, C_MEM_UPDATES, C_SILENCED, C_SPIKES, RESET_ZERO
+
+
+@njit(inline="always", cache=True)
+def leak(u, a, leak_bits):
+    """Truncating multiplicative leak of an int64 membrane value."""
+    mag = ((u if u >= 0 else -u) * a) >> leak_bits
+    return mag if u >= 0 else -mag
+
+
+@njit(nogil=True, cache=True)
+def update_neurons(cur, acc, n, n_off, U, S, C, theta, leak_a, enabled, leak_bits, reset_mode, spiking,
+                   memoryless, umin, umax, cmax, spike_list, counters):
+    """Advance `n` neurons starting at `n_off` by one tick; input current = cur[i] + acc[i].
+
+    Writes the indices (0-based within the layer) of the neurons that spiked to
+    `spike_list` and returns how many there are. `counters` is the (tick, layer)
+    row of the counter table. The first loop uses selects, not branches, so
+    it vectorises; the second compacts the spike indices.
+    """
+    u_v = U[n_off:n_off + n]
+    s_v = S[n_off:n_off + n]
+    c_v = C[n_off:n_off + n]
+    th_v = theta[n_off:n_off + n]
+    a_v = leak_a[n_off:n_off + n]
+    en_v = enabled[n_off:n_off + n]
+    full = np.int32(1) << leak_bits
+    zero_reset = reset_mode == RESET_ZERO
+    mem_sat = 0
+    cnt_sat = 0
+    silenced = 0
+    n_spikes = 0
+    for i in range(n):
+        u = np.int64(u_v[i])
+        if memoryless:
+            u = np.int64(0)
+        a = a_v[i]
+        if a != full:
+            u = leak(u, a, leak_bits)
+        fired = s_v[i] != 0
+        th = np.int64(th_v[i])
+        if zero_reset:
+            u = 0 if fired else u
+        else:
+            u = u - th if fired else u
+        u = u + cur[i] + acc[i]
+        mem_sat += (u > umax) + (u < umin)
+        u = min(max(u, umin), umax)
+        u_v[i] = u
+        above = (u >= th) & spiking
+        s = above & (en_v[i] != 0)
+        silenced += above & (en_v[i] == 0)
+        s_v[i] = s
+        c = c_v[i] + np.int32(s)
+        cnt_sat += c > cmax
+        c_v[i] = min(c, cmax)
+        n_spikes += s
+    if n_spikes > 0:
+        k = 0
+        for i in range(n):   # branch-free compaction: write always, advance on a spike
+            spike_list[k] = i
+            k += s_v[i]
+    counters[C_SPIKES] += n_spikes
+    counters[C_MEM_UPDATES] += n
+    counters[C_MEM_SAT] += mem_sat
+    counters[C_CNT_SAT] += cnt_sat
+    counters[C_SILENCED] += silenced
+    return n_spikes

@@ -1,0 +1,142 @@
+"""Integer chip weights in HDF5.
+
+Layout (conventional, framework-compatible tensor shapes; the chip maps them
+onto crossbars itself)::
+
+    /                      attrs: format, chipsim_version, net, provenance (JSON), accuracies
+    /layers/<name>/weight  int16  conv: (out, in_c, k, k); fc: (out, in), `in` in (C, H, W) order
+    /layers/<name>/bias    int32  (out,)
+        attrs: scale (real value of one LSB), threshold (int, in LSBs), weight_bits
+
+Real values: w = weight * scale, b = bias * scale, theta = threshold * scale.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from . import __version__
+from .atomic import atomic_path
+from .config import NetConfig
+
+FORMAT = "chipsim-weights-1"
+
+
+class WeightsError(ValueError):
+    """A weights file does not exist, is malformed, or does not fit the net."""
+
+
+@dataclass
+class LayerWeights:
+    weight: np.ndarray     #: integer, conv (out, in_c, k, k) or fc (out, in)
+    bias: np.ndarray       #: integer (out,)
+    threshold: int         #: firing threshold in LSBs
+    scale: float           #: real value of one LSB
+
+
+@dataclass
+class WeightBundle:
+    layers: dict[str, LayerWeights]
+    attrs: dict = field(default_factory=dict)   #: provenance, accuracies, ...
+
+    def copy(self) -> "WeightBundle":
+        return WeightBundle({k: LayerWeights(v.weight.copy(), v.bias.copy(), v.threshold, v.scale)
+                             for k, v in self.layers.items()}, dict(self.attrs))
+
+
+def expected_shape(layer) -> tuple[int, ...]:
+    if layer.type == "conv":
+        return (layer.out_shape[0], layer.in_shape[0], layer.kernel, layer.kernel)
+    return (layer.out_shape[0], layer.fan_in)
+
+
+def check_bundle(net: NetConfig, bundle: WeightBundle, source: str) -> None:
+    """Raise WeightsError unless every weighted layer of `net` has weights of the right shape and range."""
+    wmax = net.chip.weight_max
+    bmax = net.chip.bias_max
+    for layer in net.weighted_layers:
+        if layer.name not in bundle.layers:
+            raise WeightsError(f"{source}: layers/{layer.name}: missing; expected weights for every "
+                               f"weighted layer of net '{net.name}'")
+        lw = bundle.layers[layer.name]
+        shape = expected_shape(layer)
+        if lw.weight.shape != shape:
+            raise WeightsError(f"{source}: layers/{layer.name}/weight: expected shape {shape}, got {lw.weight.shape}")
+        if lw.bias.shape != (shape[0],):
+            raise WeightsError(f"{source}: layers/{layer.name}/bias: expected shape ({shape[0]},), got {lw.bias.shape}")
+        if lw.weight.size and np.abs(lw.weight).max() > wmax:
+            raise WeightsError(f"{source}: layers/{layer.name}/weight: expected values in [-{wmax}, {wmax}] "
+                               f"(chip.weight_bits={net.chip.weight_bits}), got max |w| = {np.abs(lw.weight).max()}")
+        if lw.bias.size and np.abs(lw.bias).max() > bmax:
+            raise WeightsError(f"{source}: layers/{layer.name}/bias: expected values in [-{bmax}, {bmax}] "
+                               f"(chip.bias_bits={net.chip.bias_bits}), got max |b| = {np.abs(lw.bias).max()}")
+        if not 0 < lw.threshold <= net.chip.membrane_max:
+            raise WeightsError(f"{source}: layers/{layer.name}: threshold: expected an integer in "
+                               f"[1, {net.chip.membrane_max}], got {lw.threshold}")
+
+
+def save_weights(path: str | Path, bundle: WeightBundle, net_name: str) -> None:
+    """Write a bundle atomically (compressed integer datasets)."""
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = FORMAT
+            f.attrs["chipsim_version"] = __version__
+            f.attrs["net"] = net_name
+            for key, value in bundle.attrs.items():
+                f.attrs[key] = json.dumps(value) if isinstance(value, (dict, list)) else value
+            group = f.create_group("layers")
+            for name, lw in bundle.layers.items():
+                g = group.create_group(name)
+                g.create_dataset("weight", data=lw.weight.astype(np.int16), compression="gzip", compression_opts=9)
+                g.create_dataset("bias", data=lw.bias.astype(np.int32), compression="gzip", compression_opts=9)
+                g.attrs["threshold"] = int(lw.threshold)
+                g.attrs["scale"] = float(lw.scale)
+                g.attrs["units"] = "LSB; real value = integer * scale"
+
+
+def load_weights(path: str | Path) -> WeightBundle:
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such weights file; expected an HDF5 file written by chipsim")
+    try:
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("format") != FORMAT:
+                raise WeightsError(f"{path}: attribute 'format': expected {FORMAT!r}, got {f.attrs.get('format')!r}")
+            layers = {}
+            for name, g in f["layers"].items():
+                layers[name] = LayerWeights(g["weight"][()].astype(np.int32), g["bias"][()].astype(np.int64),
+                                            int(g.attrs["threshold"]), float(g.attrs["scale"]))
+            attrs = {}
+            for key, value in f.attrs.items():
+                if isinstance(value, str) and value[:1] in "{[":
+                    try:
+                        value = json.loads(value)
+                    except json.JSONDecodeError:
+                        pass
+                attrs[key] = value.item() if isinstance(value, np.generic) else value
+    except (OSError, KeyError) as exc:
+        raise WeightsError(f"{path}: not a readable chipsim weights file: {exc}") from None
+    return WeightBundle(layers, attrs)
+
+
+def random_weights(net: NetConfig, seed: int, rate_target: float = 0.1) -> WeightBundle:
+    """Seeded random integer weights (for benchmarks and smoke tests, not for accuracy).
+
+    Thresholds are set so a layer receiving inputs at `rate_target` fires at
+    roughly that rate too: theta ~ std of the input current.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5EED]))
+    wmax = net.chip.weight_max
+    layers = {}
+    for layer in net.weighted_layers:
+        shape = expected_shape(layer)
+        w = np.clip(np.round(rng.normal(0, wmax / 3, size=shape)), -wmax, wmax).astype(np.int32)
+        fan_in = layer.fan_in
+        active = max(1.0, rate_target * fan_in)
+        theta = int(max(1, round(np.sqrt(active) * wmax / 3 * 1.0)))
+        layers[layer.name] = LayerWeights(w, np.zeros(shape[0], np.int64), theta, 1.0 / theta)
+    return WeightBundle(layers, {"provenance": json.dumps({"kind": "random", "seed": seed})})
