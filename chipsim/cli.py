@@ -1,0 +1,146 @@
+"""Command line: `chipsim run`, `chipsim nets`. Parse, call, print; no simulation logic here."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from . import __version__
+
+RECORDABLE = ("spikes", "membrane")
+
+
+def _parse_record(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    kinds = tuple(v.strip() for v in value.split(",") if v.strip())
+    for kind in kinds:
+        if kind not in RECORDABLE:
+            raise click.BadParameter(f"expected a comma-separated list of {', '.join(RECORDABLE)}, got {kind!r}",
+                                     param_hint="--record")
+    return kinds
+
+
+def _default_out(net: str) -> Path:
+    stem = Path(net).name.removesuffix(".yaml")
+    return Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _print_summary(summary: dict) -> None:
+    click.echo(f"net {summary['net']}  samples {summary['samples']}  seed {summary['seed']}  "
+               f"T {summary['time_steps']}  encoder {summary['encoder']}")
+    if summary.get("data_note"):
+        click.echo(f"data: {summary['data_note']}")
+    click.echo(f"accuracy {summary['accuracy'] * 100:.2f}%   chip {summary['samples_per_s']:.1f} samples/s "
+               f"({summary['chip_s']:.2f} s chip, {summary['wall_s']:.2f} s wall)")
+    header = f"{'layer':<10}{'neurons':>9}{'rate':>8}{'spk/smp':>11}{'syn/smp':>12}{'tiles':>7}{'util':>7}{'sat':>6}"
+    click.echo(header)
+    n = max(1, summary["samples"])
+    for name, c in summary["layers"].items():
+        syn = (c["synaptic_events_ac"] + c["synaptic_events_mac"]) / n
+        sat = c["membrane_saturations"] + c["counter_saturations"]
+        click.echo(f"{name:<10}{c['neurons']:>9}{c['spike_rate']:>8.3f}{c['spikes'] / n:>11.1f}{syn:>12.3g}"
+                   f"{c['tiles']:>7}{c['tile_utilisation']:>7.2f}{sat:>6}")
+    cost = summary["cost"]
+    click.echo(f"per sample: {cost['cycles_per_sample']:.3g} cycles, {cost['latency_us_per_sample']:.1f} us, "
+               f"{cost['energy_uj_per_sample_total']:.3g} uJ; synops/MAC {summary['synops']['synops_per_mac']:.3f}; "
+               f"host link {summary['host_link']['bytes_in_per_sample']} B in per sample")
+    noise = summary.get("noise") or {}
+    if noise:
+        click.echo(f"noise: {noise.get('requested')}")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="chipsim")
+def main() -> None:
+    """chipsim: a neuromorphic chip that learns on chip (online Local Tandem Learning)."""
+
+
+@main.command()
+@click.option("--net", default="digits", show_default=True, help="Bundled net name (see `chipsim nets`) or YAML path.")
+@click.option("--weights", default=None, help="HDF5 weights file, or 'random'. Default: the net's bundled weights.")
+@click.option("--data", default=None, help="Dataset: 'digits', a CIFAR folder, an image folder or archive. Default: the net's.")
+@click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True)
+@click.option("--samples", type=click.IntRange(min=1), default=None, help="Use only the first N samples (class-balanced).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random draw of the run.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Numba threads (default: all cores).")
+@click.option("--noise", multiple=True, help="Non-ideality, repeatable: mismatch=0.2, bits=4, thermal=0.05, silence=0.1, preset=NAME.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Output folder (default runs/NET-TIME).")
+@click.option("--record", default=None, help="Record traces: spikes, membrane (comma-separated).")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout instead of the table.")
+def run(net, weights, data, split, samples, batch_size, seed, threads, noise, out, record, no_progress, as_json):
+    """Deploy a net on the simulated chip and run inference on a dataset split."""
+    from .runner import RunError, RunOptions
+
+    record_kinds = _parse_record(record)
+    if threads is not None:
+        import numba
+
+        if threads > numba.config.NUMBA_NUM_THREADS:
+            raise click.BadParameter(f"expected at most {numba.config.NUMBA_NUM_THREADS} (cores available), got {threads}",
+                                     param_hint="--threads")
+        numba.set_num_threads(threads)
+    opts = RunOptions(net=net, weights=weights, data=data, split=split, samples=samples, batch_size=batch_size,
+                      seed=seed, record=record_kinds, out=out or _default_out(net), noise=tuple(noise))
+    try:
+        outcome = _with_progress(opts, enabled=not no_progress and not as_json)
+    except (RunError, ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        click.echo("interrupted: no results written", err=True)
+        sys.exit(130)
+    if as_json:
+        import json
+
+        click.echo(json.dumps(outcome.summary, indent=2, default=str))
+    else:
+        _print_summary(outcome.summary)
+        click.echo(f"wrote {', '.join(str(p) for p in outcome.files)}")
+
+
+def _with_progress(opts, enabled: bool):
+    """Run with a click progress bar on stderr; the bar is created once the sample count is known."""
+    from .runner import run_inference
+
+    if not enabled:
+        return run_inference(opts)
+    bars = []
+
+    def advance(done: int, total: int) -> None:
+        if not bars:
+            bars.append(click.progressbar(length=total, label="chip", show_pos=True, file=sys.stderr))
+            bars[0].__enter__()
+        bars[0].update(done)
+
+    opts.progress = advance
+    try:
+        return run_inference(opts)
+    finally:
+        if bars:
+            bars[0].__exit__(None, None, None)
+
+
+@main.command()
+def nets() -> None:
+    """List the bundled networks."""
+    from chipsim.config import ConfigError, load_net
+    from chipsim.models import MODELS_DIR, bundled_nets
+
+    for name in bundled_nets():
+        try:
+            net = load_net(MODELS_DIR / f"{name}.yaml")
+        except ConfigError as exc:
+            click.echo(f"{name:<12} INVALID: {exc}")
+            continue
+        weights = "trained weights" if net.weights else "no bundled weights (--weights PATH|random)"
+        n_w = sum(layer.fan_in * layer.out_shape[0] for layer in net.weighted_layers)
+        click.echo(f"{name:<12} {len(net.weighted_layers)} weighted layers, {n_w / 1e6:.2f} M weights, "
+                   f"T={net.time_steps}, {net.encoder.kind} encoder, data {net.data}; {weights}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""One inference run: resolve net, weights and data, stream batches through the chip, collect results.
+
+Kept apart from the CLI so scripts, tests and sweeps call the same code.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import __version__
+from .chip import Chip
+from .config import NetConfig, load_net
+from .counters import cost_estimate, layer_totals, synops_vs_mac
+from .kernels.layout import N_COUNTERS
+from .results import RunFileWriter, write_summary
+from .weights import WeightBundle, load_weights, random_weights
+
+
+class RunError(ValueError):
+    """Bad run input (net, weights, data, options); the message names the flag and what was expected."""
+
+
+@dataclass
+class RunOptions:
+    net: str = "digits"
+    weights: str | None = None          #: path, "random", or None for the net's bundled weights
+    data: str | None = None             #: dataset spec; None = the net's default
+    split: str = "test"
+    samples: int | None = None
+    batch_size: int = 64
+    seed: int = 0
+    record: tuple[str, ...] = ()
+    out: Path | None = None
+    progress: Callable[[int, int], None] | None = None   #: called with (samples just done, total)
+    noise: tuple[str, ...] = ()
+
+
+@dataclass
+class RunOutcome:
+    summary: dict
+    predictions: np.ndarray
+    labels: np.ndarray
+    counters: np.ndarray                #: (T, L, C) summed over samples
+    counters_per_sample: np.ndarray     #: (N, L, C) summed over ticks
+    out_dir: Path | None = None
+    files: list[Path] = field(default_factory=list)
+
+
+def resolve_weights(net: NetConfig, spec: str | None, seed: int) -> tuple[WeightBundle, str]:
+    if spec == "random":
+        return random_weights(net, seed), "random"
+    path = spec or net.weights
+    if path is None:
+        raise RunError(f"--weights: net '{net.name}' ({net.source}) ships no trained weights yet; "
+                       f"expected --weights PATH (an HDF5 file from chipsim) or --weights random")
+    return load_weights(path), str(path)
+
+
+def load_inputs(net: NetConfig, spec: str, split: str, samples: int | None):
+    from chipsim.hostlink.datasets import DatasetError, load_dataset
+
+    try:
+        data = load_dataset(spec, split, limit=samples)
+    except DatasetError as exc:
+        raise RunError(f"--data: {exc}") from None
+    if tuple(data.images.shape[1:]) != net.input_shape:
+        raise RunError(f"--data {spec}: images have shape {tuple(data.images.shape[1:])}, expected "
+                       f"{net.input_shape} (input_shape of net '{net.name}')")
+    if samples is not None and len(data) < samples:
+        raise RunError(f"--samples {samples}: the {split} split of {spec} has only {len(data)} samples")
+    return data
+
+
+def encoder_key(seed: int) -> int:
+    """64-bit key of the rate encoder's stream: SeedSequence(seed, 'encoder')."""
+    return int(np.random.SeedSequence([seed, 0x656E63]).generate_state(1, np.uint64)[0])
+
+
+def prepare_out_dir(out: Path) -> Path:
+    if (out / "summary.json").exists():
+        raise RunError(f"--out {out}: already holds a finished run (summary.json); "
+                       f"expected a new or empty folder, nothing is overwritten")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def run_inference(opts: RunOptions) -> RunOutcome:
+    from chipsim.hostlink.encoders import Encoder
+    from chipsim.hostlink.stream import BatchStream
+    from chipsim.models import resolve_net
+
+    if opts.batch_size < 1:
+        raise RunError(f"--batch-size: expected an integer >= 1, got {opts.batch_size}")
+    try:
+        net = load_net(resolve_net(opts.net))
+    except FileNotFoundError as exc:
+        raise RunError(str(exc)) from None
+    bundle, weights_source = resolve_weights(net, opts.weights, opts.seed)
+    data_spec = opts.data or net.data
+    data = load_inputs(net, data_spec, opts.split, opts.samples)
+    chip = Chip(net, bundle, weights_source)
+    noise_report = {}
+    if opts.noise:
+        from chipsim.noise import apply_noise
+
+        noise_report = apply_noise(chip, opts.noise, opts.seed)
+    encoder = Encoder(net.encoder.kind, net.time_steps, data.pixel_max, net.encoder.input_bits,
+                      net.encoder.max_rate, encoder_key(opts.seed))
+    n = len(data)
+    bs = opts.batch_size
+    n_batches = (n + bs - 1) // bs
+
+    def make_batch(i: int):
+        ids = np.arange(i * bs, min(n, (i + 1) * bs))
+        return ids, encoder.encode(data.images[ids], ids), data.labels[ids]
+
+    out_dir = prepare_out_dir(Path(opts.out)) if opts.out else None
+    writer = None
+    if out_dir is not None:
+        attrs = {"net": net.to_dict(), "seed": opts.seed, "weights": weights_source, "data": data_spec}
+        slices = {name: chip.layer_slice(name) for name in chip.layer_names}
+        writer = RunFileWriter(out_dir, attrs, slices, opts.record, net.time_steps)
+    L = len(chip.layers)
+    preds = np.empty(n, np.int64)
+    per_tick = np.zeros((net.time_steps, L, N_COUNTERS), np.int64)
+    per_sample = np.zeros((n, L, N_COUNTERS), np.int64)
+    stream = BatchStream(make_batch, n_batches)
+    t0 = time.perf_counter()
+    chip_s = 0.0
+    try:
+        for ids, inputs, _labels in stream:
+            c0 = time.perf_counter()
+            res = chip.run(inputs, opts.record)
+            chip_s += time.perf_counter() - c0
+            preds[ids] = res.predictions
+            per_tick += res.counters.sum(axis=0)
+            per_sample[ids] = res.counters.sum(axis=1)
+            if writer is not None and opts.record:
+                writer.append_traces(res.spikes, res.membrane)
+            if opts.progress:
+                opts.progress(len(ids), n)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    wall = time.perf_counter() - t0
+    labels = np.asarray(data.labels, np.int64)
+    accuracy = float((preds == labels).mean()) if n else float("nan")
+    totals = layer_totals(per_tick, chip.layer_names)
+    summary = {
+        "chipsim_version": __version__,
+        "net": net.name,
+        "net_file": net.source,
+        "weights": weights_source,
+        "weights_accuracy": {k: bundle.attrs[k] for k in ("teacher_accuracy", "snn_accuracy") if k in bundle.attrs},
+        "data": data_spec,
+        "split": opts.split,
+        "data_note": getattr(data, "note", None),
+        "samples": n,
+        "seed": opts.seed,
+        "batch_size": bs,
+        "accuracy": accuracy,
+        "time_steps": net.time_steps,
+        "encoder": net.encoder.kind,
+        "delay": net.chip.delay,
+        "pipeline_fill_ticks": chip.pipeline_fill,
+        "noise": noise_report,
+        "wall_s": round(wall, 3),
+        "chip_s": round(chip_s, 3),
+        "samples_per_s": n / chip_s if chip_s > 0 else None,
+        "host_link": {
+            "bytes_in_per_sample": encoder.host_bytes(chip.n_inputs),
+            "bytes_out_per_sample": net.classes * ((net.chip.counter_bits + 7) // 8),
+            "bytes_in_total": encoder.host_bytes(chip.n_inputs) * n,
+            "stream": stream.stats.to_dict(),
+        },
+        "layers": {name: {**totals[name], "neurons": chip.layers[li].n_out,
+                          "spike_rate": totals[name]["spikes"] / max(1, n * net.time_steps * chip.layers[li].n_out),
+                          "tiles": chip.tiles.get(name, 0),
+                          "tile_utilisation": chip.tile_utilisation.get(name, 0.0)}
+                   for li, name in enumerate(chip.layer_names)},
+        "cost": cost_estimate(chip, per_tick, n),
+        "synops": synops_vs_mac(chip, totals, n),
+    }
+    outcome = RunOutcome(summary, preds, labels, per_tick, per_sample, out_dir)
+    if out_dir is not None:
+        outcome.files.append(writer.close({"predictions": preds, "labels": labels, "sample_ids": np.arange(n),
+                                           "counters": per_tick, "counters_per_sample": per_sample}))
+        outcome.files.append(write_summary(out_dir, summary))
+    return outcome
+
