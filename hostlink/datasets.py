@@ -57,6 +57,7 @@ import pickle
 import re
 import tarfile
 import zlib
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
@@ -76,8 +77,15 @@ SPLITS: tuple[str, ...] = ("train", "test")
 
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz")
+#: Data shipped inside the package, by name (see data/make_cifar10_subset.py).
+BUNDLED = {
+    "cifar10-test-subset": (Path(__file__).resolve().parent / "data" / "cifar10-test-subset.tar",
+                            "bundled CIFAR-10 test subset: 1,000 of 10,000 JPEG test images "
+                            "(100 per class); pass --data PATH for the full test set"),
+}
+
 _EXPECTED = (
-    "expected 'digits', a CIFAR python-batches folder, an image folder "
+    "expected 'digits', 'cifar10-test-subset', a CIFAR python-batches folder, an image folder "
     "ROOT/<split>/<class>/*.jpg or a .tar/.tar.gz/.tar.xz of one"
 )
 
@@ -112,6 +120,7 @@ class Dataset:
     classes: tuple[str, ...]  #: class names, index = label
     source: str  #: absolute path it was read from, or "embedded"
     pixel_max: int  #: largest possible pixel value: 16 for digits, 255 for images
+    note: str = ""  #: caveat shown to users, e.g. that this is only a subset
 
     def __post_init__(self) -> None:
         images = np.asarray(self.images)
@@ -225,6 +234,9 @@ def load_dataset(
         raise DatasetError(f"{spec_str}: limit must be a positive integer or None, got {limit!r}")
     if spec_str == "digits":
         return _load_digits(split, limit)
+    if spec_str in BUNDLED:
+        bundled_path, note = BUNDLED[spec_str]
+        return dataclasses.replace(load_dataset(bundled_path, split, limit), name=spec_str, note=note)
 
     path = Path(spec_str).expanduser()
     if not path.exists():
