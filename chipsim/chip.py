@@ -7,6 +7,7 @@ Noise models modify a deployed chip's `registers` (frozen noise) before a run.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -31,10 +32,13 @@ class Registers:
     theta: np.ndarray       #: int32, one threshold register per neuron
     leak: np.ndarray        #: int32, one leak multiplier per neuron (2^leak_bits = no leak)
     enabled: np.ndarray     #: uint8, 0 = silenced neuron (never spikes)
+    weight_max: np.ndarray  #: int64 per chip layer: largest |weight| a cell may hold (saturation bound)
+    weight_step: np.ndarray  #: int64 per chip layer: LSBs per register level (1; 2^f after `bits` noise)
+    noise_rate: np.ndarray  #: float64 (L, 2): dynamic noise per layer (thermal sigma, per-tick silence p)
+    noise_key: np.ndarray   #: uint64 (L, 2): 64-bit keys of those dynamic noise streams
 
     def copy(self) -> "Registers":
-        return Registers(self.weights.copy(), self.bias.copy(), self.theta.copy(), self.leak.copy(),
-                         self.enabled.copy())
+        return Registers(*(getattr(self, f.name).copy() for f in dataclasses.fields(self)))
 
 
 @dataclass
@@ -144,6 +148,10 @@ class Chip:
             theta=np.concatenate(thetas),
             leak=np.concatenate(leaks),
             enabled=np.ones(n_off, np.uint8),
+            weight_max=np.full(L, chip.weight_max, np.int64),
+            weight_step=np.ones(L, np.int64),
+            noise_rate=np.zeros((L, 2), np.float64),
+            noise_key=np.zeros((L, 2), np.uint64),
         )
         first = self.layers[0]
         self.n_inputs = int(np.prod(first.in_shape))
@@ -177,18 +185,21 @@ class Chip:
         p[K.P_MAX_N] = self.max_layer
         p[K.P_MAX_MARKS] = self.max_marks
         p[K.P_RECORD] = record
-        p[K.P_ACC_LIMIT] = np.iinfo(self.acc_dtype).max // max(1, self.chip.weight_max)
+        p[K.P_ACC_LIMIT] = np.iinfo(self.acc_dtype()).max // self.largest_weight()
         return p
 
-    @property
+    def largest_weight(self) -> int:
+        return max(1, int(np.abs(self.registers.weights).max(initial=0)))
+
     def acc_dtype(self):
-        """16-bit accumulator lanes for <= 8-bit weights (exact: see kernels/crossbar.py), else 32."""
-        return np.int16 if self.chip.weight_bits <= 8 else np.int32
+        """16-bit accumulator lanes when eight summed rows fit them (exact: see kernels/crossbar.py)."""
+        return np.int16 if 8 * self.largest_weight() <= np.iinfo(np.int16).max else np.int32
 
     # ------------------------------------------------------------------ running
-    def run(self, inputs: np.ndarray, record: tuple[str, ...] = ()) -> BatchResult:
+    def run(self, inputs: np.ndarray, record: tuple[str, ...] = (), sample_ids: np.ndarray | None = None) -> BatchResult:
         """Run a batch. `inputs`: packed spikes (B, T, ceil(n_in/8)) uint8 for rate/if encoders,
-        or multi-bit values (B, n_in) int32 in chip input order for the direct encoder."""
+        or multi-bit values (B, n_in) int32 in chip input order for the direct encoder.
+        `sample_ids`: global sample indices that key dynamic noise (default 0..B-1)."""
         T = self.net.time_steps
         direct = self.net.encoder.kind == "direct"
         B = inputs.shape[0]
@@ -212,9 +223,12 @@ class Chip:
         rec_S = np.zeros((B, T, N) if rec & 1 else (1, 1, 1), np.uint8)
         rec_U = np.zeros((B, T, N) if rec & 2 else (1, 1, 1), np.int32)
         r = self.registers
+        ids = np.arange(B, dtype=np.int64) if sample_ids is None else np.asarray(sample_ids, np.int64)
+        if ids.shape != (B,):
+            raise ValueError(f"sample_ids: expected shape ({B},), got {ids.shape}")
         run_batch(self.desc, r.weights, r.bias, r.theta, r.leak, r.enabled, self.params(rec),
-                  self.chip.tile_rows, np.zeros(1, self.acc_dtype), in_packed, in_direct, U, S, C,
-                  counters, rec_S, rec_U)
+                  self.chip.tile_rows, np.zeros(1, self.acc_dtype()), r.noise_rate, r.noise_key, ids,
+                  in_packed, in_direct, U, S, C, counters, rec_S, rec_U)
         out = self.layer_slice(self.layer_names[-1])
         counts, pots = C[:, out], U[:, out]
         return BatchResult(readout(counts, pots, self.net.readout, self.chip.membrane_min), counts, pots,

@@ -134,7 +134,7 @@ def run_inference(opts: RunOptions) -> RunOutcome:
     try:
         for ids, inputs, _labels in stream:
             c0 = time.perf_counter()
-            res = chip.run(inputs, opts.record)
+            res = chip.run(inputs, opts.record, ids)
             chip_s += time.perf_counter() - c0
             preds[ids] = res.predictions
             per_tick += res.counters.sum(axis=0)

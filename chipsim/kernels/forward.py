@@ -71,19 +71,23 @@ def layer_read(li, desc, W, bias, params, cur, acc, fill, events, values, n_even
 
 
 @njit(nogil=True, cache=True)
-def layer_fire(li, desc, theta, leak_a, enabled, params, U, S, C, cur, acc, lists, counters):
-    """Neuron update of layer `li` for one tick; returns its spike count."""
+def layer_fire(li, desc, theta, leak_a, enabled, params, U, S, C, cur, acc, lists, counters,
+               noise_f, noise_k, sample_id, t):
+    """Neuron update of layer `li` for one tick; returns its spike count.
+
+    noise_f[li] = (thermal sigma, per-tick silence p), noise_k[li] = their 64-bit keys."""
     n = desc[li, N_OUT]
     n_off = desc[li, N_OFF]
     return update_neurons(cur, acc, n, n_off, U, S, C, theta, leak_a, enabled, params[P_LEAK_BITS],
                           desc[li, RESET], desc[li, SPIKING] != 0, desc[li, MEMORYLESS] != 0,
                           params[P_UMIN], params[P_UMAX], params[P_CMAX], lists[n_off:n_off + n],
-                          counters)
+                          counters, noise_f[li, 0], noise_f[li, 1], noise_k[li, 0], noise_k[li, 1],
+                          sample_id, t)
 
 
 @njit(nogil=True, cache=True)
-def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc, in_packed,
-               in_direct, U, S, C, counters, rec_S, rec_U):
+def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc, noise_f, noise_k,
+               sample_ids, in_packed, in_direct, U, S, C, counters, rec_S, rec_U):
     """Run sample `b` for T ticks from a zero state.
 
     `acc` is a 1-element array whose dtype selects the accumulator (int16 or
@@ -155,7 +159,7 @@ def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc,
                            lists[off:off + n_list[li - 1]], empty_values, n_list[li - 1], False,
                            limit, tile_rows, offs, marks, stamp, row)
             n_list[li] = layer_fire(li, desc, theta, leak_a, enabled, params, U[b], S[b], C[b],
-                                    cur, accum, lists, row)
+                                    cur, accum, lists, row, noise_f, noise_k, sample_ids[b], t)
         if record & 1:
             rec_S[b, t, :] = S[b, :]
         if record & 2:
@@ -163,9 +167,12 @@ def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc,
 
 
 @njit(nogil=True, parallel=True, cache=True)
-def run_batch(desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc, in_packed, in_direct,
-              U, S, C, counters, rec_S, rec_U):
-    """Run every sample of a batch; state arrays are (batch, neurons), counters (batch, T, L, N)."""
+def run_batch(desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc, noise_f, noise_k,
+              sample_ids, in_packed, in_direct, U, S, C, counters, rec_S, rec_U):
+    """Run every sample of a batch; state arrays are (batch, neurons), counters (batch, T, L, N).
+
+    `sample_ids` are the samples' global indices: dynamic noise is keyed by them,
+    never by the position in the batch."""
     for b in prange(U.shape[0]):
-        run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc, in_packed,
-                   in_direct, U, S, C, counters, rec_S, rec_U)
+        run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc, noise_f, noise_k,
+                   sample_ids, in_packed, in_direct, U, S, C, counters, rec_S, rec_U)

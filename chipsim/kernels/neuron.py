@@ -16,9 +16,10 @@ arithmetic shift of a negative number would round toward -inf instead).
 IF neurons have a = 2^F, which is the identity.
 """
 import numpy as np
-from numba import njit
+from numba import njit, uint64
 
 from .layout import C_CNT_SAT, C_MEM_SAT, C_MEM_UPDATES, C_SILENCED, C_SPIKES, RESET_ZERO
+from .rng import fast_normal, lane_bits, tick_key
 
 
 @njit(inline="always", cache=True)
@@ -30,13 +31,20 @@ def leak(u, a, leak_bits):
 
 @njit(nogil=True, cache=True)
 def update_neurons(cur, acc, n, n_off, U, S, C, theta, leak_a, enabled, leak_bits, reset_mode, spiking,
-                   memoryless, umin, umax, cmax, spike_list, counters):
+                   memoryless, umin, umax, cmax, spike_list, counters, thermal, tick_silence, key_thermal,
+                   key_silence, sample_id, t):
     """Advance `n` neurons starting at `n_off` by one tick; input current = cur[i] + acc[i].
 
     Writes the indices (0-based within the layer) of the neurons that spiked to
     `spike_list` and returns how many there are. `counters` is the (tick, layer)
     row of the counter table. The first loop uses selects, not branches, so
     it vectorises; the second compacts the spike indices.
+
+    Dynamic noise (off when 0): `thermal` = s adds round(s * |I| * xi) to the
+    input current, xi ~ N(0, 1) drawn per (sample, tick, neuron) from the
+    counter-based hash; `tick_silence` = p suppresses each spike with
+    probability p, drawn likewise. A disabled neuron (frozen silencing) has
+    its membrane held at 0 and never spikes; its ticks count as silenced.
     """
     u_v = U[n_off:n_off + n]
     s_v = S[n_off:n_off + n]
@@ -50,6 +58,11 @@ def update_neurons(cur, acc, n, n_off, U, S, C, theta, leak_a, enabled, leak_bit
     cnt_sat = 0
     silenced = 0
     n_spikes = 0
+    noisy = thermal > 0.0 or tick_silence > 0.0
+    if noisy:
+        base_t = tick_key(key_thermal, sample_id, t)
+        base_s = tick_key(key_silence, sample_id, t)
+        p_keep = uint64((1.0 - tick_silence) * 18446744073709549568.0)
     for i in range(n):
         u = np.int64(u_v[i])
         if memoryless:
@@ -63,13 +76,19 @@ def update_neurons(cur, acc, n, n_off, U, S, C, theta, leak_a, enabled, leak_bit
             u = 0 if fired else u
         else:
             u = u - th if fired else u
-        u = u + cur[i] + acc[i]
+        x = np.int64(cur[i]) + np.int64(acc[i])
+        if noisy and thermal > 0.0:
+            x += np.int64(np.floor(thermal * abs(x) * fast_normal(lane_bits(base_t, i)) + 0.5))
+        en = en_v[i] != 0
+        u = u + x if en else np.int64(0)
         mem_sat += (u > umax) + (u < umin)
         u = min(max(u, umin), umax)
         u_v[i] = u
-        above = (u >= th) & spiking
-        s = above & (en_v[i] != 0)
-        silenced += above & (en_v[i] == 0)
+        s = (u >= th) & spiking
+        if noisy and tick_silence > 0.0 and s:
+            s = lane_bits(base_s, i) < p_keep
+            silenced += not s
+        silenced += not en
         s_v[i] = s
         c = c_v[i] + np.int32(s)
         cnt_sat += c > cmax
