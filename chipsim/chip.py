@@ -158,12 +158,19 @@ class Chip:
         self.max_layer = int(max(layer.n_out for layer in self.layers))
         self.max_marks = max_marks
         self.pipeline_fill = L if chip.delay else 0
+        #: write noise of on-chip learning: (relative spread, 64-bit key per layer); set by noise.mismatch
+        self.write_noise = (0.0, np.zeros(L, np.uint64))
 
     # ------------------------------------------------------------------ queries
     def layer_slice(self, name: str) -> slice:
         li = self.layer_names.index(name)
         off = int(self.desc[li, K.N_OFF])
         return slice(off, off + int(self.desc[li, K.N_OUT]))
+
+    def bias_slice(self, name: str) -> slice:
+        li = self.layer_names.index(name)
+        off = int(self.desc[li, K.B_OFF])
+        return slice(off, off + self.layers[li].out_shape[0])
 
     def weight_slice(self, name: str) -> slice:
         li = self.layer_names.index(name)

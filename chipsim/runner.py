@@ -105,9 +105,12 @@ def run_inference(opts: RunOptions) -> RunOutcome:
     chip = Chip(net, bundle, weights_source)
     noise_report = {}
     if opts.noise:
-        from chipsim.noise import apply_noise
+        from chipsim.noise import NoiseSpecError, apply_noise
 
-        noise_report = apply_noise(chip, opts.noise, opts.seed)
+        try:
+            noise_report = apply_noise(chip, opts.noise, opts.seed)
+        except NoiseSpecError as exc:
+            raise RunError(str(exc)) from None
     encoder = Encoder(net.encoder.kind, net.time_steps, data.pixel_max, net.encoder.input_bits,
                       net.encoder.max_rate, encoder_key(opts.seed))
     n = len(data)
@@ -121,7 +124,8 @@ def run_inference(opts: RunOptions) -> RunOutcome:
     out_dir = prepare_out_dir(Path(opts.out)) if opts.out else None
     writer = None
     if out_dir is not None:
-        attrs = {"net": net.to_dict(), "seed": opts.seed, "weights": weights_source, "data": data_spec}
+        attrs = {"net": net.to_dict(), "seed": opts.seed, "weights": weights_source, "data": data_spec,
+                 "noise": noise_report}
         slices = {name: chip.layer_slice(name) for name in chip.layer_names}
         writer = RunFileWriter(out_dir, attrs, slices, opts.record, net.time_steps)
     L = len(chip.layers)

@@ -1,1 +1,34 @@
-"""chipsim.noise"""
+"""Hardware non-idealities of DYNAP-SE-like mixed-signal chips (Buechel et al. 2021, as used by LTL).
+
+One module per model, a registry, a parser (`spec.py`) and one seeding scheme
+(`seeding.py`, read its docstring for how every draw is derived). Frozen
+models rewrite a deployed chip's registers; dynamic ones set per-tick rates
+and keys that the kernels draw from.
+
+    from chipsim.noise import apply_noise
+    report = apply_noise(chip, ["mismatch=0.2", "thermal=0.05"], seed=0)
+"""
+from __future__ import annotations
+
+from .base import NoiseModel
+from .mismatch import Mismatch
+from .quantization import Quantization
+from .silence import Silence
+from .spec import PRESETS, NoiseSpec, NoiseSpecError, parse_noise
+from .thermal import Thermal
+
+#: Application order: quantize the trained weights, then fabricate (mismatch), then break neurons.
+REGISTRY: dict[str, NoiseModel] = {m.kind: m for m in (Quantization(), Mismatch(), Silence(), Thermal())}
+
+
+def apply_noise(chip, items, seed: int) -> dict:
+    """Parse `items` (--noise strings or a NoiseSpec), apply every active model, return the report."""
+    spec = items if isinstance(items, NoiseSpec) else parse_noise(tuple(items))
+    realised = {}
+    for kind, model in REGISTRY.items():
+        if model.active(spec):
+            realised[kind] = model.apply(chip, spec, seed)
+    return {"requested": spec.to_dict(), "seed": seed, "realised": realised}
+
+
+__all__ = ["NoiseModel", "NoiseSpec", "NoiseSpecError", "PRESETS", "REGISTRY", "apply_noise", "parse_noise"]

@@ -21,6 +21,9 @@ from numba import njit, uint64
 from .layout import C_CNT_SAT, C_MEM_SAT, C_MEM_UPDATES, C_SILENCED, C_SPIKES, RESET_ZERO
 from .rng import fast_normal, lane_bits, tick_key
 
+#: spike-state value of a neuron that fired but whose spike was dropped (per-tick silencing)
+DROPPED = 2
+
 
 @njit(inline="always", cache=True)
 def leak(u, a, leak_bits):
@@ -43,7 +46,8 @@ def update_neurons(cur, acc, n, n_off, U, S, C, theta, leak_a, enabled, leak_bit
     Dynamic noise (off when 0): `thermal` = s adds round(s * |I| * xi) to the
     input current, xi ~ N(0, 1) drawn per (sample, tick, neuron) from the
     counter-based hash; `tick_silence` = p suppresses each spike with
-    probability p, drawn likewise. A disabled neuron (frozen silencing) has
+    probability p, drawn likewise: the neuron still resets (its S holds
+    DROPPED = 2), but the spike is neither delivered nor counted. A disabled neuron (frozen silencing) has
     its membrane held at 0 and never spikes; its ticks count as silenced.
     """
     u_v = U[n_off:n_off + n]
@@ -70,7 +74,7 @@ def update_neurons(cur, acc, n, n_off, U, S, C, theta, leak_a, enabled, leak_bit
         a = a_v[i]
         if a != full:
             u = leak(u, a, leak_bits)
-        fired = s_v[i] != 0
+        fired = s_v[i] != 0          # a dropped spike (DROPPED) still resets its neuron
         th = np.int64(th_v[i])
         if zero_reset:
             u = 0 if fired else u
@@ -85,11 +89,15 @@ def update_neurons(cur, acc, n, n_off, U, S, C, theta, leak_a, enabled, leak_bit
         u = min(max(u, umin), umax)
         u_v[i] = u
         s = (u >= th) & spiking
+        state = np.uint8(s)
         if noisy and tick_silence > 0.0 and s:
-            s = lane_bits(base_s, i) < p_keep
-            silenced += not s
+            if lane_bits(base_s, i) >= p_keep:
+                # the neuron fired (and will reset) but the spike is lost on its way out
+                s = False
+                state = np.uint8(DROPPED)
+                silenced += 1
         silenced += not en
-        s_v[i] = s
+        s_v[i] = state
         c = c_v[i] + np.int32(s)
         cnt_sat += c > cmax
         c_v[i] = min(c, cmax)
@@ -98,7 +106,7 @@ def update_neurons(cur, acc, n, n_off, U, S, C, theta, leak_a, enabled, leak_bit
         k = 0
         for i in range(n):   # branch-free compaction: write always, advance on a spike
             spike_list[k] = i
-            k += s_v[i]
+            k += s_v[i] == 1
     counters[C_SPIKES] += n_spikes
     counters[C_MEM_UPDATES] += n
     counters[C_MEM_SAT] += mem_sat

@@ -1,0 +1,104 @@
+"""`--noise` parsing: KIND=VALUE, KIND.SUB=VALUE and preset=NAME, repeatable, into one NoiseSpec.
+
+    --noise mismatch=0.2                  all mismatch parameters (weights, bias, threshold, leak)
+    --noise mismatch.weights=0.2 --noise mismatch.leak=0.1
+    --noise bits=4                        post-training weight quantization to 4 bits
+    --noise thermal=0.05                  per-tick input-current noise, I' ~ N(I, (s |I|)^2)
+    --noise silence=0.1                   frozen mask: 10 % of each layer's neurons never spike
+    --noise silence.scope=tick            ... or a fresh Bernoulli drop of each spike every tick
+    --noise preset=dynapse                measured DYNAP-SE spreads (see PRESETS)
+
+Later items override earlier ones, so `preset=dynapse --noise thermal=0` works.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+
+class NoiseSpecError(ValueError):
+    """A --noise item is malformed; the message lists what is accepted."""
+
+
+@dataclass(frozen=True)
+class NoiseSpec:
+    mismatch_weights: float = 0.0     #: relative spread of each crossbar cell (frozen per chip)
+    mismatch_bias: float = 0.0        #: relative spread of each bias register
+    mismatch_threshold: float = 0.0   #: relative spread of each neuron's threshold
+    mismatch_leak: float = 0.0        #: relative spread of each LIF neuron's time constant
+    mismatch_write: float = 0.0       #: relative spread of each on-chip weight write (learning)
+    bits: int | None = None           #: weight register width after post-training quantization
+    thermal: float = 0.0              #: relative std of the input current, fresh per tick
+    silence: float = 0.0              #: fraction of neurons silenced
+    silence_scope: str = "chip"       #: chip: frozen mask; tick: fresh drop of each spike every tick
+
+    @property
+    def is_ideal(self) -> bool:
+        return self == NoiseSpec()
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+#: Named presets. Spreads as measured on DYNAP-SE (Buechel et al., Sci. Rep. 2021:
+#: ~20 % for weights/currents, ~10 % for time constants and thresholds).
+PRESETS: dict[str, NoiseSpec] = {
+    "ideal": NoiseSpec(),
+    "dynapse": NoiseSpec(mismatch_weights=0.2, mismatch_bias=0.2, mismatch_threshold=0.1, mismatch_leak=0.1,
+                         mismatch_write=0.2),
+    # the LTL paper's own robustness runs: mismatch 0.2 on weights, biases and the leak
+    "ltl2022": NoiseSpec(mismatch_weights=0.2, mismatch_bias=0.2, mismatch_leak=0.2, mismatch_write=0.2),
+    # Buechel et al.'s code: weights 20 %, time constants and thresholds around the mean
+    "buechel2021": NoiseSpec(mismatch_weights=0.2, mismatch_threshold=0.2, mismatch_leak=0.2),
+}
+
+_MISMATCH_PARTS = ("weights", "bias", "threshold", "leak", "write")
+_ACCEPTED = ("mismatch=S, mismatch.{weights,bias,threshold,leak,write}=S (S in [0, 1]), bits=B (B in 2..16), "
+             "thermal=S (S in [0, 2]), silence=P (P in [0, 1)), silence.scope=chip|tick, "
+             f"preset={'|'.join(PRESETS)}")
+
+
+def _number(item: str, text: str, lo: float, hi: float, hi_open: bool = False) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise NoiseSpecError(f"--noise {item}: expected a number, got {text!r}; accepted: {_ACCEPTED}") from None
+    if not (lo <= value <= hi) or (hi_open and value >= hi):
+        bound = f"[{lo}, {hi})" if hi_open else f"[{lo}, {hi}]"
+        raise NoiseSpecError(f"--noise {item}: expected a value in {bound}, got {value}; accepted: {_ACCEPTED}")
+    return value
+
+
+def parse_noise(items: tuple[str, ...] | list[str]) -> NoiseSpec:
+    spec = NoiseSpec()
+    for item in items:
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key or not value:
+            raise NoiseSpecError(f"--noise {item!r}: expected KIND=VALUE; accepted: {_ACCEPTED}")
+        kind, _, part = key.partition(".")
+        if kind == "preset" and not part:
+            if value not in PRESETS:
+                raise NoiseSpecError(f"--noise {item}: unknown preset {value!r}; expected one of {', '.join(PRESETS)}")
+            spec = PRESETS[value]
+        elif kind == "mismatch" and not part:
+            s = _number(item, value, 0.0, 1.0)
+            spec = dataclasses.replace(spec, **{f"mismatch_{p}": s for p in _MISMATCH_PARTS})
+        elif kind == "mismatch" and part in _MISMATCH_PARTS:
+            spec = dataclasses.replace(spec, **{f"mismatch_{part}": _number(item, value, 0.0, 1.0)})
+        elif kind == "bits" and not part:
+            b = _number(item, value, 2, 16)
+            if b != int(b):
+                raise NoiseSpecError(f"--noise {item}: expected a whole number of bits, got {value}")
+            spec = dataclasses.replace(spec, bits=int(b))
+        elif kind == "thermal" and not part:
+            spec = dataclasses.replace(spec, thermal=_number(item, value, 0.0, 2.0))
+        elif kind == "silence" and not part:
+            spec = dataclasses.replace(spec, silence=_number(item, value, 0.0, 1.0, hi_open=True))
+        elif kind == "silence" and part == "scope":
+            if value not in ("chip", "tick"):
+                raise NoiseSpecError(f"--noise {item}: expected chip or tick, got {value!r}")
+            spec = dataclasses.replace(spec, silence_scope=value)
+        else:
+            raise NoiseSpecError(f"--noise {item}: unknown noise {key!r}; accepted: {_ACCEPTED}")
+    return spec
