@@ -15,7 +15,8 @@ import numpy as np
 
 from .config import NetConfig
 from .kernels import layout as K
-from .kernels.forward import run_batch
+from .kernels.forward import learn_batch, run_batch
+from .learning import LearningSetup
 from .weights import WeightBundle, check_bundle
 
 
@@ -178,7 +179,7 @@ class Chip:
         off = int(self.desc[li, K.W_OFF])
         return slice(off, off + layer.fan_in * layer.out_shape[0])
 
-    def params(self, record: int = 0) -> np.ndarray:
+    def params(self, record: int = 0, learning=None) -> np.ndarray:
         chip = self.chip
         p = np.zeros(K.N_PARAMS, np.int64)
         p[K.P_T] = self.net.time_steps
@@ -192,21 +193,36 @@ class Chip:
         p[K.P_MAX_N] = self.max_layer
         p[K.P_MAX_MARKS] = self.max_marks
         p[K.P_RECORD] = record
-        p[K.P_ACC_LIMIT] = np.iinfo(self.acc_dtype()).max // self.largest_weight()
+        p[K.P_BIAS_MAX] = chip.bias_max
+        p[K.P_CACHE_FIRST] = 1
+        largest = self.largest_weight(learning)
+        p[K.P_ACC_LIMIT] = np.iinfo(self.acc_dtype(largest)).max // largest
+        if learning is not None:
+            p[K.P_CACHE_FIRST] = 0 if learning.lparams[0, K.L_ON] else 1
+            p[K.P_WARMUP] = learning.config.warmup
+            p[K.P_TARGET_MAX] = (1 << learning.config.target_bits) - 1
         return p
 
-    def largest_weight(self) -> int:
-        return max(1, int(np.abs(self.registers.weights).max(initial=0)))
+    def largest_weight(self, learning=None) -> int:
+        """Bound on |weight| during the run: the stored maximum, or the register range when learning."""
+        stored = int(np.abs(self.registers.weights).max(initial=0))
+        if learning is not None:
+            stored = max(stored, int(self.registers.weight_max.max()))
+        return max(1, stored)
 
-    def acc_dtype(self):
+    @staticmethod
+    def acc_dtype(largest: int):
         """16-bit accumulator lanes when eight summed rows fit them (exact: see kernels/crossbar.py)."""
-        return np.int16 if 8 * self.largest_weight() <= np.iinfo(np.int16).max else np.int32
+        return np.int16 if 8 * largest <= np.iinfo(np.int16).max else np.int32
 
     # ------------------------------------------------------------------ running
-    def run(self, inputs: np.ndarray, record: tuple[str, ...] = (), sample_ids: np.ndarray | None = None) -> BatchResult:
+    def run(self, inputs: np.ndarray, record: tuple[str, ...] = (), sample_ids: np.ndarray | None = None,
+            learning: "LearningSetup | None" = None, targets: np.ndarray | None = None) -> BatchResult:
         """Run a batch. `inputs`: packed spikes (B, T, ceil(n_in/8)) uint8 for rate/if encoders,
         or multi-bit values (B, n_in) int32 in chip input order for the direct encoder.
-        `sample_ids`: global sample indices that key dynamic noise (default 0..B-1)."""
+        `sample_ids`: global sample indices that key dynamic noise (default 0..B-1).
+        With `learning` (from `setup_learning`) and per-sample rate `targets`, the chip learns
+        online while it runs (samples in order, weights changing as they go)."""
         T = self.net.time_steps
         direct = self.net.encoder.kind == "direct"
         B = inputs.shape[0]
@@ -233,9 +249,23 @@ class Chip:
         ids = np.arange(B, dtype=np.int64) if sample_ids is None else np.asarray(sample_ids, np.int64)
         if ids.shape != (B,):
             raise ValueError(f"sample_ids: expected shape ({B},), got {ids.shape}")
-        run_batch(self.desc, r.weights, r.bias, r.theta, r.leak, r.enabled, self.params(rec),
-                  self.chip.tile_rows, np.zeros(1, self.acc_dtype()), r.noise_rate, r.noise_key, ids,
-                  in_packed, in_direct, U, S, C, counters, rec_S, rec_U)
+        if learning is None:
+            run_batch(self.desc, r.weights, r.bias, r.theta, r.leak, r.enabled, self.params(rec),
+                      self.chip.tile_rows, np.zeros(1, self.acc_dtype(self.largest_weight())), r.noise_rate,
+                      r.noise_key, ids, in_packed, in_direct, U, S, C, counters, rec_S, rec_U)
+        else:
+            if targets is None or targets.shape != (B, learning.n_targets):
+                raise ValueError(f"targets: expected shape ({B}, {learning.n_targets}), "
+                                 f"got {None if targets is None else targets.shape}")
+            if r.weights.dtype != np.int16 and self.largest_weight(learning) > 127:
+                r.weights = r.weights.astype(np.int16)
+            wlim = np.stack([r.weight_max, r.weight_step], axis=1).astype(np.int64)
+            stamp0 = learning.next_stamps(B * T * len(self.layers))
+            learn_batch(self.desc, r.weights, r.bias, r.theta, r.leak, r.enabled, self.params(rec, learning),
+                        self.chip.tile_rows, np.zeros(1, self.acc_dtype(self.largest_weight(learning))),
+                        r.noise_rate, r.noise_key, ids, in_packed, in_direct, U, S, C, counters, rec_S, rec_U,
+                        np.ascontiguousarray(targets, np.uint16), learning.lparams, learning.lkeys, wlim,
+                        float(self.write_noise[0]), learning.wmarks, stamp0)
         out = self.layer_slice(self.layer_names[-1])
         counts, pots = C[:, out], U[:, out]
         return BatchResult(readout(counts, pots, self.net.readout, self.chip.membrane_min), counts, pots,

@@ -231,14 +231,17 @@ class LearningConfig:
 
     enabled: bool = False
     layers: tuple[str, ...] = ()       #: names of learning layers; empty = all weighted layers
-    lr: float = 1.0                    #: learning rate for `exact` mode
-    p: float = 0.4                     #: boxcar width in threshold units (gate |U - theta| < p/2 * theta)
+    lr: float = 1.0                    #: `exact` mode: dW [LSB] = lr * (2 / t) * e * x / p
+    p: float = 0.667                   #: boxcar width as a fraction of theta (paper code: 0.4 / 0.6)
     warmup: int = 0                    #: ticks without updates at the start of each sample
-    pulse: int = 1                     #: LSBs per programming pulse (`sign` mode)
+    pulse: int = 1                     #: register levels per programming pulse (`sign` mode)
     mode: str = "sign"                 #: sign (one pulse per gated pair) or exact (stochastic rounding)
     target_bits: int = 8               #: width of the host's rate targets
-    dead_zone: float = 0.0             #: |error| below this does not update (sign gate)
-    target_percentile: float = 99.0    #: y_norm percentile of the teacher's activations
+    dead_zone: float = 0.0             #: |rate error| at or below this does not update (sign gate)
+    target_percentile: float = 99.9    #: y_norm percentile of the teacher's activations
+    bias: bool = True                  #: biases learn too (Eq. 10 with x = 1)
+    output_target: str = "label"       #: last layer's target: label (one-hot rate) or teacher (normalised logits)
+    label_rate: float = 1.0            #: rate target of the labelled output neuron
 
 
 @dataclass(frozen=True)
@@ -334,13 +337,16 @@ def _parse_learning(r: _Reader, layer_names: tuple[str, ...]) -> LearningConfig:
         enabled=r.boolean("enabled", True) if r.data else False,
         layers=tuple(layers),
         lr=r.number("lr", 0.0, None, 1.0),
-        p=r.number("p", 1e-9, None, 0.4),
+        p=r.number("p", 1e-6, 2.0, 0.667),
         warmup=r.integer("warmup", 0, None, 0),
         pulse=r.integer("pulse", 1, None, 1),
         mode=r.choice("mode", UPDATE_MODES, "sign"),
         target_bits=r.integer("target_bits", 1, 16, 8),
         dead_zone=r.number("dead_zone", 0.0, 1.0, 0.0),
-        target_percentile=r.number("target_percentile", 50.0, 100.0, 99.0),
+        target_percentile=r.number("target_percentile", 50.0, 100.0, 99.9),
+        bias=r.boolean("bias", True),
+        output_target=r.choice("output_target", ("label", "teacher"), "label"),
+        label_rate=r.number("label_rate", 0.0, 1.0, 1.0),
     )
     r.finish()
     return cfg

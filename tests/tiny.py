@@ -5,7 +5,7 @@ import numpy as np
 
 from chipsim.chip import Chip
 from chipsim.config import parse_net
-from chipsim.weights import LayerWeights, WeightBundle
+from chipsim.weights import LayerWeights, WeightBundle, expected_shape
 
 
 def fc_chain(sizes, *, model="IF", alpha=1.0, reset="subtract", delay=False, T=8, readout="count",
@@ -28,7 +28,7 @@ def bundle(net, weights, biases=None, thresholds=None):
     """weights: list of (out, in) integer arrays, one per weighted layer."""
     layers = {}
     for i, layer in enumerate(net.weighted_layers):
-        w = np.asarray(weights[i], np.int32).reshape(layer.out_shape[0], -1)
+        w = np.asarray(weights[i], np.int32).reshape(expected_shape(layer))
         b = np.zeros(w.shape[0], np.int64) if biases is None else np.asarray(biases[i], np.int64)
         theta = 10 if thresholds is None else thresholds[i]
         layers[layer.name] = LayerWeights(w, b, theta, 1.0)

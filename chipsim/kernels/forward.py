@@ -15,9 +15,11 @@ import numpy as np
 from numba import njit, prange
 
 from .crossbar import conv_read, fc_read, init_current, multibit_read, pool_read
+from .learning import learn_layer
 from .layout import (B_OFF, COL_TILES, FAN_IN, IN_C, IN_W, KERNEL, KIND, KIND_CONV, KIND_FC,
                      KIND_POOL_AVG, MEMORYLESS, N_OFF, N_OUT, OUT_C, OUT_H, OUT_W, P_CMAX, P_DELAY,
-                     P_ACC_LIMIT, P_DIRECT, P_LEAK_BITS, P_MAX_MARKS, P_MAX_N, P_N_IN, P_RECORD, P_T, P_UMAX,
+                     L_ON, N_LPARAMS, P_ACC_LIMIT, P_BIAS_MAX, P_CACHE_FIRST, P_DIRECT,
+                     P_LEAK_BITS, P_TARGET_MAX, P_WARMUP, P_MAX_MARKS, P_MAX_N, P_N_IN, P_RECORD, P_T, P_UMAX,
                      P_UMIN, PAD, RESET, ROW_BANDS, SPIKING, STRIDE, W_OFF)
 from .neuron import update_neurons
 
@@ -87,22 +89,34 @@ def layer_fire(li, desc, theta, leak_a, enabled, params, U, S, C, cur, acc, list
 
 @njit(nogil=True, cache=True)
 def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc, noise_f, noise_k,
-               sample_ids, in_packed, in_direct, U, S, C, counters, rec_S, rec_U):
-    """Run sample `b` for T ticks from a zero state.
+               sample_ids, in_packed, in_direct, U, S, C, counters, rec_S, rec_U,
+               learn, targets, lparams, lkeys, wlim, write_sigma, wmarks, stamp0):
+    """Run sample `b` for T ticks from a zero state; with `learn`, apply online LTL as it goes.
 
     `acc` is a 1-element array whose dtype selects the accumulator (int16 or
-    int32); with the direct encoder the first layer's input is the same every
-    tick, so its crossbar read is computed once and replayed (counted every
-    tick, as the hardware reads it every tick).
+    int32). With the direct encoder the first layer's input is the same every
+    tick, so (when P_CACHE_FIRST) its crossbar read is computed once and
+    replayed, counted every tick as the hardware reads it every tick.
+
+    Learning (kernels/learning.py) runs after a learning layer's neuron update
+    from tick `warmup` on, using the input events that layer integrated this
+    tick; `targets[b]` holds the host's rate targets of all learning layers,
+    `lparams`/`lkeys` the per-layer settings and keys, `wlim` (L, 2) the
+    weight range and level step, `wmarks` a per-cell stamp array whose stamps
+    start at `stamp0 + 1` (distinct-write counting across samples).
     """
     T = params[P_T]
     L = desc.shape[0]
     n_in = params[P_N_IN]
     delay = params[P_DELAY] != 0
     direct = params[P_DIRECT] != 0
+    cache_first = direct and params[P_CACHE_FIRST] != 0
     record = params[P_RECORD]
     max_n = params[P_MAX_N]
     limit = params[P_ACC_LIMIT]
+    warmup = params[P_WARMUP]
+    target_max = params[P_TARGET_MAX]
+    bias_max = params[P_BIAS_MAX]
     cur = np.empty(max_n, np.int32)
     accum = np.empty(max_n, acc.dtype)
     fill = np.zeros(max_n, np.int32)
@@ -113,6 +127,7 @@ def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc,
     in_events = np.empty(n_in, np.int32)
     in_values = np.zeros(n_in, np.int32)
     empty_values = np.zeros(1, np.int32)
+    pos_start = np.zeros((max(max_n, n_in) + 1) if learn else 1, np.int64)
     n_direct = 0
     first_cur = np.empty(desc[0, N_OUT] if direct else 1, np.int32)
     first_counts = np.zeros(counters.shape[3], np.int64)
@@ -141,25 +156,32 @@ def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc,
             stamp += 1
             row = counters[b, t, li]
             if li == 0:
-                if direct and t_in >= 0 and have_first:
+                events, values, n_ev, multibit = in_events, in_values, n_host, direct
+                if cache_first and t_in >= 0 and have_first:
                     n0 = desc[0, N_OUT]
                     cur[:n0] = first_cur
                     accum[:n0] = 0
                     row += first_counts
                 else:
-                    layer_read(0, desc, W, bias, params, cur, accum, fill, in_events, in_values,
-                               n_host, direct, limit, tile_rows, offs, marks, stamp, row)
-                    if direct and t_in >= 0:
+                    layer_read(0, desc, W, bias, params, cur, accum, fill, events, values, n_ev,
+                               multibit, limit, tile_rows, offs, marks, stamp, row)
+                    if cache_first and t_in >= 0:
                         first_cur[:] = cur[:desc[0, N_OUT]]
                         first_counts[:] = row
                         have_first = True
             else:
                 off = desc[li - 1, N_OFF]
-                layer_read(li, desc, W, bias, params, cur, accum, fill,
-                           lists[off:off + n_list[li - 1]], empty_values, n_list[li - 1], False,
-                           limit, tile_rows, offs, marks, stamp, row)
+                n_ev = n_list[li - 1]
+                events, values, multibit = lists[off:off + n_ev], empty_values, False
+                layer_read(li, desc, W, bias, params, cur, accum, fill, events, values, n_ev,
+                           multibit, limit, tile_rows, offs, marks, stamp, row)
             n_list[li] = layer_fire(li, desc, theta, leak_a, enabled, params, U[b], S[b], C[b],
                                     cur, accum, lists, row, noise_f, noise_k, sample_ids[b], t)
+            if learn and t >= warmup and lparams[li, L_ON] != 0.0:
+                learn_layer(li, desc, W, bias, theta, U[b], C[b], events, values, n_ev, multibit,
+                            targets[b], lparams[li], t + 1, target_max, wlim[li, 0], wlim[li, 1],
+                            bias_max, write_sigma, lkeys[li, 0], lkeys[li, 1], sample_ids[b], t,
+                            pos_start, wmarks, stamp0 + b * T * L + stamp, row)
         if record & 1:
             rec_S[b, t, :] = S[b, :]
         if record & 2:
@@ -173,6 +195,23 @@ def run_batch(desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc, noi
 
     `sample_ids` are the samples' global indices: dynamic noise is keyed by them,
     never by the position in the batch."""
+    no_t = np.zeros((1, 1), np.uint16)
+    no_lp = np.zeros((1, N_LPARAMS), np.float64)
+    no_k = np.zeros((1, 2), np.uint64)
+    no_w = np.zeros((1, 2), np.int64)
+    no_m = np.zeros(1, np.int32)
     for b in prange(U.shape[0]):
         run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc, noise_f, noise_k,
-                   sample_ids, in_packed, in_direct, U, S, C, counters, rec_S, rec_U)
+                   sample_ids, in_packed, in_direct, U, S, C, counters, rec_S, rec_U,
+                   False, no_t, no_lp, no_k, no_w, 0.0, no_m, 0)
+
+
+@njit(nogil=True, cache=True)
+def learn_batch(desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc, noise_f, noise_k,
+                sample_ids, in_packed, in_direct, U, S, C, counters, rec_S, rec_U,
+                targets, lparams, lkeys, wlim, write_sigma, wmarks, stamp0):
+    """Online learning over a batch: samples one after another (weights change as they go)."""
+    for b in range(U.shape[0]):
+        run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc, noise_f, noise_k,
+                   sample_ids, in_packed, in_direct, U, S, C, counters, rec_S, rec_U,
+                   True, targets, lparams, lkeys, wlim, write_sigma, wmarks, stamp0)

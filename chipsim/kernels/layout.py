@@ -51,7 +51,25 @@ P_MAX_N = 8        # largest layer (scratch size)
 P_MAX_MARKS = 9    # largest (positions x row bands) for tile-activation marks
 P_RECORD = 10      # bit 0: spikes, bit 1: membrane
 P_ACC_LIMIT = 11   # rows an accumulator lane takes before it must be flushed
-N_PARAMS = 12
+P_CACHE_FIRST = 12  # 1: the direct-encoded first layer's read may be computed once per sample
+P_WARMUP = 13      # learning: ticks without updates at the start of each sample
+P_TARGET_MAX = 14  # learning: full-scale rate target, 2^target_bits - 1
+P_BIAS_MAX = 15    # largest |bias| register value
+N_PARAMS = 16
+
+# learning parameters per chip layer (array `lparams`, float64, one row per layer)
+L_ON = 0           # 1.0 if the layer learns
+L_MODE = 1         # MODE_SIGN or MODE_EXACT
+L_P_Q = 2          # boxcar width p (fraction of theta) in 16-bit fixed point
+L_PULSE = 3        # pulse size in register levels (sign mode)
+L_LR = 4           # learning rate in LSBs (exact mode)
+L_DEAD = 5         # dead zone of the rate error (sign gate), as a fraction of full rate
+L_T_OFF = 6        # offset of the layer's targets in the per-sample target row
+L_BIAS = 7         # 1.0 if biases learn too
+N_LPARAMS = 8
+
+MODE_SIGN = 0
+MODE_EXACT = 1
 
 # counters, per (sample, tick, layer)
 C_SPIKES = 0             # spikes emitted by the layer
@@ -62,20 +80,21 @@ C_MEM_UPDATES = 4        # membrane updates
 C_MEM_SAT = 5            # membrane saturations
 C_CNT_SAT = 6            # spike-counter saturations
 C_TILE_ACT = 7           # crossbar tile reads (a tile with >= 1 active row for an output position)
-C_UNGATED = 8            # updates an ungated rule would make (N x M per tick)
-C_BOXCAR = 9             # updates passing the boxcar gate
-C_SIGN = 10              # updates passing boxcar and sign gates
-C_PULSES = 11            # programming pulses
-C_CELL_WRITES = 12       # distinct cells written
-C_W_SAT = 13             # weight saturations on write
+C_UNGATED = 8            # updates an ungated rule would make: neurons x fan-in per tick (N x M)
+C_BOXCAR = 9             # of those, the ones whose neuron passes the boxcar gate (Eq. 8)
+C_SIGN = 10              # of those, the ones whose neuron also has a nonzero sign(error)
+C_PULSES = 11            # programming pulses applied to weight cells (gated pairs with an active input)
+C_CELL_WRITES = 12       # distinct weight cells written in the tick
+C_W_SAT = 13             # weight or bias writes clipped at the register range
 C_WRITE_NOISE = 14       # write-noise draws
-C_SILENCED = 15          # spikes suppressed by silenced neurons
-N_COUNTERS = 16
+C_SILENCED = 15          # ticks of silenced neurons + spikes dropped by per-tick silencing
+C_BIAS_WRITES = 16       # bias register updates
+N_COUNTERS = 17
 
 COUNTER_NAMES = (
     "spikes", "input_events", "synaptic_events_ac", "synaptic_events_mac", "membrane_updates",
     "membrane_saturations", "counter_saturations", "tile_activations", "updates_ungated",
     "updates_boxcar_gated", "updates_sign_gated", "pulses", "cell_writes", "weight_saturations",
-    "write_noise_draws", "silenced_spikes",
+    "write_noise_draws", "silenced", "bias_writes",
 )
 assert len(COUNTER_NAMES) == N_COUNTERS

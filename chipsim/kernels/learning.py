@@ -1,0 +1,176 @@
+"""The learning circuit of Figure 1(d): online LTL (paper Eq. 8-11) for one layer, one tick.
+
+For neuron i after the warm-up, with t = ticks elapsed (1-based):
+
+    rate target  r_i = target_i / R            R = 2^target_bits - 1 (host, fixed point)
+    error        e_i = r_i - C_i[t] / t        -> compared in integers: target_i * t - C_i * R
+    boxcar gate  |U_i[t] - theta_i| < (p / 2) * theta_i            (Eq. 8, p a fraction of theta)
+    sign gate    |e_i| > dead_zone
+    update       dW_ij = -lr * zeta_i * (1/p) * x_j,  zeta_i = -(2/t) e_i     (Eq. 10-11)
+
+Modes: `sign` writes one programming pulse of +-pulse register levels in the
+direction of sign(e_i) to every cell (i, j) whose input j was active this tick
+(a comparator is all it needs); `exact` writes dW in LSBs, stochastically
+rounded with a counter-based draw (seeded, batch- and thread-independent).
+Biases get the same rule with x_j = 1. A convolution cell is shared by every
+output position: each (position, input) pair is one pulse; `cell_writes`
+counts distinct cells per tick (a `wmarks` stamp per cell).
+
+Every write saturates at the layer's register range (counted) and, with write
+noise s > 0, is scaled by (1 + s * xi) and stochastically rounded (counted).
+"""
+import numpy as np
+from numba import njit, uint64
+
+from .layout import (B_OFF, C_BIAS_WRITES, C_BOXCAR, C_CELL_WRITES, C_PULSES, C_SIGN, C_UNGATED,
+                     C_W_SAT, C_WRITE_NOISE, FAN_IN, IN_C, IN_H, IN_W, KERNEL, KIND, KIND_CONV, L_BIAS,
+                     L_DEAD, L_LR, L_MODE, L_P_Q, L_PULSE, L_T_OFF, MODE_EXACT, N_OFF, N_OUT, OUT_C,
+                     OUT_W, PAD, STRIDE, W_OFF)
+from .rng import fast_normal, hash4
+
+_TWO53 = 1.0 / 9007199254740992.0
+
+
+@njit(inline="always", cache=True)
+def _unit(bits):
+    return np.float64(bits >> uint64(11)) * _TWO53
+
+
+@njit(inline="always", cache=True)
+def stochastic_round(x, bits):
+    """floor(x + u), u uniform in [0, 1) from `bits`: unbiased rounding to an integer."""
+    return np.int64(np.floor(x + _unit(bits)))
+
+
+@njit(nogil=True, cache=True)
+def write_cell(W, cell, delta, wmax, noise, nkey, sample_id, t, n_writes, counters):
+    """Add `delta` LSBs to cell W[cell] with optional write noise; saturate; return the new write index."""
+    if noise > 0.0:
+        h = hash4(nkey, sample_id, t, n_writes)
+        delta = stochastic_round(delta * (1.0 + noise * fast_normal(h)), hash4(nkey, sample_id, t, n_writes + (1 << 40)))
+        counters[C_WRITE_NOISE] += 1
+    w = np.int64(W[cell]) + delta
+    if w > wmax:
+        w = wmax
+        counters[C_W_SAT] += 1
+    elif w < -wmax:
+        w = -wmax
+        counters[C_W_SAT] += 1
+    W[cell] = w
+    return n_writes + 1
+
+
+@njit(nogil=True, cache=True)
+def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multibit, targets, lp, t1,
+                target_max, wmax, wstep, bias_max, noise, nkey, ekey, sample_id, t, pos_start, wmarks,
+                stamp, counters):
+    """Apply online LTL to layer `li` after its neuron update in tick t (t1 = t + 1 ticks elapsed)."""
+    n = desc[li, N_OUT]
+    n_off = desc[li, N_OFF]
+    out_c = desc[li, OUT_C]
+    w_off = desc[li, W_OFF]
+    fan_in = desc[li, FAN_IN]
+    is_conv = desc[li, KIND] == KIND_CONV
+    exact = lp[L_MODE] == MODE_EXACT
+    p_q = np.int64(lp[L_P_Q])
+    pulse = np.int64(lp[L_PULSE]) * wstep
+    t_off = np.int64(lp[L_T_OFF])
+    dead = np.int64(np.floor(lp[L_DEAD] * target_max * t1))
+    # exact mode, in register levels: lr * (2 / t) * (1 / p), times e_i and x_j below
+    gain = lp[L_LR] * 2.0 / t1 * 65536.0 / p_q / wstep
+    learn_bias = lp[L_BIAS] != 0.0
+    counters[C_UNGATED] += n * fan_in
+    k = desc[li, KERNEL]
+    stride = desc[li, STRIDE]
+    pad = desc[li, PAD]
+    in_c = desc[li, IN_C]
+    in_h = desc[li, IN_H]
+    in_w = desc[li, IN_W]
+    out_w = desc[li, OUT_W]
+    if is_conv:   # input events by input position (lists are sorted), for the window scans below
+        pos_start[:in_h * in_w + 1] = 0
+        for e in range(n_events):
+            pos_start[events[e] // in_c + 1] += 1
+        for q in range(in_h * in_w):
+            pos_start[q + 1] += pos_start[q]
+    n_writes = 0
+    n_draws = 0
+    for i in range(n):
+        g = n_off + i
+        th = np.int64(theta[g])
+        dist = np.int64(U[g]) - th
+        if dist < 0:
+            dist = -dist
+        if 2 * dist * 65536 >= p_q * th:          # boxcar gate closed
+            continue
+        counters[C_BOXCAR] += fan_in
+        diff = np.int64(targets[t_off + i]) * t1 - np.int64(C[g]) * target_max
+        if diff <= dead and diff >= -dead:        # sign gate: no update inside the dead zone
+            continue
+        counters[C_SIGN] += fan_in
+        sgn = 1 if diff > 0 else -1
+        err = diff / (target_max * t1)             # e_i as a real number
+        co = i % out_c
+        if learn_bias:
+            if exact:
+                db = stochastic_round(gain * err, hash4(ekey, sample_id, t, n_draws)) * wstep
+                n_draws += 1
+            else:
+                db = sgn * pulse
+            if db != 0:
+                b = np.int64(bias[desc[li, B_OFF] + co]) + db
+                if b > bias_max:
+                    b = bias_max
+                    counters[C_W_SAT] += 1
+                elif b < -bias_max:
+                    b = -bias_max
+                    counters[C_W_SAT] += 1
+                bias[desc[li, B_OFF] + co] = b
+                counters[C_BIAS_WRITES] += 1
+        if not is_conv:
+            for e in range(n_events):
+                j = events[e]
+                x = values[e] if multibit else 1
+                if exact:
+                    d = stochastic_round(gain * err * x, hash4(ekey, sample_id, t, n_draws)) * wstep
+                    n_draws += 1
+                    if d == 0:
+                        continue
+                else:
+                    d = sgn * pulse
+                cell = w_off + j * out_c + i
+                n_writes = write_cell(W, cell, d, wmax, noise, nkey, sample_id, t, n_writes, counters)
+                counters[C_PULSES] += abs(d) // wstep if exact else 1
+                if wmarks[cell] != stamp:
+                    wmarks[cell] = stamp
+                    counters[C_CELL_WRITES] += 1
+            continue
+        pos = i // out_c
+        oy = pos // out_w
+        ox = pos - oy * out_w
+        for ky in range(k):
+            y = oy * stride - pad + ky
+            if y < 0 or y >= in_h:
+                continue
+            for kx in range(k):
+                x_ = ox * stride - pad + kx
+                if x_ < 0 or x_ >= in_w:
+                    continue
+                q = y * in_w + x_
+                row_base = (ky * k + kx) * in_c
+                for e in range(pos_start[q], pos_start[q + 1]):
+                    c = events[e] - q * in_c
+                    x = values[e] if multibit else 1
+                    if exact:
+                        d = stochastic_round(gain * err * x, hash4(ekey, sample_id, t, n_draws)) * wstep
+                        n_draws += 1
+                        if d == 0:
+                            continue
+                    else:
+                        d = sgn * pulse
+                    cell = w_off + (row_base + c) * out_c + co
+                    n_writes = write_cell(W, cell, d, wmax, noise, nkey, sample_id, t, n_writes, counters)
+                    counters[C_PULSES] += abs(d) // wstep if exact else 1
+                    if wmarks[cell] != stamp:
+                        wmarks[cell] = stamp
+                        counters[C_CELL_WRITES] += 1

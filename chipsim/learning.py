@@ -1,0 +1,83 @@
+"""Learning policy: which layers learn and with which settings, turned into kernel arrays.
+
+The circuit itself is kernels/learning.py; this module only decides (from the
+net YAML's `learning:` section) and lays out what the kernels read:
+
+* `lparams` (L, N_LPARAMS) float64 and `lkeys` (L, 2) uint64 per chip layer,
+* the per-sample target row: the learning layers' neurons, concatenated in
+  chip order (y, x, c), each a `target_bits` integer rate,
+* `wmarks`, one stamp per crossbar cell for counting distinct writes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import LearningConfig
+from .kernels import layout as K
+
+
+class LearningError(ValueError):
+    """The learning section does not fit the net or the chip."""
+
+
+@dataclass
+class LearningSetup:
+    config: LearningConfig
+    layers: tuple[str, ...]          #: names of the learning layers, in chip order
+    lparams: np.ndarray
+    lkeys: np.ndarray
+    target_slices: dict[str, slice]  #: each learning layer's part of a target row
+    n_targets: int
+    wmarks: np.ndarray
+    stamp: int = 0
+
+    def next_stamps(self, count: int) -> int:
+        """Reserve `count` stamps for distinct-write counting; restart (exactly) before int32 overflow."""
+        if self.stamp + count + 1 >= np.iinfo(np.int32).max:
+            self.wmarks[:] = 0
+            self.stamp = 0
+        start = self.stamp
+        self.stamp += count
+        return start
+
+
+def setup_learning(chip, config: LearningConfig, seed: int) -> LearningSetup:
+    from chipsim.noise.seeding import key64
+
+    net = chip.net
+    names = config.layers or tuple(layer.name for layer in net.weighted_layers)
+    last = chip.layer_names[-1]
+    if last in names and net.readout == "potential":
+        if config.layers:
+            raise LearningError(f"{net.source}: learning.layers: '{last}' is a non-spiking potential readout "
+                                f"(readout: potential) and has no spike rate to learn; expected hidden layers")
+        names = tuple(n for n in names if n != last)
+    L = len(chip.layers)
+    lparams = np.zeros((L, K.N_LPARAMS), np.float64)
+    lkeys = np.zeros((L, 2), np.uint64)
+    slices = {}
+    offset = 0
+    p_q = int(round(config.p * 65536))
+    for li, layer in enumerate(chip.layers):
+        if layer.name not in names:
+            continue
+        row = lparams[li]
+        row[K.L_ON] = 1.0
+        row[K.L_MODE] = K.MODE_EXACT if config.mode == "exact" else K.MODE_SIGN
+        row[K.L_P_Q] = p_q
+        row[K.L_PULSE] = config.pulse
+        row[K.L_LR] = config.lr
+        row[K.L_DEAD] = config.dead_zone
+        row[K.L_T_OFF] = offset
+        row[K.L_BIAS] = 1.0 if config.bias else 0.0
+        lkeys[li, 0] = chip.write_noise[1][li]
+        lkeys[li, 1] = key64(seed, "learning", li, "rounding")
+        slices[layer.name] = slice(offset, offset + layer.n_out)
+        offset += layer.n_out
+    if offset == 0:
+        raise LearningError(f"{net.source}: learning.layers: no layer would learn")
+    ordered = tuple(layer.name for layer in chip.layers if layer.name in names)
+    return LearningSetup(config, ordered, lparams, lkeys, slices, offset,
+                         np.zeros(chip.registers.weights.size, np.int32))
