@@ -72,8 +72,16 @@ def main() -> None:
 @click.option("--record", default=None, help="Record traces: spikes, membrane (comma-separated).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout instead of the table.")
-def run(net, weights, data, split, samples, batch_size, seed, threads, noise, out, record, no_progress, as_json):
-    """Deploy a net on the simulated chip and run inference on a dataset split."""
+@click.option("--calibrate-epochs", type=int, default=None,
+              help="Calibrate on chip with online LTL for this many epochs of the training split.")
+@click.option("--calib-samples", type=click.IntRange(min=1), default=None, help="Training samples used for calibration.")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=None, help="Samples between calibration checkpoints.")
+@click.option("--resume", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Resume the interrupted calibration in this folder.")
+@click.option("--learn", multiple=True, help="Override the net's learning section: KEY=VALUE (e.g. mode=exact, pulse=2).")
+def run(net, weights, data, split, samples, batch_size, seed, threads, noise, out, record, no_progress, as_json,
+        calibrate_epochs, calib_samples, checkpoint_every, resume, learn):
+    """Deploy a net on the simulated chip and run inference on a dataset split (or calibrate it)."""
     from .runner import RunError, RunOptions
 
     record_kinds = _parse_record(record)
@@ -84,6 +92,10 @@ def run(net, weights, data, split, samples, batch_size, seed, threads, noise, ou
             raise click.BadParameter(f"expected at most {numba.config.NUMBA_NUM_THREADS} (cores available), got {threads}",
                                      param_hint="--threads")
         numba.set_num_threads(threads)
+    if calibrate_epochs is not None or resume is not None:
+        _calibrate(net, weights, data, samples, batch_size, seed, noise, out, calibrate_epochs or 1, calib_samples,
+                   checkpoint_every, resume, learn, no_progress, as_json)
+        return
     opts = RunOptions(net=net, weights=weights, data=data, split=split, samples=samples, batch_size=batch_size,
                       seed=seed, record=record_kinds, out=out or _default_out(net), noise=tuple(noise))
     try:
@@ -122,6 +134,51 @@ def _with_progress(opts, enabled: bool):
     finally:
         if bars:
             bars[0].__exit__(None, None, None)
+
+
+def _calibrate(net, weights, data, samples, batch_size, seed, noise, out, epochs, calib_samples, checkpoint_every,
+               resume, learn, no_progress, as_json):
+    import json
+
+    from .calibrate import CalibOptions, run_calibration
+    from .runner import RunError
+
+    opts = CalibOptions(net=net, weights=weights, data=data, samples=samples, batch_size=batch_size, seed=seed,
+                        noise=tuple(noise), out=out or (None if resume else _default_out(net)), epochs=epochs,
+                        calib_samples=calib_samples, checkpoint_every=checkpoint_every, resume=resume,
+                        learn=tuple(learn))
+    bars = []
+
+    def advance(done: int, total: int) -> None:
+        if not bars:
+            bars.append(click.progressbar(length=total, label="calibrating", show_pos=True, file=sys.stderr))
+            bars[0].__enter__()
+        bars[0].update(done)
+
+    if not no_progress and not as_json:
+        opts.on_batch = advance
+    try:
+        summary = run_calibration(opts)
+    except (RunError, ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        click.echo(f"interrupted: resume with --resume {opts.out or resume}", err=True)
+        sys.exit(130)
+    finally:
+        if bars:
+            bars[0].__exit__(None, None, None)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, default=str))
+        return
+    click.echo(f"net {summary['net']}  noise {summary['noise'].get('requested') if summary['noise'] else 'none'}")
+    per_epoch = ", ".join(f"{a * 100:.2f}%" for a in summary["accuracy_per_epoch"])
+    click.echo(f"accuracy before {summary['accuracy_before'] * 100:.2f}%  after {summary['accuracy_after'] * 100:.2f}%"
+               f"  (per epoch: {per_epoch})")
+    click.echo(f"{'layer':<10}{'boxcar':>9}{'sign':>9}{'pulses':>12}{'cells':>10}{'sat':>8}")
+    for name, c in summary["learning_layers"].items():
+        click.echo(f"{name:<10}{c['boxcar_fraction']:>9.3f}{c['sign_fraction']:>9.3f}{c['pulses']:>12}"
+                   f"{c['cell_writes']:>10}{c['weight_saturations']:>8}")
+    click.echo(f"calibrated weights: {summary['calibrated_weights']} (use with --weights)")
 
 
 @main.command()

@@ -13,6 +13,7 @@ import numpy as np
 
 from . import __version__
 from .chip import Chip
+from .chipstate import blank_bundle, is_chip_state, restore_state
 from .config import NetConfig, load_net
 from .counters import cost_estimate, layer_totals, synops_vs_mac
 from .kernels.layout import N_COUNTERS
@@ -50,14 +51,46 @@ class RunOutcome:
     files: list[Path] = field(default_factory=list)
 
 
-def resolve_weights(net: NetConfig, spec: str | None, seed: int) -> tuple[WeightBundle, str]:
+def resolve_net_option(spec: str) -> NetConfig:
+    from chipsim.models import resolve_net
+
+    try:
+        return load_net(resolve_net(spec))
+    except FileNotFoundError as exc:
+        raise RunError(str(exc)) from None
+
+
+def resolve_weights(net: NetConfig, spec: str | None, seed: int) -> tuple[WeightBundle | None, str]:
+    """The nominal weights, or None for a saved chip state (restored by `deploy`)."""
     if spec == "random":
         return random_weights(net, seed), "random"
     path = spec or net.weights
     if path is None:
         raise RunError(f"--weights: net '{net.name}' ({net.source}) ships no trained weights yet; "
                        f"expected --weights PATH (an HDF5 file from chipsim) or --weights random")
+    if Path(path).is_file() and is_chip_state(path):
+        return None, str(path)
     return load_weights(path), str(path)
+
+
+def deploy(net: NetConfig, bundle: WeightBundle | None, weights_source: str, noise: tuple[str, ...],
+           seed: int) -> tuple[Chip, dict]:
+    """Map the weights onto a chip (or restore a saved chip state) and apply the requested noise."""
+    from chipsim.noise import NoiseSpecError, apply_noise
+
+    if bundle is None:
+        chip = Chip(net, blank_bundle(net), weights_source)
+        try:
+            restore_state(chip, weights_source)
+        except ValueError as exc:
+            raise RunError(f"--weights: {exc}") from None
+    else:
+        chip = Chip(net, bundle, weights_source)
+    try:
+        report = apply_noise(chip, noise, seed, frozen=bundle is not None) if noise else {}
+    except NoiseSpecError as exc:
+        raise RunError(str(exc)) from None
+    return chip, report
 
 
 def load_inputs(net: NetConfig, spec: str, split: str, samples: int | None):
@@ -91,26 +124,14 @@ def prepare_out_dir(out: Path) -> Path:
 def run_inference(opts: RunOptions) -> RunOutcome:
     from chipsim.hostlink.encoders import Encoder
     from chipsim.hostlink.stream import BatchStream
-    from chipsim.models import resolve_net
 
     if opts.batch_size < 1:
         raise RunError(f"--batch-size: expected an integer >= 1, got {opts.batch_size}")
-    try:
-        net = load_net(resolve_net(opts.net))
-    except FileNotFoundError as exc:
-        raise RunError(str(exc)) from None
+    net = resolve_net_option(opts.net)
     bundle, weights_source = resolve_weights(net, opts.weights, opts.seed)
     data_spec = opts.data or net.data
     data = load_inputs(net, data_spec, opts.split, opts.samples)
-    chip = Chip(net, bundle, weights_source)
-    noise_report = {}
-    if opts.noise:
-        from chipsim.noise import NoiseSpecError, apply_noise
-
-        try:
-            noise_report = apply_noise(chip, opts.noise, opts.seed)
-        except NoiseSpecError as exc:
-            raise RunError(str(exc)) from None
+    chip, noise_report = deploy(net, bundle, weights_source, opts.noise, opts.seed)
     encoder = Encoder(net.encoder.kind, net.time_steps, data.pixel_max, net.encoder.input_bits,
                       net.encoder.max_rate, encoder_key(opts.seed))
     n = len(data)
@@ -160,7 +181,8 @@ def run_inference(opts: RunOptions) -> RunOutcome:
         "net": net.name,
         "net_file": net.source,
         "weights": weights_source,
-        "weights_accuracy": {k: bundle.attrs[k] for k in ("teacher_accuracy", "snn_accuracy") if k in bundle.attrs},
+        "weights_accuracy": {k: bundle.attrs[k] for k in ("teacher_accuracy", "snn_accuracy")
+                             if bundle is not None and k in bundle.attrs},
         "data": data_spec,
         "split": opts.split,
         "data_note": getattr(data, "note", None),

@@ -42,10 +42,12 @@ class LayerWeights:
 class WeightBundle:
     layers: dict[str, LayerWeights]
     attrs: dict = field(default_factory=dict)   #: provenance, accuracies, ...
+    teacher: dict = field(default_factory=dict)  #: float teacher ANN {name: (W, b)}, for host targets
 
     def copy(self) -> "WeightBundle":
         return WeightBundle({k: LayerWeights(v.weight.copy(), v.bias.copy(), v.threshold, v.scale)
-                             for k, v in self.layers.items()}, dict(self.attrs))
+                             for k, v in self.layers.items()}, dict(self.attrs),
+                            {k: (w.copy(), b.copy()) for k, (w, b) in self.teacher.items()})
 
 
 def expected_shape(layer) -> tuple[int, ...]:
@@ -96,6 +98,13 @@ def save_weights(path: str | Path, bundle: WeightBundle, net_name: str) -> None:
                 g.attrs["threshold"] = int(lw.threshold)
                 g.attrs["scale"] = float(lw.scale)
                 g.attrs["units"] = "LSB; real value = integer * scale"
+            if bundle.teacher:
+                tg = f.create_group("teacher")
+                tg.attrs["about"] = "float teacher ANN (ReLU hidden layers), input = pixel / pixel_max"
+                for name, (w, b) in bundle.teacher.items():
+                    g = tg.create_group(name)
+                    g.create_dataset("weight", data=np.asarray(w, np.float32), compression="gzip", compression_opts=9)
+                    g.create_dataset("bias", data=np.asarray(b, np.float32), compression="gzip", compression_opts=9)
 
 
 def load_weights(path: str | Path) -> WeightBundle:
@@ -110,6 +119,8 @@ def load_weights(path: str | Path) -> WeightBundle:
             for name, g in f["layers"].items():
                 layers[name] = LayerWeights(g["weight"][()].astype(np.int32), g["bias"][()].astype(np.int64),
                                             int(g.attrs["threshold"]), float(g.attrs["scale"]))
+            teacher = {name: (g["weight"][()], g["bias"][()]) for name, g in f["teacher"].items()} \
+                if "teacher" in f else {}
             attrs = {}
             for key, value in f.attrs.items():
                 if isinstance(value, str) and value[:1] in "{[":
@@ -120,7 +131,7 @@ def load_weights(path: str | Path) -> WeightBundle:
                 attrs[key] = value.item() if isinstance(value, np.generic) else value
     except (OSError, KeyError) as exc:
         raise WeightsError(f"{path}: not a readable chipsim weights file: {exc}") from None
-    return WeightBundle(layers, attrs)
+    return WeightBundle(layers, attrs, teacher)
 
 
 def random_weights(net: NetConfig, seed: int, rate_target: float = 0.1) -> WeightBundle:

@@ -38,6 +38,7 @@ def main() -> None:
     bundle = convert(net, params, train.images, train.pixel_max, args.percentile,
                      {"teacher": "numpy MLP, Adam", "seed": args.seed, "epochs": args.epochs,
                       "data": "digits train split (1437)"})
+    bundle.teacher = params
     chip = Chip(net, bundle)
     enc = Encoder(net.encoder.kind, net.time_steps, test.pixel_max, net.encoder.input_bits)
     pred = chip.run(enc.encode(test.images, np.arange(len(test)))).predictions

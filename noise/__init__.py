@@ -21,14 +21,18 @@ from .thermal import Thermal
 REGISTRY: dict[str, NoiseModel] = {m.kind: m for m in (Quantization(), Mismatch(), Silence(), Thermal())}
 
 
-def apply_noise(chip, items, seed: int) -> dict:
-    """Parse `items` (--noise strings or a NoiseSpec), apply every active model, return the report."""
+def apply_noise(chip, items, seed: int, frozen: bool = True) -> dict:
+    """Parse `items` (--noise strings or a NoiseSpec), apply every active model, return the report.
+
+    frozen=False applies only dynamic noise: for a restored chip state, whose frozen
+    noise (mismatch, quantization, silencing mask) is already in its registers."""
     spec = items if isinstance(items, NoiseSpec) else parse_noise(tuple(items))
     realised = {}
     for kind, model in REGISTRY.items():
-        if model.active(spec):
+        if model.active(spec) and (frozen or not model.is_frozen(spec)):
             realised[kind] = model.apply(chip, spec, seed)
-    return {"requested": spec.to_dict(), "seed": seed, "realised": realised}
+    return {"requested": spec.to_dict(), "seed": seed, "realised": realised,
+            **({} if frozen else {"frozen": "taken from the restored chip state"})}
 
 
 __all__ = ["NoiseModel", "NoiseSpec", "NoiseSpecError", "PRESETS", "REGISTRY", "apply_noise", "parse_noise"]

@@ -20,6 +20,10 @@ class NoiseModel(ABC):
     def active(self, spec: NoiseSpec) -> bool:
         """Whether the spec asks for this model at all (an inactive model leaves the chip untouched)."""
 
+    def is_frozen(self, spec: NoiseSpec) -> bool:
+        """Frozen noise is part of a chip's state (and of a saved calibrated chip)."""
+        return self.scope == "frozen"
+
     @abstractmethod
     def apply(self, chip, spec: NoiseSpec, seed: int) -> dict:
         """Apply to a deployed chip; return the realised values per layer."""

@@ -22,6 +22,9 @@ class Silence(NoiseModel):
     def active(self, spec: NoiseSpec) -> bool:
         return spec.silence > 0
 
+    def is_frozen(self, spec: NoiseSpec) -> bool:
+        return spec.silence_scope == "chip"
+
     def apply(self, chip, spec: NoiseSpec, seed: int) -> dict:
         r = chip.registers
         report = {}

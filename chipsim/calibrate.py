@@ -1,0 +1,245 @@
+"""On-chip calibration with online LTL: deploy on a noisy chip, measure, learn, measure again.
+
+    accuracy_before  <- test split on the freshly deployed (noisy) chip
+    for each epoch: the host streams training samples with teacher targets
+                    (a producer thread prepares batch i+1 while the chip learns batch i);
+                    the chip learns online, sample by sample, tick by tick
+    accuracy per epoch, accuracy_after
+
+Every draw is keyed (seed, ...): the per-epoch sample order by
+SeedSequence(seed, 'calibration', epoch), the dynamic noise of training
+sample k in epoch e by the id TRAIN_ID_BASE + e * 2^32 + k, so a run killed
+at any point and resumed from its last checkpoint ends with weights
+bit-identical to an uninterrupted run. Checkpoints are written atomically.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import h5py
+import numpy as np
+
+from . import __version__
+from .chipstate import save_state, write_state
+from .config import ConfigError, LearningConfig, _parse_learning, _Reader
+from .counters import layer_totals
+from .kernels import layout as K
+from .learning import LearningError, setup_learning
+from .runner import RunError, RunOptions, deploy, encoder_key, load_inputs, prepare_out_dir, \
+    resolve_net_option, resolve_weights
+
+TRAIN_ID_BASE = 1 << 48     #: training sample ids never collide with test sample ids (0..N-1)
+CHECKPOINT = "checkpoint.h5"
+LEARN_COUNTERS = ("updates_ungated", "updates_boxcar_gated", "updates_sign_gated", "pulses", "cell_writes",
+                  "weight_saturations", "write_noise_draws", "bias_writes")
+
+
+@dataclass
+class CalibOptions(RunOptions):
+    epochs: int = 1
+    calib_samples: int | None = None
+    checkpoint_every: int | None = None      #: samples between checkpoints (rounded up to batches)
+    resume: Path | None = None
+    learn: tuple[str, ...] = ()              #: overrides of the net's learning section, KEY=VALUE
+    stop_after_batches: int | None = None    #: test hook: simulate a kill after this many training batches
+    on_batch: Callable[[int, int], None] | None = field(default=None, repr=False)
+
+
+class _Killed(RuntimeError):
+    pass
+
+
+def learning_config(net, overrides: tuple[str, ...]) -> LearningConfig:
+    """The net's learning section with --learn KEY=VALUE overrides applied (validated like the YAML)."""
+    import yaml
+
+    base = {k: v for k, v in dataclasses.asdict(net.learning).items()}
+    base["layers"] = list(base["layers"])
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise RunError(f"--learn {item!r}: expected KEY=VALUE with a key of the learning section")
+        base[key.strip()] = yaml.safe_load(value)
+    base["enabled"] = True
+    weighted = tuple(layer.name for layer in net.weighted_layers)
+    try:
+        return _parse_learning(_Reader("--learn", base, "learning"), weighted)
+    except ConfigError as exc:
+        raise RunError(str(exc)) from None
+
+
+def evaluate(chip, encoder, data, batch_size: int, progress=None) -> tuple[float, np.ndarray]:
+    """Test accuracy (and predictions) of the chip as it is now; sample ids 0..N-1."""
+    from chipsim.hostlink.stream import BatchStream
+
+    n = len(data)
+    preds = np.empty(n, np.int64)
+
+    def make(i):
+        ids = np.arange(i * batch_size, min(n, (i + 1) * batch_size))
+        return ids, encoder.encode(data.images[ids], ids)
+
+    for ids, inputs in BatchStream(make, (n + batch_size - 1) // batch_size):
+        preds[ids] = chip.run(inputs, sample_ids=ids).predictions
+        if progress:
+            progress(len(ids))
+    return float((preds == data.labels).mean()), preds
+
+
+def _options_dict(opts: CalibOptions) -> dict:
+    keep = ("net", "weights", "data", "samples", "batch_size", "seed", "noise", "epochs", "calib_samples",
+            "checkpoint_every", "learn")
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(opts).items() if k in keep}
+
+
+def _load_checkpoint(run_dir: Path) -> dict:
+    path = run_dir / CHECKPOINT
+    if not path.is_file():
+        raise RunError(f"--resume {run_dir}: no {CHECKPOINT}; expected the folder of an interrupted calibration")
+    with h5py.File(path, "r") as f:
+        return {"options": json.loads(f.attrs["options"]), "epoch": int(f.attrs["epoch"]),
+                "batch": int(f.attrs["batch"]), "stamp": int(f.attrs["stamp"]),
+                "history": json.loads(f.attrs["history"]), "counters": f["learn_counters"][()],
+                "path": path}
+
+
+def run_calibration(opts: CalibOptions) -> dict:
+    from chipsim.chipstate import restore_state
+    from chipsim.hostlink.datasets import DatasetError, load_dataset
+    from chipsim.hostlink.encoders import Encoder
+    from chipsim.hostlink.stream import BatchStream
+    from chipsim.hostlink.teacher import TeacherTargets
+    from chipsim.noise.seeding import generator
+
+    resumed = None
+    if opts.resume is not None:
+        resumed = _load_checkpoint(Path(opts.resume))
+        saved = resumed["options"]
+        opts = dataclasses.replace(opts, **{k: (tuple(v) if isinstance(v, list) else v) for k, v in saved.items()},
+                                   out=Path(opts.resume))
+        out_dir = Path(opts.resume)
+    else:
+        if opts.out is None:
+            raise RunError("--out: a calibration needs an output folder (checkpoints and results)")
+        out_dir = prepare_out_dir(Path(opts.out))
+    if opts.epochs < 1:
+        raise RunError(f"--calibrate-epochs: expected an integer >= 1, got {opts.epochs}")
+    net = resolve_net_option(opts.net)
+    cfg = learning_config(net, opts.learn)
+    bundle, weights_source = resolve_weights(net, opts.weights, opts.seed)
+    chip, noise_report = deploy(net, bundle, weights_source, opts.noise, opts.seed)
+    try:
+        setup = setup_learning(chip, cfg, opts.seed)
+    except LearningError as exc:
+        raise RunError(str(exc)) from None
+    data_spec = opts.data or net.data
+    test = load_inputs(net, data_spec, "test", opts.samples)
+    try:
+        train = load_dataset(data_spec, "train", limit=opts.calib_samples)
+    except DatasetError as exc:
+        raise RunError(f"--data: calibration needs a training split: {exc}") from None
+    teacher_params = bundle.teacher if bundle is not None else {}
+    try:
+        teacher = TeacherTargets(net, teacher_params, setup, train.pixel_max, train.images)
+    except ValueError as exc:
+        raise RunError(f"--weights {weights_source}: {exc}") from None
+    encoder = Encoder(net.encoder.kind, net.time_steps, train.pixel_max, net.encoder.input_bits,
+                      net.encoder.max_rate, encoder_key(opts.seed))
+    bs = opts.batch_size
+    n_train = len(train)
+    n_batches = (n_train + bs - 1) // bs
+    every = max(1, -(-(opts.checkpoint_every or n_train) // bs))      # in batches
+    L = len(chip.layers)
+    t0 = time.perf_counter()
+
+    if resumed is None:
+        acc_before, _ = evaluate(chip, encoder, test, bs)
+        history = {"accuracy_before": acc_before, "accuracy_per_epoch": [], "stream": []}
+        learn_counters = np.zeros((L, K.N_COUNTERS), np.int64)
+        start_epoch, start_batch = 0, 0
+    else:
+        restore_state(chip, resumed["path"])
+        setup.stamp = resumed["stamp"]
+        history = resumed["history"]
+        learn_counters = resumed["counters"]
+        start_epoch, start_batch = resumed["epoch"], resumed["batch"]
+
+    def checkpoint(epoch: int, batch: int) -> None:
+        path = out_dir / CHECKPOINT
+        from chipsim.atomic import atomic_path
+
+        with atomic_path(path) as tmp:
+            with h5py.File(tmp, "w") as f:
+                write_state(f, chip, {"noise": noise_report})
+                f.attrs["options"] = json.dumps(_options_dict(opts), default=str)
+                f.attrs["epoch"], f.attrs["batch"], f.attrs["stamp"] = epoch, batch, setup.stamp
+                f.attrs["history"] = json.dumps(history)
+                f.create_dataset("learn_counters", data=learn_counters)
+
+    done_batches = 0
+    for epoch in range(start_epoch, opts.epochs):
+        order = generator(opts.seed, "calibration", epoch, "order").permutation(n_train)
+        first = start_batch if epoch == start_epoch else 0
+
+        def make_batch(i: int, order=order, epoch=epoch):
+            idx = order[i * bs:(i + 1) * bs]
+            ids = TRAIN_ID_BASE + (epoch << 32) + idx
+            return idx, ids, encoder.encode(train.images[idx], ids), teacher.targets(train.images[idx],
+                                                                                   train.labels[idx])
+
+        stream = BatchStream(lambda j: make_batch(first + j), n_batches - first)
+        for j, (idx, ids, inputs, targets) in enumerate(stream):
+            res = chip.run(inputs, sample_ids=ids, learning=setup, targets=targets)
+            learn_counters += res.counters.sum(axis=(0, 1))
+            batch = first + j + 1
+            done_batches += 1
+            if opts.on_batch:
+                opts.on_batch(len(idx), n_batches * opts.epochs)
+            if batch % every == 0 and batch < n_batches:
+                checkpoint(epoch, batch)
+            if opts.stop_after_batches is not None and done_batches >= opts.stop_after_batches:
+                raise _Killed(f"stopped after {done_batches} batches (test hook)")
+        acc, _ = evaluate(chip, encoder, test, bs)
+        history["accuracy_per_epoch"].append(acc)
+        history["stream"].append(stream.stats.to_dict())
+        checkpoint(epoch + 1, 0)
+
+    totals = layer_totals(learn_counters[None], chip.layer_names)
+    per_layer = {}
+    for name in setup.layers:
+        t = totals[name]
+        ungated = max(1, t["updates_ungated"])
+        per_layer[name] = {**{k: t[k] for k in LEARN_COUNTERS},
+                           "boxcar_fraction": t["updates_boxcar_gated"] / ungated,
+                           "sign_fraction": t["updates_sign_gated"] / ungated}
+    summary = {
+        "chipsim_version": __version__, "net": net.name, "weights": weights_source, "data": data_spec,
+        "data_note": getattr(test, "note", None), "seed": opts.seed, "noise": noise_report,
+        "samples": len(test), "calibration_samples": n_train, "epochs": opts.epochs,
+        "learning": dataclasses.asdict(cfg),
+        "accuracy_before": history["accuracy_before"],
+        "accuracy_after": history["accuracy_per_epoch"][-1],
+        "accuracy_per_epoch": history["accuracy_per_epoch"],
+        "host_stream": history["stream"],
+        "learning_layers": per_layer,
+        "resumed": resumed is not None,
+        "wall_s": round(time.perf_counter() - t0, 2),
+        "calibrated_weights": str(out_dir / "calibrated.h5"),
+    }
+    save_state(out_dir / "calibrated.h5", chip, {"noise": noise_report, "options": _options_dict(opts),
+                                                 "accuracy_after": summary["accuracy_after"]})
+    from chipsim.atomic import atomic_path, write_json
+
+    with atomic_path(out_dir / "run.h5") as tmp:
+        with h5py.File(tmp, "w") as f:
+            write_state(f, chip, {"summary": summary})
+            f.create_dataset("learn_counters", data=learn_counters)
+            f.attrs["counter_names"] = json.dumps(K.COUNTER_NAMES)
+            f.attrs["layer_names"] = json.dumps(chip.layer_names)
+    write_json(out_dir / "summary.json", summary)
+    return summary

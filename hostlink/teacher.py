@@ -1,0 +1,112 @@
+"""Teacher-ANN layer targets for online LTL, computed on the host (numpy, float).
+
+For a learning layer l and sample n (paper Eq. 9, DESIGN 'Host link'):
+
+    target = clamp(a_l(n) / y_norm_l, 0, 1), quantized to target_bits: round(target * (2^b - 1))
+
+a_l is the teacher's activation after ReLU; y_norm_l is the `target_percentile`
+(default 99.9, the percentile the bundled nets were converted with, so that a
+target equals the converted SNN's nominal rate) of that layer's positive
+activations over the calibration data, computed once. Targets are laid out in
+the chip's neuron order (y, x, c).
+
+The output layer (count readout) learns from the label as a one-hot rate
+(`output_target: label`, the chip analogue of the paper's cross-entropy on
+labels), or from the teacher's normalised logits (`output_target: teacher`).
+
+Targets can be cached in HDF5 keyed by a hash of everything they depend on.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from chipsim.atomic import atomic_path
+from chipsim.models.teacher import forward
+
+
+class TeacherTargets:
+    def __init__(self, net, teacher: dict, setup, pixel_max: int, calib_images: np.ndarray):
+        if not teacher:
+            raise ValueError(f"net '{net.name}': the weights file has no float teacher (/teacher group); "
+                             f"online calibration needs the teacher ANN to compute layer targets")
+        self.net = net
+        self.teacher = teacher
+        self.setup = setup
+        self.config = setup.config
+        self.pixel_max = pixel_max
+        self.R = (1 << self.config.target_bits) - 1
+        self.layer_index = {layer.name: i for i, layer in enumerate(net.layers)}
+        self.output = net.layers[-1].name
+        self.y_norm = self._y_norm(calib_images)
+
+    def _activations(self, images: np.ndarray) -> list[np.ndarray]:
+        return forward(self.net, self.teacher, images.astype(np.float32) / self.pixel_max)
+
+    def _y_norm(self, images: np.ndarray, batch: int = 256) -> dict[str, float]:
+        chunks: dict[str, list] = {name: [] for name in self.setup.layers}
+        for i in range(0, len(images), batch):
+            acts = self._activations(images[i:i + batch])
+            for name in self.setup.layers:
+                a = acts[self.layer_index[name]]
+                chunks[name].append((a if name != self.output else np.maximum(a, 0)).ravel())
+        norms = {}
+        for name, parts in chunks.items():
+            a = np.concatenate(parts)
+            positive = a[a > 0]
+            norms[name] = float(np.percentile(positive, self.config.target_percentile)) if positive.size else 1.0
+        return norms
+
+    def targets(self, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """(B, n_targets) uint16 rate targets for a batch."""
+        out = np.zeros((len(images), self.setup.n_targets), np.uint16)
+        acts = self._activations(images)
+        for name in self.setup.layers:
+            sl = self.setup.target_slices[name]
+            if name == self.output and self.config.output_target == "label":
+                onehot = np.zeros((len(images), sl.stop - sl.start))
+                onehot[np.arange(len(images)), labels] = self.config.label_rate
+                rate = onehot
+            else:
+                a = acts[self.layer_index[name]]                    # (B, C, H, W)
+                a = a.transpose(0, 2, 3, 1).reshape(len(images), -1)   # chip order (y, x, c)
+                rate = np.clip(a / self.y_norm[name], 0.0, 1.0)
+            out[:, sl] = np.round(rate * self.R)
+        return out
+
+    def cache_key(self, data_id: str) -> str:
+        h = hashlib.sha256()
+        h.update(json.dumps(self.net.to_dict(), sort_keys=True, default=str).encode())
+        for name in sorted(self.teacher):
+            w, b = self.teacher[name]
+            h.update(np.ascontiguousarray(w).tobytes())
+            h.update(np.ascontiguousarray(b).tobytes())
+        h.update(json.dumps({"y_norm": self.y_norm, "data": data_id, "pixel_max": self.pixel_max,
+                             "layers": self.setup.layers}, sort_keys=True).encode())
+        return h.hexdigest()[:32]
+
+
+class TargetCache:
+    """Targets of a whole split in one HDF5 dataset per key: repeated runs skip the teacher."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def load(self, key: str) -> np.ndarray | None:
+        if not self.path.is_file():
+            return None
+        with h5py.File(self.path, "r") as f:
+            return f[key][()] if key in f else None
+
+    def store(self, key: str, targets: np.ndarray) -> None:
+        with atomic_path(self.path) as tmp:
+            if self.path.is_file():
+                tmp.write_bytes(self.path.read_bytes())
+            with h5py.File(tmp, "a") as f:
+                if key in f:
+                    del f[key]
+                f.create_dataset(key, data=targets, compression="gzip", compression_opts=4)
