@@ -1,0 +1,122 @@
+"""Calibration runs: resume after a kill is bit-identical, batch/thread independence, targets, errors."""
+import json
+import threading
+import time
+
+import h5py
+import numba
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from chipsim.calibrate import CalibOptions, _Killed, run_calibration
+from chipsim.chip import Chip
+from chipsim.cli import main
+from chipsim.config import LearningConfig
+from chipsim.learning import setup_learning
+
+from tiny import bundle, fc_chain
+
+LEARN = ("mode=exact", "lr=1", "warmup=16", "dead_zone=0.05")
+
+
+def calibrate(tmp_path, name, **kw):
+    opts = dict(noise=("mismatch=0.3",), samples=60, calib_samples=96, batch_size=16, epochs=2, learn=LEARN,
+                checkpoint_every=32, out=tmp_path / name)
+    opts.update(kw)
+    return run_calibration(CalibOptions(**opts))
+
+
+def registers(path):
+    with h5py.File(path) as f:
+        return {k: f["registers"][k][()] for k in ("weights", "bias")}
+
+
+def test_resume_after_kill_is_bit_identical(tmp_path):
+    full = calibrate(tmp_path, "full")
+    with pytest.raises(_Killed):
+        calibrate(tmp_path, "killed", stop_after_batches=9)     # 6 batches per epoch: dies in epoch 2
+    assert (tmp_path / "killed" / "checkpoint.h5").exists()
+    assert not (tmp_path / "killed" / "summary.json").exists()
+    resumed = run_calibration(CalibOptions(resume=tmp_path / "killed"))
+    a, b = registers(tmp_path / "full" / "calibrated.h5"), registers(tmp_path / "killed" / "calibrated.h5")
+    assert np.array_equal(a["weights"], b["weights"]) and np.array_equal(a["bias"], b["bias"])
+    assert resumed["resumed"] and resumed["accuracy_per_epoch"] == full["accuracy_per_epoch"]
+    assert resumed["learning_layers"] == full["learning_layers"]
+
+
+def test_learning_is_independent_of_batch_size_and_threads(tmp_path):
+    a = calibrate(tmp_path, "b16", epochs=1)
+    b = calibrate(tmp_path, "b5", epochs=1, batch_size=5)
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        c = calibrate(tmp_path, "t1", epochs=1)
+    finally:
+        numba.set_num_threads(threads)
+    ra, rb, rc = (registers(tmp_path / n / "calibrated.h5") for n in ("b16", "b5", "t1"))
+    assert np.array_equal(ra["weights"], rb["weights"]) and np.array_equal(ra["weights"], rc["weights"])
+    assert a["learning_layers"] == b["learning_layers"] == c["learning_layers"]
+    assert a["accuracy_after"] == b["accuracy_after"] == c["accuracy_after"]
+
+
+def test_calibration_recovers_mismatch_and_saves_loadable_weights(tmp_path):
+    s = calibrate(tmp_path, "c", epochs=1, calib_samples=None, samples=None, noise=("mismatch=0.4",))
+    assert s["accuracy_after"] > s["accuracy_before"] + 0.05
+    for layer in s["learning_layers"].values():
+        assert layer["updates_sign_gated"] <= layer["updates_boxcar_gated"] <= layer["updates_ungated"]
+    # the calibrated chip state reproduces accuracy_after when loaded with --weights
+    result = CliRunner().invoke(main, ["run", "--weights", s["calibrated_weights"], "--no-progress", "--json",
+                                       "--out", str(tmp_path / "check")])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["accuracy"] == s["accuracy_after"]
+
+
+def test_producer_error_ends_the_run_promptly(tmp_path, monkeypatch):
+    from chipsim.hostlink import teacher
+
+    calls = {"n": 0}
+    original = teacher.TeacherTargets.targets
+
+    def failing(self, images, labels):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError("teacher exploded on batch 3")
+        return original(self, images, labels)
+
+    monkeypatch.setattr(teacher.TeacherTargets, "targets", failing)
+    t0 = time.perf_counter()
+    with pytest.raises(OSError, match="teacher exploded on batch 3"):
+        calibrate(tmp_path, "err", epochs=1)
+    assert time.perf_counter() - t0 < 60
+    time.sleep(0.3)
+    assert not [t for t in threading.enumerate() if t.name == "chipsim-host-producer"]
+
+
+def test_targets_are_normalised_quantized_and_in_chip_order():
+    from chipsim.hostlink.teacher import TeacherTargets
+    from chipsim.config import parse_net
+
+    data = {"name": "t", "input_shape": [1, 2, 2], "time_steps": 4,
+            "layers": [{"name": "c", "type": "conv", "out": 2, "kernel": 1}, {"type": "flatten"},
+                       {"name": "f", "type": "fc", "out": 3}]}
+    net = parse_net(data, "<t>")
+    chip = Chip(net, bundle(net, [np.ones((2, 1, 1, 1)), np.ones((3, 8))]))
+    setup = setup_learning(chip, LearningConfig(enabled=True, target_bits=4, target_percentile=100.0), seed=0)
+    teacher = {"c": (np.array([[[[1.0]]], [[[2.0]]]]), np.zeros(2)), "f": (np.ones((3, 8)), np.zeros(3))}
+    images = np.array([[[[0, 4], [8, 16]]]], np.uint8)        # pixel_max 16 -> x = 0, .25, .5, 1
+    tt = TeacherTargets(net, teacher, setup, 16, images)
+    # conv activations: channel 0 = x, channel 1 = 2x; y_norm = max = 2 (percentile 100)
+    assert tt.y_norm["c"] == 2.0
+    t = tt.targets(images, np.array([1]))
+    # chip order (y, x, c): (x, 2x) per pixel, / 2, * 15, rounded
+    expected = np.round(np.array([0, 0, .25, .5, .5, 1, 1, 2]) / 2 * 15)
+    assert t[0, setup.target_slices["c"]].tolist() == expected.tolist()
+    assert t[0, setup.target_slices["f"]].tolist() == [0, 15, 0]      # label 1 as a one-hot rate
+
+
+def test_calibration_errors_are_clear(tmp_path):
+    with pytest.raises(ValueError, match="--learn mode=fast: |learning.mode: expected one of 'sign', 'exact'"):
+        calibrate(tmp_path, "e1", learn=("mode=fast",))
+    with pytest.raises(ValueError, match="no checkpoint.h5"):
+        run_calibration(CalibOptions(resume=tmp_path))
