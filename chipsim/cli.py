@@ -114,26 +114,34 @@ def run(net, weights, data, split, samples, batch_size, seed, threads, noise, ou
         click.echo(f"wrote {', '.join(str(p) for p in outcome.files)}")
 
 
+class _LazyBar:
+    """A click progress bar on stderr, created at the first update (when the total is known)."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.bar = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = click.progressbar(length=total, label=self.label, show_pos=True, file=sys.stderr)
+            self.bar.__enter__()
+        self.bar.update(done)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
 def _with_progress(opts, enabled: bool):
-    """Run with a click progress bar on stderr; the bar is created once the sample count is known."""
     from .runner import run_inference
 
     if not enabled:
         return run_inference(opts)
-    bars = []
-
-    def advance(done: int, total: int) -> None:
-        if not bars:
-            bars.append(click.progressbar(length=total, label="chip", show_pos=True, file=sys.stderr))
-            bars[0].__enter__()
-        bars[0].update(done)
-
-    opts.progress = advance
+    opts.progress = bar = _LazyBar("chip")
     try:
         return run_inference(opts)
     finally:
-        if bars:
-            bars[0].__exit__(None, None, None)
+        bar.close()
 
 
 def _calibrate(net, weights, data, samples, batch_size, seed, noise, out, epochs, calib_samples, checkpoint_every,
@@ -147,16 +155,9 @@ def _calibrate(net, weights, data, samples, batch_size, seed, noise, out, epochs
                         noise=tuple(noise), out=out or (None if resume else _default_out(net)), epochs=epochs,
                         calib_samples=calib_samples, checkpoint_every=checkpoint_every, resume=resume,
                         learn=tuple(learn))
-    bars = []
-
-    def advance(done: int, total: int) -> None:
-        if not bars:
-            bars.append(click.progressbar(length=total, label="calibrating", show_pos=True, file=sys.stderr))
-            bars[0].__enter__()
-        bars[0].update(done)
-
+    bar = _LazyBar("calibrating")
     if not no_progress and not as_json:
-        opts.on_batch = advance
+        opts.on_batch = bar
     try:
         summary = run_calibration(opts)
     except (RunError, ValueError, FileNotFoundError) as exc:
@@ -165,8 +166,7 @@ def _calibrate(net, weights, data, samples, batch_size, seed, noise, out, epochs
         click.echo(f"interrupted: resume with --resume {opts.out or resume}", err=True)
         sys.exit(130)
     finally:
-        if bars:
-            bars[0].__exit__(None, None, None)
+        bar.close()
     if as_json:
         click.echo(json.dumps(summary, indent=2, default=str))
         return

@@ -234,7 +234,7 @@ class LearningConfig:
     lr: float = 1.0                    #: `exact` mode: dW [LSB] = lr * (2 / t) * e * x / p
     p: float = 0.667                   #: boxcar width as a fraction of theta (paper code: 0.4 / 0.6)
     warmup: int = 0                    #: ticks without updates at the start of each sample
-    pulse: int = 1                     #: register levels per programming pulse (`sign` mode)
+    pulse: float = 1.0                 #: LSBs per programming pulse (`sign` mode); fractions fire stochastically
     mode: str = "sign"                 #: sign (one pulse per gated pair) or exact (stochastic rounding)
     target_bits: int = 8               #: width of the host's rate targets
     dead_zone: float = 0.0             #: |rate error| at or below this does not update (sign gate)
@@ -339,7 +339,7 @@ def _parse_learning(r: _Reader, layer_names: tuple[str, ...]) -> LearningConfig:
         lr=r.number("lr", 0.0, None, 1.0),
         p=r.number("p", 1e-6, 2.0, 0.667),
         warmup=r.integer("warmup", 0, None, 0),
-        pulse=r.integer("pulse", 1, None, 1),
+        pulse=r.number("pulse", 1e-6, None, 1.0),
         mode=r.choice("mode", UPDATE_MODES, "sign"),
         target_bits=r.integer("target_bits", 1, 16, 8),
         dead_zone=r.number("dead_zone", 0.0, 1.0, 0.0),

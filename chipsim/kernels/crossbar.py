@@ -111,6 +111,31 @@ def count_bands(rows, start, stop, row_base, tile_rows, marks, mark_base, stamp)
 
 
 @njit(nogil=True, cache=True)
+def window_targets(y, x, k, stride, pad, out_h, out_w, pos_out, kk_out):
+    """Output positions reached by an input at (y, x), with the kernel offset kk = ky * k + kx
+    that connects them; returns how many (edges and stride taken into account)."""
+    n = 0
+    for ky in range(k):
+        ny = y + pad - ky
+        if ny < 0 or ny % stride != 0:
+            continue
+        oy = ny // stride
+        if oy >= out_h:
+            continue
+        for kx in range(k):
+            nx = x + pad - kx
+            if nx < 0 or nx % stride != 0:
+                continue
+            ox = nx // stride
+            if ox >= out_w:
+                continue
+            pos_out[n] = oy * out_w + ox
+            kk_out[n] = ky * k + kx
+            n += 1
+    return n
+
+
+@njit(nogil=True, cache=True)
 def fc_read(cur, acc, fill, W, w_off, fan_in, out_c, events, n_events, limit, tile_rows, col_tiles,
             rows, marks, stamp, counters):
     """Binary input: cur + acc += sum over input spikes j of crossbar row j."""
@@ -140,6 +165,8 @@ def conv_read(cur, acc, fill, W, w_off, in_c, in_w, out_c, out_h, out_w, k, stri
         rows[e] = events[e] % in_c        # channel; the row is (ky * k + kx) * in_c + channel
     targets = 0
     bands = 0
+    pos_t = np.empty(k * k, np.int64)
+    kk_t = np.empty(k * k, np.int64)
     e = 0
     while e < n_events:
         yx = events[e] // in_c
@@ -148,26 +175,13 @@ def conv_read(cur, acc, fill, W, w_off, in_c, in_w, out_c, out_h, out_w, k, stri
         while stop < n_events and events[stop] < bound:
             stop += 1
         y = yx // in_w
-        x = yx - y * in_w
-        for ky in range(k):
-            ny = y + pad - ky
-            if ny < 0 or ny % stride != 0:
-                continue
-            oy = ny // stride
-            if oy >= out_h:
-                continue
-            for kx in range(k):
-                nx = x + pad - kx
-                if nx < 0 or nx % stride != 0:
-                    continue
-                ox = nx // stride
-                if ox >= out_w:
-                    continue
-                pos = oy * out_w + ox
-                base = (ky * k + kx) * in_c
-                add_rows_checked(cur2, acc2, fill, pos, Wm, base, rows, e, stop, limit)
-                targets += stop - e
-                bands += count_bands(rows, e, stop, base, tile_rows, marks, pos * row_bands, stamp)
+        n_t = window_targets(y, yx - y * in_w, k, stride, pad, out_h, out_w, pos_t, kk_t)
+        for m in range(n_t):
+            pos = pos_t[m]
+            base = kk_t[m] * in_c
+            add_rows_checked(cur2, acc2, fill, pos, Wm, base, rows, e, stop, limit)
+            targets += stop - e
+            bands += count_bands(rows, e, stop, base, tile_rows, marks, pos * row_bands, stamp)
         e = stop
     counters[C_IN_EVENTS] += n_events
     counters[C_SYN_AC] += targets * out_c
@@ -180,6 +194,8 @@ def multibit_read(cur, W, w_off, in_c, in_w, out_c, out_h, out_w, k, stride, pad
     """Multi-bit input (direct encoder): cur += W[row] * value, int32 throughout (MACs)."""
     targets = 0
     bands = 0
+    pos_t = np.empty(k * k, np.int64)
+    kk_t = np.empty(k * k, np.int64)
     for e in range(n_events):
         j = events[e]
         v = np.int32(values[e])
@@ -196,32 +212,19 @@ def multibit_read(cur, W, w_off, in_c, in_w, out_c, out_h, out_w, k, stride, pad
         c = j % in_c
         yx = j // in_c
         y = yx // in_w
-        x = yx - y * in_w
-        for ky in range(k):
-            ny = y + pad - ky
-            if ny < 0 or ny % stride != 0:
-                continue
-            oy = ny // stride
-            if oy >= out_h:
-                continue
-            for kx in range(k):
-                nx = x + pad - kx
-                if nx < 0 or nx % stride != 0:
-                    continue
-                ox = nx // stride
-                if ox >= out_w:
-                    continue
-                pos = oy * out_w + ox
-                row = (ky * k + kx) * in_c + c
-                w_row = W[w_off + row * out_c:w_off + (row + 1) * out_c]
-                c_row = cur[pos * out_c:(pos + 1) * out_c]
-                for o in range(out_c):
-                    c_row[o] += w_row[o] * v
-                targets += 1
-                m = pos * row_bands + row // tile_rows
-                if marks[m] != stamp:
-                    marks[m] = stamp
-                    bands += 1
+        n_t = window_targets(y, yx - y * in_w, k, stride, pad, out_h, out_w, pos_t, kk_t)
+        for t in range(n_t):
+            pos = pos_t[t]
+            row = kk_t[t] * in_c + c
+            w_row = W[w_off + row * out_c:w_off + (row + 1) * out_c]
+            c_row = cur[pos * out_c:(pos + 1) * out_c]
+            for o in range(out_c):
+                c_row[o] += w_row[o] * v
+            targets += 1
+            m = pos * row_bands + row // tile_rows
+            if marks[m] != stamp:
+                marks[m] = stamp
+                bands += 1
     counters[C_IN_EVENTS] += n_events
     counters[C_SYN_MAC] += targets * out_c
     counters[C_TILE_ACT] += bands * col_tiles

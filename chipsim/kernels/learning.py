@@ -8,9 +8,11 @@ For neuron i after the warm-up, with t = ticks elapsed (1-based):
     sign gate    |e_i| > dead_zone
     update       dW_ij = -lr * zeta_i * (1/p) * x_j,  zeta_i = -(2/t) e_i     (Eq. 10-11)
 
-Modes: `sign` writes one programming pulse of +-pulse register levels in the
-direction of sign(e_i) to every cell (i, j) whose input j was active this tick
-(a comparator is all it needs); `exact` writes dW in LSBs, stochastically
+Modes: `sign` writes a programming pulse of +-pulse LSBs in the direction of
+sign(e_i) to every cell (i, j) whose input j was active this tick (a
+comparator is all it needs; a pulse finer than the register's level fires a
+whole level with probability pulse / level, so `pulse` may be fractional);
+`exact` writes dW in LSBs, stochastically
 rounded with a counter-based draw (seeded, batch- and thread-independent).
 Biases get the same rule with x_j = 1. A convolution cell is shared by every
 output position: each (position, input) pair is one pulse; `cell_writes`
@@ -61,6 +63,37 @@ def write_cell(W, cell, delta, wmax, noise, nkey, sample_id, t, n_writes, counte
 
 
 @njit(nogil=True, cache=True)
+def update_synapse(W, cell, x, exact, gain_err, sgn, pulse_levels, wmax, wstep, noise, nkey, ekey, sample_id,
+                   t, n_writes, n_draws, wmarks, stamp, counters):
+    """One gated (neuron, active input) pair: compute dW, write the cell, count.
+
+    Sign mode moves `pulse_levels` register levels in the direction `sgn`; a
+    fractional part becomes a pulse with that probability (a stochastic pulse,
+    as in RPU-style analog updates), so the expected change is `pulse` LSBs
+    whatever the register width. Returns the updated (write index, draw index)
+    of this (layer, sample, tick)."""
+    if exact:
+        levels = stochastic_round(gain_err * x, hash4(ekey, sample_id, t, n_draws))
+        n_draws += 1
+    else:
+        levels = np.int64(pulse_levels)
+        frac = pulse_levels - levels
+        if frac > 0.0:
+            levels += _unit(hash4(ekey, sample_id, t, n_draws)) < frac
+            n_draws += 1
+        levels *= sgn
+    if levels == 0:
+        return n_writes, n_draws
+    counters[C_PULSES] += abs(levels)
+    d = levels * wstep
+    n_writes = write_cell(W, cell, d, wmax, noise, nkey, sample_id, t, n_writes, counters)
+    if wmarks[cell] != stamp:
+        wmarks[cell] = stamp
+        counters[C_CELL_WRITES] += 1
+    return n_writes, n_draws
+
+
+@njit(nogil=True, cache=True)
 def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multibit, targets, lp, t1,
                 target_max, wmax, wstep, bias_max, noise, nkey, ekey, sample_id, t, pos_start, wmarks,
                 stamp, counters):
@@ -73,7 +106,8 @@ def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multib
     is_conv = desc[li, KIND] == KIND_CONV
     exact = lp[L_MODE] == MODE_EXACT
     p_q = np.int64(lp[L_P_Q])
-    pulse = np.int64(lp[L_PULSE]) * wstep
+    # sign mode: `pulse` LSBs per gated pair = pulse / wstep register levels (fractions are stochastic)
+    pulse_levels = lp[L_PULSE] / wstep
     t_off = np.int64(lp[L_T_OFF])
     dead = np.int64(np.floor(lp[L_DEAD] * target_max * t1))
     # exact mode, in register levels: lr * (2 / t) * (1 / p), times e_i and x_j below
@@ -116,7 +150,8 @@ def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multib
                 db = stochastic_round(gain * err, hash4(ekey, sample_id, t, n_draws)) * wstep
                 n_draws += 1
             else:
-                db = sgn * pulse
+                db = sgn * stochastic_round(lp[L_PULSE], hash4(ekey, sample_id, t, n_draws))  # bias: LSB resolution
+                n_draws += 1
             if db != 0:
                 b = np.int64(bias[desc[li, B_OFF] + co]) + db
                 if b > bias_max:
@@ -129,21 +164,10 @@ def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multib
                 counters[C_BIAS_WRITES] += 1
         if not is_conv:
             for e in range(n_events):
-                j = events[e]
                 x = values[e] if multibit else 1
-                if exact:
-                    d = stochastic_round(gain * err * x, hash4(ekey, sample_id, t, n_draws)) * wstep
-                    n_draws += 1
-                    if d == 0:
-                        continue
-                else:
-                    d = sgn * pulse
-                cell = w_off + j * out_c + i
-                n_writes = write_cell(W, cell, d, wmax, noise, nkey, sample_id, t, n_writes, counters)
-                counters[C_PULSES] += abs(d) // wstep if exact else 1
-                if wmarks[cell] != stamp:
-                    wmarks[cell] = stamp
-                    counters[C_CELL_WRITES] += 1
+                n_writes, n_draws = update_synapse(W, w_off + events[e] * out_c + i, x, exact, gain * err,
+                                                   sgn, pulse_levels, wmax, wstep, noise, nkey, ekey, sample_id, t,
+                                                   n_writes, n_draws, wmarks, stamp, counters)
             continue
         pos = i // out_c
         oy = pos // out_w
@@ -159,18 +183,8 @@ def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multib
                 q = y * in_w + x_
                 row_base = (ky * k + kx) * in_c
                 for e in range(pos_start[q], pos_start[q + 1]):
-                    c = events[e] - q * in_c
                     x = values[e] if multibit else 1
-                    if exact:
-                        d = stochastic_round(gain * err * x, hash4(ekey, sample_id, t, n_draws)) * wstep
-                        n_draws += 1
-                        if d == 0:
-                            continue
-                    else:
-                        d = sgn * pulse
-                    cell = w_off + (row_base + c) * out_c + co
-                    n_writes = write_cell(W, cell, d, wmax, noise, nkey, sample_id, t, n_writes, counters)
-                    counters[C_PULSES] += abs(d) // wstep if exact else 1
-                    if wmarks[cell] != stamp:
-                        wmarks[cell] = stamp
-                        counters[C_CELL_WRITES] += 1
+                    cell = w_off + (row_base + events[e] - q * in_c) * out_c + co
+                    n_writes, n_draws = update_synapse(W, cell, x, exact, gain * err, sgn, pulse_levels, wmax,
+                                                       wstep, noise, nkey, ekey, sample_id, t, n_writes,
+                                                       n_draws, wmarks, stamp, counters)
