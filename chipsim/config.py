@@ -17,6 +17,8 @@ from typing import Any, Callable
 
 import yaml
 
+from .costs import CostConfig  # noqa: F401  (defined beside the cost model, part of ChipConfig)
+
 
 class ConfigError(ValueError):
     """A configuration file (or mapping) is invalid; the message names file and key path."""
@@ -173,23 +175,6 @@ class LayerConfig:
 
 
 @dataclass(frozen=True)
-class CostConfig:
-    """Per-operation costs of the chip (first-order model; see README 'Costs')."""
-
-    # cycles
-    cycles_tile_read: int = 8          #: one crossbar tile read (row-parallel analog MVM + ADC)
-    cycles_neuron_update: int = 1      #: one membrane update in a neuron block
-    parallel_tiles: int = 16           #: tiles that read concurrently
-    parallel_neurons: int = 256        #: neurons updated concurrently
-    # energies in picojoules; defaults Horowitz ISSCC 2014, 45 nm (see reference/hw-costs.md)
-    energy_accumulate_pj: float = 0.9  #: one accumulate (AC) per synaptic event (32-bit float add convention)
-    energy_mac_pj: float = 4.6         #: one multiply-accumulate for multi-bit input (32-bit float MAC)
-    energy_neuron_update_pj: float = 0.1   #: membrane update (32-bit int add)
-    energy_spike_pj: float = 0.03      #: routing one spike event (8-bit add scale; marginal, no NoC)
-    energy_weight_write_pj: float = 10.0   #: one programming pulse of a cell (64-bit 8 KB SRAM access)
-
-
-@dataclass(frozen=True)
 class ChipConfig:
     """Register widths, crossbar geometry, timing and costs of the chip."""
 
@@ -310,7 +295,21 @@ def _parse_costs(r: _Reader) -> CostConfig:
     return CostConfig(**values)
 
 
-def _parse_chip(r: _Reader) -> ChipConfig:
+def _parse_chip(r: _Reader, base_dir: Path | None = None) -> ChipConfig:
+    if "preset" in r.data:   # chip: {preset: NAME|PATH, ...}: the preset's settings under the section's own
+        spec = r.string("preset")
+        path = Path(spec)
+        if base_dir is not None and not path.is_absolute() and (base_dir / path).is_file():
+            spec = str(base_dir / path)
+        try:
+            preset = load_chip(spec)
+        except ConfigError as exc:
+            raise ConfigError(f"{r.source}: {r.key_path('preset')}: {exc}") from None
+        own = {k: v for k, v in r.data.items() if k != "preset"}
+        merged = {**preset.settings, **own}
+        if isinstance(own.get("costs"), dict):
+            merged["costs"] = {**preset.settings.get("costs", {}), **own["costs"]}
+        r = _Reader(r.source, merged, r.path)
     chip = ChipConfig(
         weight_bits=r.integer("weight_bits", 2, 16, 8),
         membrane_bits=r.integer("membrane_bits", 8, 31, 24),
@@ -421,7 +420,7 @@ def parse_net(data: Any, source: str = "<mapping>", base_dir: Path | None = None
     neuron = _parse_neuron(r.child("neuron"))
     layers = _parse_layers(r, input_shape)
     readout = r.choice("readout", READOUTS, "count")
-    chip = _parse_chip(r.child("chip"))
+    chip = _parse_chip(r.child("chip"), base_dir)
     weighted_names = tuple(layer.name for layer in layers if layer.weighted)
     learning = _parse_learning(r.child("learning"), weighted_names)
     data_spec = r.string("data", "digits")
@@ -455,3 +454,88 @@ def load_net(path: str | Path) -> NetConfig:
 def replace_chip(net: NetConfig, **changes: Any) -> NetConfig:
     """A copy of `net` with chip fields changed (presets compose with dataclasses.replace)."""
     return dataclasses.replace(net, chip=dataclasses.replace(net.chip, **changes))
+
+
+# --------------------------------------------------------------------------- chip presets
+
+#: What a chip preset (models/chips/*.yaml) may set: geometry, clock and costs. Register
+#: widths and `delay` stay the net's: they decide results, a preset only re-prices them.
+CHIP_PRESET_KEYS = ("tile_rows", "tile_cols", "clock_mhz", "costs")
+
+
+@dataclass(frozen=True)
+class ChipPreset:
+    """A named chip: crossbar geometry, clock and per-operation costs, with its sources."""
+
+    name: str
+    source: str                        #: the preset file
+    about: str
+    sources: tuple[str, ...]           #: where its numbers come from
+    settings: dict                     #: the chip-section keys it sets (validated)
+
+
+def bundled_chips() -> list[str]:
+    from chipsim.models import MODELS_DIR
+
+    return sorted(p.stem for p in (MODELS_DIR / "chips").glob("*.yaml"))
+
+
+def chip_preset_path(spec: str | Path) -> Path:
+    """Path of a chip preset given a bundled name (models/chips/NAME.yaml) or a file path."""
+    from chipsim.models import MODELS_DIR
+
+    path = Path(spec)
+    if path.is_file():
+        return path
+    name = path.name[:-5] if path.name.endswith(".yaml") else path.name
+    bundled = MODELS_DIR / "chips" / f"{name}.yaml"
+    if path.parent == Path(".") and bundled.is_file():
+        return bundled
+    raise ConfigError(f"chip preset {str(spec)!r}: no such file, and not a bundled preset; expected a YAML "
+                      f"path or one of: {', '.join(bundled_chips())}")
+
+
+def load_chip(spec: str | Path) -> ChipPreset:
+    """Load and validate a chip preset (a name from models/chips/ or a YAML path)."""
+    path = chip_preset_path(spec)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    r = _Reader(str(path), data)
+    name = r.string("name", path.stem)
+    about = r.string("about", "")
+    sources = r.get("sources", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+                    "a list of source strings", [])
+    settings = {key: r.get(key, lambda v: True, "") for key in CHIP_PRESET_KEYS if key in r.data}
+    r.finish()
+    _parse_chip(_Reader(str(path), dict(settings)))      # type and range checks, errors name the preset file
+    return ChipPreset(name, str(path.resolve()), about, tuple(sources), settings)
+
+
+def with_chip_preset(net: NetConfig, spec: str | Path) -> NetConfig:
+    """`net` on another chip: the preset's geometry, clock and costs (all of them) replace the net's."""
+    preset = load_chip(spec)
+    base = {k: v for k, v in dataclasses.asdict(net.chip).items() if k not in CHIP_PRESET_KEYS}
+    return dataclasses.replace(net, chip=_parse_chip(_Reader(preset.source, {**base, **preset.settings})))
+
+
+def net_mapping_with_chip(net_path: str | Path, spec: str | Path) -> dict:
+    """The YAML mapping of a net file with its chip section re-pointed at a chip preset.
+
+    The preset's geometry, clock and costs replace the net's (`--chip` overrides
+    the net); register widths and `delay` stay. Relative weight paths become
+    absolute, so the mapping can be saved anywhere (e.g. as a run's net.yaml)."""
+    net_path = Path(net_path)
+    preset = load_chip(spec)
+    data = yaml.safe_load(net_path.read_text())
+    parse_net(data, str(net_path), net_path.parent)                 # validate before rewriting
+    chip = {k: v for k, v in (data.get("chip") or {}).items()
+            if k not in CHIP_PRESET_KEYS and k != "preset"}
+    data["chip"] = {"preset": preset.source, **chip}
+    weights = data.get("weights")
+    if isinstance(weights, str) and not Path(weights).is_absolute():
+        data["weights"] = str((net_path.parent / weights).resolve())
+    return data

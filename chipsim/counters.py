@@ -1,23 +1,21 @@
-"""Counter records and the first-order cycle and energy estimate.
+"""Counter records: totals per layer, the identities every count must satisfy, and pricing.
 
 The kernels count per (sample, tick, layer) into an int64 table whose columns
-are kernels/layout.COUNTER_NAMES; this module only sums and prices them.
+are kernels/layout.COUNTER_NAMES. This module sums and checks those counts;
+the cycle and energy model that prices them is chipsim/costs.py.
 
-Cost model (per sample; parameters from the net YAML's `chip.costs`):
-  * read cycles of a layer in a tick = tile_activations * cycles_tile_read / parallel_tiles
-  * neuron cycles                   = membrane_updates * cycles_neuron_update / parallel_neurons
-  * without delay the layers of a tick run one after another (sum over layers);
-    with delay they form a pipeline (the slowest layer sets the tick time).
-  * energy = AC * E_ac + MAC * E_mac + membrane updates * E_neuron + spikes * E_spike
-             + programming pulses * E_write.
-Defaults: Horowitz, ISSCC 2014, 45 nm (0.9 pJ per 32-bit float add = AC,
-4.6 pJ per 32-bit float MAC, 0.1 pJ per 32-bit int add). These are marginal
-per-event energies, not whole-chip averages with leakage.
+Identities (`identity_violations` checks them on any counter table):
+  * an fc layer's synaptic events = its input events x its neurons (fan-out);
+  * updates_sign_gated <= updates_boxcar_gated <= updates_ungated;
+  * updates_ungated is a whole number of (neurons x fan-in) per learning tick;
+  * cell_writes <= pulses, weight saturations <= pulses + bias writes;
+  * spikes <= membrane updates, membrane updates = neurons x ticks.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .costs import geometry, inference_cost, synops_ratio
 from .kernels import layout as K
 
 
@@ -28,43 +26,46 @@ def layer_totals(counters: np.ndarray, layer_names: tuple[str, ...]) -> dict[str
             for li, name in enumerate(layer_names)}
 
 
+def chip_geometry(chip):
+    """Cost-model geometry of a deployed chip's layers."""
+    return geometry(chip.layers, chip.chip.tile_rows, chip.chip.tile_cols)
+
+
 def cost_estimate(chip, per_tick: np.ndarray, n_samples: int) -> dict:
     """Cycles, latency and energy per sample from counters summed over samples, shape (T, L, N)."""
-    costs = chip.chip.costs
-    per_sample = per_tick.astype(np.float64) / max(1, n_samples)
-    read = per_sample[:, :, K.C_TILE_ACT] * costs.cycles_tile_read / costs.parallel_tiles
-    neuron = per_sample[:, :, K.C_MEM_UPDATES] * costs.cycles_neuron_update / costs.parallel_neurons
-    layer_cycles = read + neuron                                  # (T, L)
-    if chip.chip.delay:
-        cycles = float(layer_cycles.max(axis=1).sum())
-    else:
-        cycles = float(layer_cycles.sum())
-    totals = per_sample.sum(axis=0)                               # (L, N)
-    energy = {
-        "synaptic_ac": float(totals[:, K.C_SYN_AC].sum() * costs.energy_accumulate_pj),
-        "synaptic_mac": float(totals[:, K.C_SYN_MAC].sum() * costs.energy_mac_pj),
-        "neuron_updates": float(totals[:, K.C_MEM_UPDATES].sum() * costs.energy_neuron_update_pj),
-        "spikes": float(totals[:, K.C_SPIKES].sum() * costs.energy_spike_pj),
-        "weight_writes": float(totals[:, K.C_PULSES].sum() * costs.energy_weight_write_pj),
-    }
-    clock_hz = chip.chip.clock_mhz * 1e6
-    return {
-        "cycles_per_sample": cycles,
-        "latency_us_per_sample": cycles / clock_hz * 1e6,
-        "throughput_samples_per_s": clock_hz / cycles if cycles > 0 else float("inf"),
-        "energy_pj_per_sample": energy,
-        "energy_uj_per_sample_total": sum(energy.values()) * 1e-6,
-        "model": "first-order: see chipsim/counters.py",
-    }
+    return inference_cost(chip.chip, chip_geometry(chip), per_tick, n_samples)
 
 
 def synops_vs_mac(chip, totals: dict[str, dict[str, int]], n_samples: int) -> dict:
     """Synaptic operations per sample against the dense MACs of the same ANN (one pass)."""
-    dense = 0
-    for layer in chip.layers:
-        if layer.weighted:
-            positions = layer.out_shape[1] * layer.out_shape[2]
-            dense += positions * layer.out_shape[0] * layer.fan_in
-    syn = sum(t["synaptic_events_ac"] + t["synaptic_events_mac"] for t in totals.values()) / max(1, n_samples)
-    return {"synops_per_sample": syn, "ann_macs_per_sample": dense,
-            "synops_per_mac": syn / dense if dense else float("nan")}
+    table = np.array([[totals[name][c] for c in K.COUNTER_NAMES] for name in chip.layer_names], np.int64)
+    return synops_ratio(chip.chip.costs, chip_geometry(chip), table, n_samples)
+
+
+def identity_violations(counters: np.ndarray, geo, ticks: int | None = None) -> list[str]:
+    """Messages for every identity that counters (..., L, N_COUNTERS) break; empty when all hold.
+
+    `geo` from costs.geometry; `ticks` (samples x time steps) enables the
+    membrane-update identity, which needs the number of neuron ticks."""
+    c = counters.reshape(-1, counters.shape[-2], counters.shape[-1]).sum(axis=0)
+    bad = []
+    for li, g in enumerate(geo):
+        t = c[li]
+        name = g.name
+        if g.weighted and g.positions == 1 and t[K.C_SYN_AC] != t[K.C_IN_EVENTS] * g.out_c \
+                and t[K.C_SYN_MAC] == 0:
+            bad.append(f"{name}: synaptic events {t[K.C_SYN_AC]} != input events {t[K.C_IN_EVENTS]} x fan-out {g.out_c}")
+        if not t[K.C_SIGN] <= t[K.C_BOXCAR] <= t[K.C_UNGATED]:
+            bad.append(f"{name}: expected sign-gated {t[K.C_SIGN]} <= boxcar-gated {t[K.C_BOXCAR]} "
+                       f"<= ungated {t[K.C_UNGATED]}")
+        if g.weighted and t[K.C_UNGATED] % (g.n_out * g.fan_in):
+            bad.append(f"{name}: ungated updates {t[K.C_UNGATED]} not a multiple of neurons x fan-in")
+        if t[K.C_CELL_WRITES] > t[K.C_PULSES]:
+            bad.append(f"{name}: cell writes {t[K.C_CELL_WRITES]} > pulses {t[K.C_PULSES]}")
+        if t[K.C_W_SAT] > t[K.C_PULSES] + t[K.C_BIAS_WRITES]:
+            bad.append(f"{name}: weight saturations {t[K.C_W_SAT]} > writes {t[K.C_PULSES] + t[K.C_BIAS_WRITES]}")
+        if t[K.C_SPIKES] > t[K.C_MEM_UPDATES]:
+            bad.append(f"{name}: spikes {t[K.C_SPIKES]} > membrane updates {t[K.C_MEM_UPDATES]}")
+        if ticks is not None and t[K.C_MEM_UPDATES] != g.n_out * ticks:
+            bad.append(f"{name}: membrane updates {t[K.C_MEM_UPDATES]} != neurons {g.n_out} x ticks {ticks}")
+    return bad
