@@ -79,12 +79,17 @@ def main() -> None:
 @click.option("--resume", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Resume the interrupted calibration in this folder.")
 @click.option("--learn", multiple=True, help="Override the net's learning section: KEY=VALUE (e.g. mode=exact, pulse=2).")
+@click.option("--chip", default=None, help="Chip preset (NAME in models/chips or FILE): its geometry and costs replace the net's.")
 def run(net, weights, data, split, samples, batch_size, seed, threads, noise, out, record, no_progress, as_json,
-        calibrate_epochs, calib_samples, checkpoint_every, resume, learn):
+        calibrate_epochs, calib_samples, checkpoint_every, resume, learn, chip):
     """Deploy a net on the simulated chip and run inference on a dataset split (or calibrate it)."""
     from .runner import RunError, RunOptions
 
     record_kinds = _parse_record(record)
+    if chip is not None:   # writes OUT/net.yaml: the net on that chip (chipsim/cli_analysis.py)
+        from .cli_analysis import apply_chip_option
+
+        net, out = apply_chip_option(net, chip, out or _default_out(net), resume)
     if threads is not None:
         import numba
 
@@ -198,6 +203,16 @@ def nets() -> None:
         click.echo(f"{name:<12} {len(net.weighted_layers)} weighted layers, {n_w / 1e6:.2f} M weights, "
                    f"T={net.time_steps}, {net.encoder.kind} encoder, data {net.data}; {weights}")
 
+
+from .cli_analysis import report, sweep  # noqa: E402  (architect's report and noise sweeps)
+
+main.add_command(report)
+main.add_command(sweep)
+
+from .cli_zoo import import_torch, pretrain  # noqa: E402  (model zoo: needs the torch extra when run)
+
+main.add_command(pretrain)
+main.add_command(import_torch)
 
 if __name__ == "__main__":
     main()

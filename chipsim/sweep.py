@@ -1,0 +1,436 @@
+"""Noise sweeps on Dask: every (net, noise kind, level, seed) cell calibrated or measured, one CSV, one plot.
+
+    chipsim sweep --net digits --noise mismatch=0,0.1,0.2,0.3,0.4 --calibrate-epochs 1 --seeds 3 --out DIR
+
+Grid: one axis per `--noise KIND=L1,L2,...` flag; cells = nets x (kind, level) x
+seeds 0..S-1 (kinds are swept one at a time, not crossed). A cell runs
+`chipsim.calibrate.run_calibration` into DIR/cells/<cell-id> (or, without
+`--calibrate-epochs`, `chipsim.runner.run_inference`): exactly what
+`chipsim run --noise KIND=LEVEL --seed S` would do, so a cell can be re-run or
+reported (`chipsim report DIR/cells/<cell-id>`) on its own.
+
+Cells run on Dask: a LocalCluster of worker processes (one thread each, numba
+limited to `threads_per_cell` threads) by default, or the cluster behind
+`--scheduler ADDRESS` (its workers need chipsim installed and DIR on a shared
+file system). Files:
+
+* DIR/sweep.json   the options; a later sweep into DIR must use the same run
+                   options (the grid may grow: new levels, seeds, kinds, nets);
+* DIR/sweep.csv    one row per cell (columns `COLUMNS`), rewritten atomically after
+                   every finished cell; failed cells have status `failed` and the error;
+* DIR/failures.json  the failed cells of the last sweep with their tracebacks;
+* DIR/sweep.png    accuracy before and after calibration against the noise level,
+                   mean and standard deviation over seeds, one panel per noise kind.
+
+Resume: a cell whose summary.json exists is finished and skipped; a calibration
+cell with a checkpoint.h5 (killed mid-run) resumes from it. A failing cell is
+reported with its id and error and never stops the others.
+
+CSV columns per cell: accuracy_before/after (inference-only sweeps: accuracy_before
+is the accuracy, accuracy_after empty); spikes/synops/energy/latency are per
+calibration sample for calibration cells and per test sample for inference
+cells (column `mode` says which); the learning counters are totals over the
+whole calibration (all learning layers).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import re
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+COLUMNS = ("cell", "net", "kind", "level", "seed", "status", "mode", "accuracy_before", "accuracy_after",
+           "samples", "calibration_samples", "epochs", "spikes_per_sample", "synops_per_sample", "synops_per_mac",
+           "updates_ungated", "updates_boxcar_gated", "updates_sign_gated", "pulses", "cell_writes",
+           "weight_saturations", "energy_uj_per_sample", "latency_us_per_sample", "wall_s", "error")
+LEARN_TOTALS = ("updates_ungated", "updates_boxcar_gated", "updates_sign_gated", "pulses", "cell_writes",
+                "weight_saturations")
+#: options that change what a cell computes: a sweep folder keeps them fixed
+RUN_OPTIONS = ("calibrate_epochs", "samples", "calib_samples", "learn", "weights", "data", "batch_size", "chip")
+
+
+class SweepError(ValueError):
+    """Bad sweep options (grid syntax, a folder holding a different sweep)."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    net: str          #: display name (the net file's stem)
+    kind: str         #: noise kind as in --noise (mismatch, bits, thermal, silence, mismatch.weights, ...)
+    level: str        #: level as written on the command line
+    seed: int
+
+    @property
+    def id(self) -> str:
+        safe = re.sub(r"[^A-Za-z0-9._-]", "_", f"{self.net}__{self.kind}-{self.level}__seed{self.seed}")
+        return safe
+
+    @property
+    def noise(self) -> str:
+        return f"{self.kind}={self.level}"
+
+
+@dataclass
+class SweepOptions:
+    nets: tuple[str, ...]
+    axes: tuple[tuple[str, tuple[str, ...]], ...]     #: (kind, levels) per --noise flag
+    out: Path
+    seeds: int = 3
+    calibrate_epochs: int | None = None
+    samples: int | None = None
+    calib_samples: int | None = None
+    learn: tuple[str, ...] = ()
+    weights: str | None = None
+    data: str | None = None
+    batch_size: int = 64
+    chip: str | None = None
+    workers: int | None = None                        #: LocalCluster processes (default: cores)
+    scheduler: str | None = None                      #: address of an existing Dask scheduler
+    threads_per_cell: int = 1
+
+
+@dataclass
+class SweepResult:
+    rows: list[dict]
+    failures: list[dict]
+    ran: int
+    skipped: int
+    wall_s: float
+    csv: Path
+    plot: Path | None
+    cells: list[Cell] = field(default_factory=list)
+
+
+def parse_axis(item: str) -> tuple[str, tuple[str, ...]]:
+    """'mismatch=0,0.1,0.2' -> ('mismatch', ('0', '0.1', '0.2'))."""
+    kind, sep, levels = item.partition("=")
+    kind = kind.strip()
+    values = tuple(v.strip() for v in levels.split(",") if v.strip())
+    if not sep or not kind or not values or kind == "preset":
+        raise SweepError(f"--noise {item!r}: expected KIND=LEVEL[,LEVEL...], e.g. mismatch=0,0.1,0.2 "
+                         f"(one noise kind per flag)")
+    if len(set(values)) != len(values):
+        raise SweepError(f"--noise {item!r}: a level is repeated")
+    return kind, values
+
+
+def net_label(spec: str) -> str:
+    name = Path(spec).name
+    return name[:-5] if name.endswith(".yaml") else name
+
+
+def expand(opts: SweepOptions) -> list[Cell]:
+    """Cells in grid order: net, then noise axis, then level, then seed."""
+    cells = [Cell(net_label(net), kind, level, seed)
+             for net in opts.nets for kind, levels in opts.axes for level in levels for seed in range(opts.seeds)]
+    ids = [c.id for c in cells]
+    if len(set(ids)) != len(ids):
+        raise SweepError("two cells would share a folder (nets with the same file name?); expected distinct nets")
+    return cells
+
+
+# --------------------------------------------------------------------------- one cell (runs on a worker)
+
+def run_cell(task: dict) -> dict:
+    """Run one cell in its folder; never raises: returns {'status': 'ok'|'failed', ...}."""
+    t0 = time.perf_counter()
+    cell = Cell(**task["cell"])
+    cell_dir = Path(task["cell_dir"])
+    try:
+        import numba
+
+        numba.set_num_threads(max(1, min(int(task["threads"]), numba.config.NUMBA_NUM_THREADS)))
+        summary = _run_cell(task, cell, cell_dir)
+        row = cell_row(cell, cell_dir, summary, task["net_spec"])
+        row["wall_s"] = round(time.perf_counter() - t0, 2)
+        return {"status": "ok", "id": cell.id, "row": row}
+    except Exception as exc:                      # reported per cell; the sweep goes on
+        return {"status": "failed", "id": cell.id, "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(), "wall_s": round(time.perf_counter() - t0, 2)}
+
+
+def _run_cell(task: dict, cell: Cell, cell_dir: Path) -> dict:
+    common = dict(net=task["net_spec"], weights=task["weights"], data=task["data"], samples=task["samples"],
+                  batch_size=task["batch_size"], seed=cell.seed, noise=(cell.noise,))
+    if task["calibrate_epochs"]:
+        from chipsim.calibrate import CalibOptions, run_calibration
+
+        if (cell_dir / "checkpoint.h5").is_file():           # killed mid-run: continue where it stopped
+            return run_calibration(CalibOptions(**common, resume=cell_dir))
+        return run_calibration(CalibOptions(**common, out=cell_dir, epochs=task["calibrate_epochs"],
+                                            calib_samples=task["calib_samples"], learn=tuple(task["learn"])))
+    from chipsim.runner import RunOptions, run_inference
+
+    return run_inference(RunOptions(**common, out=cell_dir)).summary
+
+
+def cell_row(cell: Cell, cell_dir: Path, summary: dict, net_spec: str) -> dict:
+    """The CSV row of a finished cell, from its summary.json and run.h5."""
+    row = {"cell": cell.id, "net": cell.net, "kind": cell.kind, "level": cell.level, "seed": cell.seed,
+           "status": "ok", "wall_s": summary.get("wall_s")}
+    if "accuracy_before" in summary:
+        from chipsim.report import build_report, load_run
+
+        rep = build_report(load_run(cell_dir))
+        learn = summary.get("learning_layers", {})
+        row.update(mode="calibration", accuracy_before=summary["accuracy_before"],
+                   accuracy_after=summary["accuracy_after"], samples=summary.get("samples"),
+                   calibration_samples=summary.get("calibration_samples"), epochs=summary.get("epochs"),
+                   **{k: sum(int(v.get(k, 0)) for v in learn.values()) for k in LEARN_TOTALS})
+        layers, cost, synops = rep["layers"], rep["cost"], rep["synops"]
+        row.update(spikes_per_sample=sum(L["spikes_per_sample"] for L in layers.values()),
+                   synops_per_sample=synops["synops_per_sample"], synops_per_mac=synops["synops_per_mac"],
+                   energy_uj_per_sample=cost["energy_uj_per_sample_total"],
+                   latency_us_per_sample=cost["latency_us_per_sample"])
+    else:
+        n = max(1, summary["samples"])
+        row.update(mode="inference", accuracy_before=summary["accuracy"], samples=summary["samples"],
+                   spikes_per_sample=sum(L["spikes"] for L in summary["layers"].values()) / n,
+                   synops_per_sample=summary["synops"]["synops_per_sample"],
+                   synops_per_mac=summary["synops"]["synops_per_mac"],
+                   energy_uj_per_sample=summary["cost"]["energy_uj_per_sample_total"],
+                   latency_us_per_sample=summary["cost"]["latency_us_per_sample"])
+    return row
+
+
+# --------------------------------------------------------------------------- the sweep (runs on the client)
+
+def _check_folder(opts: SweepOptions) -> None:
+    path = opts.out / "sweep.json"
+    mine = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(opts).items() if k in RUN_OPTIONS}
+    if path.is_file():
+        saved = json.loads(path.read_text()).get("run_options", {})
+        diff = {k: (saved.get(k), mine[k]) for k in RUN_OPTIONS if saved.get(k) != mine[k]}
+        if diff:
+            text = "; ".join(f"{k}: folder has {a!r}, now {b!r}" for k, (a, b) in diff.items())
+            raise SweepError(f"--out {opts.out}: holds a sweep with other run options ({text}); "
+                             f"expected the same options to resume or extend it, or a new --out")
+    from chipsim.atomic import write_json
+
+    write_json(path, {"run_options": mine, "nets": list(opts.nets),
+                      "axes": {k: list(v) for k, v in opts.axes}, "seeds": opts.seeds})
+
+
+def _net_specs(opts: SweepOptions) -> dict[str, str]:
+    """Net label -> the spec the cells run (with --chip: DIR/nets/<net>.yaml on that chip)."""
+    specs = {}
+    for net in opts.nets:
+        specs[net_label(net)] = net
+        if opts.chip:
+            import yaml
+
+            from chipsim.atomic import atomic_path
+            from chipsim.config import net_mapping_with_chip
+            from chipsim.models import resolve_net
+
+            path = opts.out / "nets" / f"{net_label(net)}.yaml"
+            mapping = net_mapping_with_chip(resolve_net(net), opts.chip)
+            with atomic_path(path) as tmp:
+                tmp.write_text(yaml.safe_dump(mapping, sort_keys=False))
+            specs[net_label(net)] = str(path.resolve())
+    return specs
+
+
+def _precheck(cell: Cell) -> str | None:
+    """An error text for a cell whose noise item is invalid (no need to start it), else None."""
+    from chipsim.noise import NoiseSpecError, parse_noise
+
+    try:
+        parse_noise((cell.noise,))
+    except NoiseSpecError as exc:
+        return f"NoiseSpecError: {exc}"
+    return None
+
+
+def write_csv(path: Path, rows: list[dict]) -> Path:
+    from chipsim.atomic import atomic_path
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in COLUMNS})
+    with atomic_path(path) as tmp:
+        tmp.write_text(buf.getvalue())
+    return path
+
+
+def _client(opts: SweepOptions, n_cells: int):
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    if opts.scheduler:
+        return Client(opts.scheduler, timeout="30s"), None
+    workers = max(1, min(opts.workers or (os.cpu_count() or 1), n_cells))
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                           silence_logs=logging.ERROR,
+                           env={"NUMBA_NUM_THREADS": str(opts.threads_per_cell), "OMP_NUM_THREADS": "1"})
+    return Client(cluster), cluster
+
+
+def run_sweep(opts: SweepOptions, progress: Callable[[int, int, str], None] | None = None,
+              echo: Callable[[str], None] = print) -> SweepResult:
+    """Run every unfinished cell, write sweep.csv, failures.json and sweep.png; return what happened.
+
+    `progress(done, total, cell_id)` is called after every cell that had to run;
+    `echo` gets one line per failed cell as it fails."""
+    t0 = time.perf_counter()
+    cells = expand(opts)
+    opts.out.mkdir(parents=True, exist_ok=True)
+    _check_folder(opts)
+    specs = _net_specs(opts)
+    rows: dict[str, dict] = {}
+    failures: list[dict] = []
+    todo = []
+    for cell in cells:
+        cell_dir = opts.out / "cells" / cell.id
+        summary_path = cell_dir / "summary.json"
+        if summary_path.is_file():
+            try:
+                rows[cell.id] = cell_row(cell, cell_dir, json.loads(summary_path.read_text()), specs[cell.net])
+                continue
+            except Exception as exc:          # unreadable: run it again
+                echo(f"cell {cell.id}: finished run unreadable ({type(exc).__name__}: {exc}); running it again")
+                summary_path.unlink()
+        error = _precheck(cell)
+        if error:
+            failures.append({"cell": cell.id, "error": error, "traceback": ""})
+            rows[cell.id] = _failed_row(cell, error)
+            echo(f"FAILED {cell.id}: {error}")
+            continue
+        todo.append(cell)
+    skipped = sum(1 for c in cells if c.id in rows and rows[c.id]["status"] == "ok")
+    csv_path = opts.out / "sweep.csv"
+
+    def flush():
+        write_csv(csv_path, [rows[c.id] for c in cells if c.id in rows])
+
+    flush()
+    if todo:
+        tasks = {cell.id: {"cell": asdict(cell), "cell_dir": str((opts.out / "cells" / cell.id).resolve()),
+                           "net_spec": specs[cell.net], "weights": opts.weights, "data": opts.data,
+                           "samples": opts.samples, "calib_samples": opts.calib_samples,
+                           "batch_size": opts.batch_size, "calibrate_epochs": opts.calibrate_epochs,
+                           "learn": list(opts.learn), "threads": opts.threads_per_cell}
+                 for cell in todo}
+        by_id = {cell.id: cell for cell in todo}
+        client, cluster = _client(opts, len(todo))
+        try:
+            from distributed import as_completed
+
+            futures = [client.submit(run_cell, tasks[cid], key=f"chipsim-cell-{cid}-{os.getpid()}-{time.time_ns()}",
+                                     pure=False) for cid in tasks]
+            fut_ids = {f.key: cid for f, cid in zip(futures, tasks)}
+            for done, fut in enumerate(as_completed(futures), 1):
+                cid = fut_ids[fut.key]
+                try:
+                    result = fut.result()
+                except Exception as exc:        # the worker died (memory, signal): the cell failed
+                    result = {"status": "failed", "id": cid, "error": f"{type(exc).__name__}: {exc}",
+                              "traceback": traceback.format_exc()}
+                if result["status"] == "ok":
+                    rows[cid] = result["row"]
+                else:
+                    failures.append({"cell": cid, "error": result["error"], "traceback": result["traceback"]})
+                    rows[cid] = _failed_row(by_id[cid], result["error"], result.get("wall_s"))
+                    _write_error(opts.out / "cells" / cid, result)
+                    echo(f"FAILED {cid}: {result['error']}")
+                flush()
+                if progress:
+                    progress(done, len(todo), cid)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    from chipsim.atomic import write_json
+
+    order = {c.id: i for i, c in enumerate(cells)}
+    failures.sort(key=lambda f: order[f["cell"]])
+    write_json(opts.out / "failures.json", {"failed": len(failures), "cells": failures})
+    ordered = [rows[c.id] for c in cells if c.id in rows]
+    plot = plot_sweep(ordered, opts.out / "sweep.png", opts.axes)
+    return SweepResult(ordered, failures, len(todo), skipped, time.perf_counter() - t0, csv_path, plot, cells)
+
+
+def _failed_row(cell: Cell, error: str, wall_s=None) -> dict:
+    return {"cell": cell.id, "net": cell.net, "kind": cell.kind, "level": cell.level, "seed": cell.seed,
+            "status": "failed", "error": error.replace("\n", " "), "wall_s": wall_s}
+
+
+def _write_error(cell_dir: Path, result: dict) -> None:
+    try:
+        cell_dir.mkdir(parents=True, exist_ok=True)
+        (cell_dir / "error.txt").write_text(result["error"] + "\n\n" + result.get("traceback", ""))
+    except OSError:
+        pass
+
+
+# --------------------------------------------------------------------------- Figure 4
+
+def _num(x) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def plot_sweep(rows: list[dict], path: Path, axes) -> Path | None:
+    """Accuracy before/after calibration vs noise level, mean +- std over seeds, one panel per kind."""
+    ok = [r for r in rows if r.get("status") == "ok"]
+    if not ok:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from chipsim.atomic import atomic_path
+
+    kinds = [k for k, _ in axes if any(r["kind"] == k for r in ok)]
+    fig, axs = plt.subplots(1, len(kinds), figsize=(4.6 * len(kinds) + 0.6, 3.9), squeeze=False)
+    nets = list(dict.fromkeys(r["net"] for r in ok))
+    colors = plt.get_cmap("tab10")
+    for ax, kind in zip(axs[0], kinds):
+        levels = dict(axes)[kind]
+        x = np.arange(len(levels))
+        for ni, net in enumerate(nets):
+            for j, (col, label, style) in enumerate((("accuracy_before", "before", "--"),
+                                                     ("accuracy_after", "after calibration", "-"))):
+                stats = []
+                for level in levels:
+                    vals = [_num(r.get(col)) * 100 for r in ok
+                            if r["kind"] == kind and r["net"] == net and str(r["level"]) == level]
+                    vals = [v for v in vals if math.isfinite(v)]
+                    stats.append((np.mean(vals), np.std(vals), len(vals)) if vals else (np.nan, np.nan, 0))
+                mean = np.array([s[0] for s in stats])
+                if np.all(np.isnan(mean)):
+                    continue
+                std = np.array([s[1] for s in stats])
+                color = colors((2 * ni + j) % 10)
+                name = label if col == "accuracy_after" or any(r["mode"] == "calibration" for r in ok) \
+                    else "accuracy"
+                ax.errorbar(x, mean, yerr=std, fmt="o" + style, color=color, capsize=3, ms=4,
+                            label=(f"{net}: {name}" if len(nets) > 1 else name))
+                ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.15)
+        seeds = sorted({r["seed"] for r in ok if r["kind"] == kind})
+        ax.set_xticks(x, levels)
+        ax.set_xlabel(f"{kind} level")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(f"{kind} (mean ± std over {len(seeds)} seed{'s' if len(seeds) != 1 else ''})")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return path

@@ -1,0 +1,81 @@
+"""`chipsim sweep` on a tiny grid on a local Dask cluster: rows, failures, resume, folder checks."""
+import csv
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from chipsim.cli import main
+from chipsim.sweep import Cell, SweepError, SweepOptions, expand, parse_axis, run_sweep
+
+TINY = dict(calibrate_epochs=1, samples=16, calib_samples=16, batch_size=16, seeds=1)
+
+
+def read_csv(path: Path) -> dict[str, dict]:
+    with open(path, newline="") as f:
+        return {row["cell"]: row for row in csv.DictReader(f)}
+
+
+def test_grid_expansion_and_axis_syntax():
+    assert parse_axis("mismatch=0, 0.1,0.2") == ("mismatch", ("0", "0.1", "0.2"))
+    for bad in ("mismatch", "mismatch=", "=0.1", "preset=dynapse", "bits=4,4"):
+        with pytest.raises(SweepError):
+            parse_axis(bad)
+    opts = SweepOptions(nets=("digits", "models/other.yaml"), axes=(("mismatch", ("0", "0.2")), ("bits", ("4",))),
+                        out=Path("x"), seeds=2)
+    cells = expand(opts)
+    assert len(cells) == 2 * 3 * 2
+    assert cells[0] == Cell("digits", "mismatch", "0", 0) and cells[-1] == Cell("other", "bits", "4", 1)
+    assert cells[1].id == "digits__mismatch-0__seed1" and cells[1].noise == "mismatch=0"
+
+
+def test_sweep_failures_and_resume(tmp_path):
+    out = tmp_path / "sw"
+    args = ["sweep", "--net", "digits", "--net", "no_such_net", "--noise", "mismatch=0,0.3", "--noise", "bits=1",
+            "--seeds", "1", "--calibrate-epochs", "1", "--samples", "16", "--calib-samples", "16",
+            "--batch-size", "16", "--workers", "2", "--no-progress", "--out", str(out)]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 1, res.output                          # some cells failed
+    rows = read_csv(out / "sweep.csv")
+    assert len(rows) == 6
+    ok = {cid for cid, r in rows.items() if r["status"] == "ok"}
+    assert ok == {"digits__mismatch-0__seed0", "digits__mismatch-0.3__seed0"}
+    for cid in ok:
+        r = rows[cid]
+        assert r["mode"] == "calibration" and 0 <= float(r["accuracy_before"]) <= 1
+        assert 0 <= float(r["accuracy_after"]) <= 1 and int(r["calibration_samples"]) == 16
+        assert int(r["updates_sign_gated"]) <= int(r["updates_boxcar_gated"]) <= int(r["updates_ungated"])
+        assert float(r["energy_uj_per_sample"]) > 0
+        assert (out / "cells" / cid / "summary.json").is_file()
+    # failing cells are reported with their id and error, in the output, the CSV and failures.json
+    assert "failed digits__bits-1__seed0: NoiseSpecError: --noise bits=1" in res.output
+    assert "failed no_such_net__mismatch-0__seed0: RunError: --net no_such_net" in res.output
+    assert rows["no_such_net__mismatch-0.3__seed0"]["status"] == "failed"
+    assert "no_such_net" in rows["no_such_net__mismatch-0.3__seed0"]["error"]
+    failures = json.loads((out / "failures.json").read_text())
+    assert failures["failed"] == 4 and failures["cells"][0]["cell"] == "digits__bits-1__seed0"
+    assert (out / "cells" / "no_such_net__mismatch-0__seed0" / "error.txt").is_file()
+    assert (out / "sweep.png").stat().st_size > 1000
+    before = read_csv(out / "sweep.csv")["digits__mismatch-0.3__seed0"]
+
+    # resume on an existing cluster (--scheduler): the finished cell is skipped, the one whose
+    # summary was deleted (its checkpoint kept) runs again and reproduces its row
+    (out / "cells" / "digits__mismatch-0.3__seed0" / "summary.json").unlink()
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=logging.ERROR) as cluster:
+        opts = SweepOptions(nets=("digits",), axes=(("mismatch", ("0", "0.3")),), out=out,
+                            scheduler=cluster.scheduler_address, **TINY)
+        result = run_sweep(opts, echo=lambda line: None)
+    assert result.ran == 1 and result.skipped == 1 and not result.failures
+    after = read_csv(out / "sweep.csv")["digits__mismatch-0.3__seed0"]
+    for key in ("accuracy_before", "accuracy_after", "pulses", "cell_writes", "updates_sign_gated"):
+        assert after[key] == before[key], key
+
+    # a folder holds one set of run options
+    with pytest.raises(SweepError, match="samples: folder has 16, now 8"):
+        run_sweep(SweepOptions(nets=("digits",), axes=(("mismatch", ("0",)),), out=out,
+                               **{**TINY, "samples": 8}), echo=lambda line: None)
