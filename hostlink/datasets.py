@@ -11,7 +11,16 @@ of ``uint8`` images shaped ``(N, C, H, W)`` plus ``int64`` labels.  A spec is
 * an image folder ``ROOT/<split>/<class>/*.jpg|*.jpeg|*.png``;
 * a ``.tar``, ``.tar.gz`` or ``.tar.xz`` archive holding such an image folder
   (at the top of the archive or inside one top-level folder).  The archive is
-  read in a single streaming pass and nothing is unpacked to disk.
+  read in a single streaming pass and nothing is unpacked to disk;
+* an MNIST-style IDX folder (Fashion-MNIST): ``train-images-idx3-ubyte``,
+  ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``,
+  ``t10k-labels-idx1-ubyte``, each optionally ``.gz`` (test = ``t10k``); or
+  ``"fashion-mnist"``, the folder Debian's ``dataset-fashion-mnist`` installs
+  (``/usr/share/datasets/fashion-mnist``);
+* a Tiny ImageNet folder: ``train/<wnid>/images/*.JPEG``, ``val/images/*.JPEG``
+  with ``val/val_annotations.txt`` (file, wnid, box), optional ``wnids.txt``;
+  the labelled ``val`` split is served as ``test`` (Tiny ImageNet's own test
+  images have no labels).
 
 A folder that holds exactly one subfolder in one of these layouts (e.g. the
 unpacked ``cifar10-jpeg/``) is accepted too.  To load a folder that is
@@ -21,8 +30,9 @@ Ordering is deterministic and independent of file-system or archive order:
 
 * digits: the order of a fixed permutation (see below);
 * CIFAR batches: the order of the batch files (``data_batch_1`` first);
-* image folders and archives: class index (classes sorted by folder name),
-  then file name.
+* image folders, archives and Tiny ImageNet: class index (classes sorted by
+  folder name or wnid), then file name;
+* IDX files: the order in the file.
 
 With ``limit`` the samples are first put in a *stratified interleave* of that
 order -- the first sample of every class (in class order), then the second
@@ -85,9 +95,25 @@ BUNDLED = {
 }
 
 _EXPECTED = (
-    "expected 'digits', 'cifar10-test-subset', a CIFAR python-batches folder, an image folder "
+    "expected 'digits', 'cifar10-test-subset', 'fashion-mnist', a CIFAR python-batches folder, "
+    "an MNIST/Fashion-MNIST IDX folder, a Tiny ImageNet folder, an image folder "
     "ROOT/<split>/<class>/*.jpg or a .tar/.tar.gz/.tar.xz of one"
 )
+
+#: Data sets installed by system packages, by name: the folders searched, in order.
+INSTALLED = {
+    "fashion-mnist": (Path("/usr/share/datasets/fashion-mnist"),),
+}
+_INSTALL_HINT = {
+    "fashion-mnist": "install Debian's package dataset-fashion-mnist (apt-get install dataset-fashion-mnist) "
+                     "or pass --data FOLDER holding the four IDX files",
+}
+
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+#: IDX file stems per split (MNIST naming)
+_IDX_STEMS = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+              "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 
 _DIGITS_FILE = Path(__file__).resolve().parent / "data" / "digits.npz"
 _DIGITS_SEED = 20221004
@@ -237,6 +263,12 @@ def load_dataset(
     if spec_str in BUNDLED:
         bundled_path, note = BUNDLED[spec_str]
         return dataclasses.replace(load_dataset(bundled_path, split, limit), name=spec_str, note=note)
+    if spec_str in INSTALLED:
+        for folder in INSTALLED[spec_str]:
+            if folder.is_dir():
+                return dataclasses.replace(load_dataset(folder, split, limit), name=spec_str)
+        shown = ", ".join(str(f) for f in INSTALLED[spec_str])
+        raise DatasetError(f"{spec_str}: not installed (looked in {shown}); {_INSTALL_HINT[spec_str]}")
 
     path = Path(spec_str).expanduser()
     if not path.exists():
@@ -252,6 +284,10 @@ def load_dataset(
     kind, root = _resolve_folder(path)
     if kind in ("cifar10", "cifar100"):
         return _load_cifar(kind, root, split, limit)
+    if kind == "idx":
+        return _load_idx(root, split, limit)
+    if kind == "tiny-imagenet":
+        return _load_tiny_imagenet(root, split, limit)
     return _load_image_folder(root, split, limit)
 
 
@@ -336,7 +372,13 @@ def _is_archive(path: Path) -> bool:
 
 
 def _folder_kind(root: Path) -> str | None:
-    """'cifar10', 'cifar100', 'images' or None for an unknown layout."""
+    """'cifar10', 'cifar100', 'idx', 'tiny-imagenet', 'images' or None for an unknown layout."""
+    if any(_idx_file(root, stem) is not None for stems in _IDX_STEMS.values() for stem in stems):
+        return "idx"
+    if (root / "val" / "val_annotations.txt").is_file() or (
+        (root / "wnids.txt").is_file() and (root / "train").is_dir()
+    ):
+        return "tiny-imagenet"
     if (
         (root / "batches.meta").is_file()
         or (root / "test_batch").is_file()
@@ -664,5 +706,145 @@ def _load_archive(path: Path, split: str, limit: int | None) -> Dataset:
         labels=labels[keep],
         classes=classes,
         source=str(path),
+        pixel_max=255,
+    )
+
+
+# --------------------------------------------------------------------------
+# MNIST-style IDX files (Fashion-MNIST)
+
+
+def _idx_file(root: Path, stem: str) -> Path | None:
+    for name in (stem, stem + ".gz"):
+        if (root / name).is_file():
+            return root / name
+    return None
+
+
+def _read_idx(path: Path, ndim: int) -> np.ndarray:
+    """An unsigned-byte IDX array: magic 0x0000 08 <ndim>, big-endian int32 sizes, then the data."""
+    import gzip
+
+    try:
+        if path.name.endswith(".gz"):
+            with gzip.open(path, "rb") as f:
+                raw = f.read()
+        else:
+            raw = path.read_bytes()
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DatasetError(f"{path}: cannot read ({exc}); expected an IDX file, optionally gzipped") from exc
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or raw[3] != ndim:
+        got = raw[:4].hex() if len(raw) >= 4 else f"{len(raw)} bytes"
+        raise DatasetError(
+            f"{path}: bad IDX header {got}; expected magic 000008{ndim:02x} (unsigned bytes, {ndim} dimensions)"
+        )
+    head = 4 + 4 * ndim
+    if len(raw) < head:
+        raise DatasetError(f"{path}: truncated IDX header; expected {ndim} dimension sizes")
+    shape = tuple(int(v) for v in np.frombuffer(raw, ">u4", ndim, 4))
+    size = int(np.prod(shape))
+    if len(raw) - head != size:
+        raise DatasetError(
+            f"{path}: IDX data has {len(raw) - head} bytes; expected {size} for shape {shape}"
+        )
+    return np.frombuffer(raw, np.uint8, size, head).reshape(shape)
+
+
+def _load_idx(root: Path, split: str, limit: int | None) -> Dataset:
+    img_stem, lab_stem = _IDX_STEMS[split]
+    img_path, lab_path = _idx_file(root, img_stem), _idx_file(root, lab_stem)
+    if img_path is None or lab_path is None:
+        missing = [s for s, p in ((img_stem, img_path), (lab_stem, lab_path)) if p is None]
+        raise DatasetError(
+            f"{root}: no {' or '.join(missing)}[.gz] for split {split!r}; expected the four IDX files "
+            f"{', '.join(s for stems in _IDX_STEMS.values() for s in stems)} (optionally .gz)"
+        )
+    images = _read_idx(img_path, 3)
+    labels = _read_idx(lab_path, 1).astype(np.int64)
+    if len(images) != len(labels):
+        raise DatasetError(
+            f"{root}: {img_path.name} holds {len(images)} images but {lab_path.name} {len(labels)} labels; "
+            "expected equal counts"
+        )
+    if len(labels) == 0:
+        raise DatasetError(f"{img_path}: no images; expected a non-empty IDX file")
+    n_classes = max(10, int(labels.max()) + 1)
+    # Fashion-MNIST and MNIST share the format; the folder's name tells them apart
+    fashion = "fashion" in str(root).lower() and n_classes == 10
+    classes = FASHION_CLASSES if fashion else tuple(str(i) for i in range(n_classes))
+    keep = _selection(labels, limit)
+    return Dataset(
+        name=root.name,
+        split=split,
+        images=np.ascontiguousarray(images[keep][:, None]),
+        labels=labels[keep],
+        classes=classes,
+        source=str(root),
+        pixel_max=255,
+    )
+
+
+# --------------------------------------------------------------------------
+# Tiny ImageNet folder layout
+
+
+def _load_tiny_imagenet(root: Path, split: str, limit: int | None) -> Dataset:
+    expected = (f"expected {root}/train/<wnid>/images/*.JPEG and {root}/val/images/*.JPEG with "
+                f"{root}/val/val_annotations.txt")
+    try:
+        if (root / "wnids.txt").is_file():
+            wnids = [w.strip() for w in (root / "wnids.txt").read_text().split() if w.strip()]
+        else:
+            wnids = [p.name for p in (root / "train").iterdir() if p.is_dir() and not _is_hidden(p.name)] \
+                if (root / "train").is_dir() else []
+        classes = tuple(sorted(set(wnids)))
+        index = {w: i for i, w in enumerate(classes)}
+        entries: list[tuple[int, str, Path]] = []
+        if split == "train":
+            for wnid in classes:
+                folder = root / "train" / wnid / "images"
+                if folder.is_dir():
+                    entries += [(index[wnid], p.name, p) for p in folder.iterdir()
+                                if _is_image_name(p.name) and p.is_file()]
+        else:
+            ann = root / "val" / "val_annotations.txt"
+            if not ann.is_file():
+                raise DatasetError(f"{root}: no val/val_annotations.txt for the {split!r} split; {expected}")
+            for n, line in enumerate(ann.read_text().splitlines(), 1):
+                parts = line.split("\t")
+                if not line.strip():
+                    continue
+                if len(parts) < 2 or parts[1] not in index:
+                    raise DatasetError(
+                        f"{ann}:{n}: expected 'FILE<TAB>WNID...' with a wnid of {len(classes)} classes, got {line!r}"
+                    )
+                entries.append((index[parts[1]], parts[0], root / "val" / "images" / parts[0]))
+    except OSError as exc:
+        raise DatasetError(f"{root}: cannot read Tiny ImageNet folder ({exc}); {expected}") from exc
+    if not classes:
+        raise DatasetError(f"{root}: no classes (wnids.txt or train/<wnid>/); {expected}")
+    if not entries:
+        raise DatasetError(f"{root}: split {split!r} has no images; {expected}")
+    entries.sort(key=lambda e: (e[0], e[1]))
+    labels = np.array([e[0] for e in entries], dtype=np.int64)
+    keep = _selection(labels, limit)
+
+    def read(i: int) -> tuple[str, bytes]:
+        path = entries[i][2]
+        try:
+            return str(path), path.read_bytes()
+        except OSError as exc:
+            raise DatasetError(f"{path}: cannot read ({exc}); expected an image file") from exc
+
+    images = _stack_images(read(int(i)) for i in keep)
+    if images.shape[1] == 1:   # Tiny ImageNet is RGB; an all-grey subset still gets 3 channels
+        images = np.ascontiguousarray(np.repeat(images, 3, axis=1))
+    return Dataset(
+        name="tiny-imagenet",
+        split=split,
+        images=images,
+        labels=labels[keep],
+        classes=classes,
+        source=str(root),
         pixel_max=255,
     )
