@@ -318,7 +318,7 @@ def train_teacher_epoch(model, opt, train, epoch: int, opts: PretrainOptions, ne
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        loss_sum += float(loss) * len(idx)
+        loss_sum += float(loss.detach()) * len(idx)
         correct += int((logits.argmax(1) == y).sum())
         seen += len(idx)
         bar.update(len(idx))
@@ -348,8 +348,8 @@ def ltl_losses(net: NetConfig, snn, teacher, x, y, norms: dict[str, float]) -> d
         if not layer.weighted:
             continue
         if layer.name == snn.last:
-            if net.readout == "potential":
-                losses[layer.name] = F.cross_entropy(logits, y)
+            if net.readout == "potential":   # in the teacher's logit units: the SNN's are theta / y_norm smaller
+                losses[layer.name] = F.cross_entropy(logits * (norms[layer.name] / snn.theta), y)
             else:
                 onehot = F.one_hot(y, net.classes).to(logits.dtype) * net.learning.label_rate
                 losses[layer.name] = F.mse_loss(snn.rates(runs[layer.name]).flatten(1), onehot)
@@ -387,7 +387,7 @@ def train_snn_epoch(snn, teacher, opt, train, epoch: int, opts: PretrainOptions,
         sum(losses.values()).backward()     # the graphs of the layers are disjoint: each gets its own loss
         opt.step()
         for k, v in losses.items():
-            sums[k] = sums.get(k, 0.0) + float(v) * len(idx)
+            sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(idx)
         seen += len(idx)
         bar.update(len(idx))
     return {"layer_losses": {k: v / seen for k, v in sums.items()}, "samples": seen}
@@ -539,18 +539,20 @@ def pretrain(opts: PretrainOptions) -> dict:
     while state["stage"] == "teacher" and state["epoch"] < opts.epochs:
         e = state["epoch"]
         bar = _Bar(opts.progress, len(train), f"teacher epoch {e + 1}/{opts.epochs}")
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             stats = train_teacher_epoch(teacher, t_opt, train, e, opts, net, opts.epochs, bar)
         finally:
             bar.close()
-        dt = time.perf_counter() - t0
+        dt, dc = time.perf_counter() - t0, time.process_time() - c0
         acc = teacher_accuracy(teacher, test)
         state["seconds"]["teacher"] += dt
+        state["seconds"]["teacher_cpu"] = state["seconds"].get("teacher_cpu", 0.0) + dc
         state["epoch"] = e + 1
-        record({"stage": "teacher", "epoch": e + 1, **stats, "test_accuracy": acc, "seconds": round(dt, 1)})
+        record({"stage": "teacher", "epoch": e + 1, **stats, "test_accuracy": acc, "seconds": round(dt, 1),
+                "cpu_seconds": round(dc, 1)})
         log(f"teacher epoch {e + 1}/{opts.epochs}: loss {stats['loss']:.4f}, train {stats['train_accuracy'] * 100:.2f}%,"
-            f" test {acc * 100:.2f}%, {dt:.0f} s")
+            f" test {acc * 100:.2f}%, {dt:.0f} s ({dc:.0f} s CPU)")
         if state["epoch"] >= opts.epochs:
             state["stage"], state["epoch"] = ("export" if opts.teacher_only or opts.method == "convert"
                                               else "snn"), 0
@@ -593,20 +595,22 @@ def pretrain(opts: PretrainOptions) -> dict:
             e = state["epoch"]
             per_epoch = min(len(train), opts.ltl_samples or len(train))
             bar = _Bar(opts.progress, per_epoch, f"offline LTL epoch {e + 1}/{opts.ltl_epochs}")
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             try:
                 stats = train_snn_epoch(snn, teacher, s_opt, train, e, opts, net, norms, bar)
             finally:
                 bar.close()
-            dt = time.perf_counter() - t0
+            dt, dc = time.perf_counter() - t0, time.process_time() - c0
             snn.eval()
             f_acc = snn_float_accuracy(snn, test.subset(min(len(test), 1000)))
             state["seconds"]["snn"] += dt
+            state["seconds"]["snn_cpu"] = state["seconds"].get("snn_cpu", 0.0) + dc
             state["epoch"] = e + 1
-            record({"stage": "snn", "epoch": e + 1, **stats, "float_snn_accuracy_1k": f_acc, "seconds": round(dt, 1)})
+            record({"stage": "snn", "epoch": e + 1, **stats, "float_snn_accuracy_1k": f_acc, "seconds": round(dt, 1),
+                    "cpu_seconds": round(dc, 1)})
             losses = ", ".join(f"{k} {v:.4f}" for k, v in stats["layer_losses"].items())
             log(f"offline LTL epoch {e + 1}/{opts.ltl_epochs}: {losses}; float SNN {f_acc * 100:.2f}% (1k test), "
-                f"{dt:.0f} s")
+                f"{dt:.0f} s ({dc:.0f} s CPU)")
             if state["epoch"] >= opts.ltl_epochs:
                 state["stage"], state["epoch"] = "export", 0
             checkpoint()
