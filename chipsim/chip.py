@@ -63,7 +63,7 @@ def crossbar_matrix(layer, weight: np.ndarray) -> np.ndarray:
     if layer.type == "conv":  # rows in (ky, kx, c) order, see kernels/crossbar.py
         out, in_c, k, _ = weight.shape
         return weight.transpose(2, 3, 1, 0).reshape(k * k * in_c, out)
-    perm = chip_order_permutation(layer.in_shape)
+    perm = chip_order_permutation(layer.input_map)   # a flatten reads the map in chip order (y, x, c)
     return weight[:, perm].T
 
 
@@ -82,6 +82,9 @@ class Chip:
     # ------------------------------------------------------------------ mapping
     def _build(self, bundle: WeightBundle, source: str) -> None:
         net, chip = self.net, self.chip
+        if self.layers[0].type == "pool" and net.encoder.kind == "direct":
+            raise DeployError(f"{net.source}: layers[0]: a pooling layer cannot take the direct encoder's "
+                              f"multi-bit input; expected a conv or fc first layer, or encoder.kind rate/if")
         L = len(self.layers)
         desc = np.zeros((L, K.N_COLS), np.int64)
         mats, biases = [], []

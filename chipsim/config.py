@@ -154,6 +154,12 @@ class LayerConfig:
     stride: int = 1
     padding: int = 0
     pool: str = "avg"            #: pool layers: avg (fixed-weight IF neurons) or or (spike OR / max)
+    source_shape: tuple[int, int, int] | None = None  #: fc: the (C, H, W) map its flat input comes from
+
+    @property
+    def input_map(self) -> tuple[int, int, int]:
+        """Shape of the feature map this layer reads (before any flatten)."""
+        return self.source_shape or self.in_shape
 
     @property
     def weighted(self) -> bool:
@@ -360,6 +366,7 @@ def _parse_layers(r: _Reader, input_shape: tuple[int, int, int]) -> tuple[LayerC
     layers: list[LayerConfig] = []
     shape = input_shape
     flat = False
+    map_shape = input_shape           # the last (C, H, W) feature map: a flatten only re-indexes it
     names: set[str] = set()
     counts: dict[str, int] = {}
     for i, item in enumerate(raw):
@@ -398,10 +405,12 @@ def _parse_layers(r: _Reader, input_shape: tuple[int, int, int]) -> tuple[LayerC
                 lr.fail(lr.key_path("type"), "a flatten layer before the first fc layer", kind)
             flat = True
             out = lr.integer("out", 1)
-            layer = LayerConfig(name, kind, shape, (out, 1, 1))
+            layer = LayerConfig(name, kind, shape, (out, 1, 1), source_shape=map_shape)
         lr.finish()
         layers.append(layer)
         shape = layer.out_shape
+        if kind != "flatten":
+            map_shape = shape
     if not layers[-1].weighted:
         raise ConfigError(f"{r.source}: {r.key_path('layers')}[{len(raw) - 1}]: "
                           f"expected the last layer to be conv or fc (the readout), got {layers[-1].type!r}")

@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit, uint64
 
 from .layout import C_CNT_SAT, C_MEM_SAT, C_MEM_UPDATES, C_SILENCED, C_SPIKES, RESET_ZERO
-from .rng import fast_normal, lane_bits, tick_key
+from .rng import lane_bits, tick_key
 
 #: spike-state value of a neuron that fired but whose spike was dropped (per-tick silencing)
 DROPPED = 2
@@ -33,6 +33,23 @@ def leak(u, a, leak_bits):
 
 
 @njit(nogil=True, cache=True)
+def add_thermal(cur, acc, n, sigma, tkey):
+    """Thermal noise on the input current: cur[i] <- I + round(sigma * |I| * xi), acc[i] <- 0.
+
+    xi ~ N(0, 1) (Irwin-Hall, kernels/rng.py) per neuron under the (sample, tick) key `tkey`.
+    The 16-bit fields go through int32 so the loop vectorises on AVX2."""
+    for i in range(n):
+        x = np.int64(cur[i]) + np.int64(acc[i])
+        h = lane_bits(tkey, i)
+        m = uint64(0xFFFF)
+        total = np.int32(h & m) + np.int32((h >> uint64(16)) & m) + np.int32((h >> uint64(32)) & m) \
+            + np.int32(h >> uint64(48))
+        xi = (np.float64(total) - 131070.0) * (1.7320508075688772 / 65536.0)
+        cur[i] = x + np.int64(np.floor(sigma * abs(x) * xi + 0.5))
+        acc[i] = 0
+
+
+@njit(nogil=True, cache=True)
 def update_neurons(cur, acc, n, n_off, U, S, C, theta, leak_a, enabled, leak_bits, reset_mode, spiking,
                    memoryless, umin, umax, cmax, spike_list, counters, thermal, tick_silence, key_thermal,
                    key_silence, sample_id, t):
@@ -40,15 +57,16 @@ def update_neurons(cur, acc, n, n_off, U, S, C, theta, leak_a, enabled, leak_bit
 
     Writes the indices (0-based within the layer) of the neurons that spiked to
     `spike_list` and returns how many there are. `counters` is the (tick, layer)
-    row of the counter table. The first loop uses selects, not branches, so
-    it vectorises; the second compacts the spike indices.
+    row of the counter table. The main loop uses selects, not branches, so it
+    vectorises; a second pass compacts the spike indices.
 
     Dynamic noise (off when 0): `thermal` = s adds round(s * |I| * xi) to the
     input current, xi ~ N(0, 1) drawn per (sample, tick, neuron) from the
-    counter-based hash; `tick_silence` = p suppresses each spike with
-    probability p, drawn likewise: the neuron still resets (its S holds
-    DROPPED = 2), but the spike is neither delivered nor counted. A disabled neuron (frozen silencing) has
-    its membrane held at 0 and never spikes; its ticks count as silenced.
+    counter-based hash (a pass before the update); `tick_silence` = p drops
+    each spike with probability p, drawn likewise: the neuron still resets
+    (its S holds DROPPED = 2), but the spike is neither delivered nor counted.
+    A disabled neuron (frozen silencing) has its membrane held at 0 and never
+    spikes; its ticks count as silenced.
     """
     u_v = U[n_off:n_off + n]
     s_v = S[n_off:n_off + n]
@@ -56,55 +74,61 @@ def update_neurons(cur, acc, n, n_off, U, S, C, theta, leak_a, enabled, leak_bit
     th_v = theta[n_off:n_off + n]
     a_v = leak_a[n_off:n_off + n]
     en_v = enabled[n_off:n_off + n]
-    full = np.int32(1) << leak_bits
+    cu = cur[:n]
+    ac = acc[:n]
+    if thermal > 0.0:
+        add_thermal(cu, ac, n, thermal, tick_key(key_thermal, sample_id, t))
     zero_reset = reset_mode == RESET_ZERO
+    drop = tick_silence > 0.0
+    count_now = not drop           # with drops, a spike is counted in the drop pass below
     mem_sat = 0
     cnt_sat = 0
     silenced = 0
     n_spikes = 0
-    noisy = thermal > 0.0 or tick_silence > 0.0
-    if noisy:
-        base_t = tick_key(key_thermal, sample_id, t)
-        base_s = tick_key(key_silence, sample_id, t)
-        p_keep = uint64((1.0 - tick_silence) * 18446744073709549568.0)
+    if memoryless:      # OR pooling: no state carried from the last tick, so no reset either
+        u_v[:] = 0
+        s_v[:] = 0
     for i in range(n):
         u = np.int64(u_v[i])
-        if memoryless:
-            u = np.int64(0)
-        a = a_v[i]
-        if a != full:
-            u = leak(u, a, leak_bits)
-        fired = s_v[i] != 0          # a dropped spike (DROPPED) still resets its neuron
+        mag = (abs(u) * np.int64(a_v[i])) >> leak_bits
+        u = mag if u >= 0 else -mag
         th = np.int64(th_v[i])
-        if zero_reset:
-            u = 0 if fired else u
-        else:
-            u = u - th if fired else u
-        x = np.int64(cur[i]) + np.int64(acc[i])
-        if noisy and thermal > 0.0:
-            x += np.int64(np.floor(thermal * abs(x) * fast_normal(lane_bits(base_t, i)) + 0.5))
-        en = en_v[i] != 0
-        u = u + x if en else np.int64(0)
-        mem_sat += (u > umax) + (u < umin)
-        u = min(max(u, umin), umax)
-        u_v[i] = u
+        fired = s_v[i] != 0       # reset by the last tick's spike (DROPPED spikes reset too)
+        u = (np.int64(0) if zero_reset else u - th) if fired else u
+        u = u + np.int64(cu[i]) + np.int64(ac[i])
+        u = u if en_v[i] != 0 else np.int64(0)
+        hi = u > umax
+        lo = u < umin
+        mem_sat += hi | lo
+        u = umax if hi else (umin if lo else u)
+        u_v[i] = np.int32(u)
         s = (u >= th) & spiking
-        state = np.uint8(s)
-        if noisy and tick_silence > 0.0 and s:
-            if lane_bits(base_s, i) >= p_keep:
-                # the neuron fired (and will reset) but the spike is lost on its way out
-                s = False
-                state = np.uint8(DROPPED)
-                silenced += 1
-        silenced += not en
-        s_v[i] = state
-        c = c_v[i] + np.int32(s)
-        cnt_sat += c > cmax
-        c_v[i] = min(c, cmax)
+        s_v[i] = np.uint8(s)
+        c = np.int64(c_v[i]) + (s & count_now)
+        cs = c > cmax
+        cnt_sat += cs
+        c_v[i] = np.int32(cmax if cs else c)
         n_spikes += s
+    for i in range(n):
+        silenced += en_v[i] == 0
+    if drop and n_spikes > 0:
+        base_s = tick_key(key_silence, sample_id, t)
+        p_keep = uint64((1.0 - tick_silence) * 18446744073709549568.0)
+        for i in range(n):
+            if s_v[i] != 0:
+                if lane_bits(base_s, i) >= p_keep:
+                    s_v[i] = DROPPED         # fired and will reset, but the spike is lost on its way out
+                    n_spikes -= 1
+                    silenced += 1
+                else:
+                    c = c_v[i] + 1
+                    if c > cmax:
+                        cnt_sat += 1
+                    else:
+                        c_v[i] = c
     if n_spikes > 0:
         k = 0
-        for i in range(n):   # branch-free compaction: write always, advance on a spike
+        for i in range(n):   # branch-free compaction: write always, advance on a delivered spike
             spike_list[k] = i
             k += s_v[i] == 1
     counters[C_SPIKES] += n_spikes
