@@ -30,7 +30,9 @@ CSV columns per cell: accuracy_before/after (inference-only sweeps: accuracy_bef
 is the accuracy, accuracy_after empty); spikes/synops/energy/latency are per
 calibration sample for calibration cells and per test sample for inference
 cells (column `mode` says which); the learning counters are totals over the
-whole calibration (all learning layers).
+whole calibration (all learning layers); wall_s and cpu_s are the cell's wall
+and process CPU seconds on its worker (cpu_s counts every thread: the host
+link's producer thread prepares the next batch while the chip runs).
 """
 from __future__ import annotations
 
@@ -51,7 +53,7 @@ import numpy as np
 COLUMNS = ("cell", "net", "kind", "level", "seed", "status", "mode", "accuracy_before", "accuracy_after",
            "samples", "calibration_samples", "epochs", "spikes_per_sample", "synops_per_sample", "synops_per_mac",
            "updates_ungated", "updates_boxcar_gated", "updates_sign_gated", "pulses", "cell_writes",
-           "weight_saturations", "energy_uj_per_sample", "latency_us_per_sample", "wall_s", "error")
+           "weight_saturations", "energy_uj_per_sample", "latency_us_per_sample", "wall_s", "cpu_s", "error")
 LEARN_TOTALS = ("updates_ungated", "updates_boxcar_gated", "updates_sign_gated", "pulses", "cell_writes",
                 "weight_saturations")
 #: options that change what a cell computes: a sweep folder keeps them fixed
@@ -142,7 +144,7 @@ def expand(opts: SweepOptions) -> list[Cell]:
 
 def run_cell(task: dict) -> dict:
     """Run one cell in its folder; never raises: returns {'status': 'ok'|'failed', ...}."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     cell = Cell(**task["cell"])
     cell_dir = Path(task["cell_dir"])
     try:
@@ -152,6 +154,7 @@ def run_cell(task: dict) -> dict:
         summary = _run_cell(task, cell, cell_dir)
         row = cell_row(cell, cell_dir, summary, task["net_spec"])
         row["wall_s"] = round(time.perf_counter() - t0, 2)
+        row["cpu_s"] = round(time.process_time() - c0, 2)      # all threads of the worker process
         return {"status": "ok", "id": cell.id, "row": row}
     except Exception as exc:                      # reported per cell; the sweep goes on
         return {"status": "failed", "id": cell.id, "error": f"{type(exc).__name__}: {exc}",
