@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from .config import NetConfig
 from .kernels import layout as K
-from .kernels.forward import learn_batch, run_batch
+from .kernels.forward import run_samples
 from .learning import LearningSetup
 from .weights import WeightBundle, check_bundle
 
@@ -252,27 +254,56 @@ class Chip:
         ids = np.arange(B, dtype=np.int64) if sample_ids is None else np.asarray(sample_ids, np.int64)
         if ids.shape != (B,):
             raise ValueError(f"sample_ids: expected shape ({B},), got {ids.shape}")
+        args = [self.desc, r.weights, r.bias, r.theta, r.leak, r.enabled, None, self.chip.tile_rows, None,
+                r.noise_rate, r.noise_key, ids, in_packed, in_direct, U, S, C, counters, rec_S, rec_U]
         if learning is None:
-            run_batch(self.desc, r.weights, r.bias, r.theta, r.leak, r.enabled, self.params(rec),
-                      self.chip.tile_rows, np.zeros(1, self.acc_dtype(self.largest_weight())), r.noise_rate,
-                      r.noise_key, ids, in_packed, in_direct, U, S, C, counters, rec_S, rec_U)
+            args[6] = self.params(rec)
+            args[8] = np.zeros(1, self.acc_dtype(self.largest_weight()))
+            _run_parallel(args, B)
         else:
             if targets is None or targets.shape != (B, learning.n_targets):
                 raise ValueError(f"targets: expected shape ({B}, {learning.n_targets}), "
                                  f"got {None if targets is None else targets.shape}")
             if r.weights.dtype != np.int16 and self.largest_weight(learning) > 127:
                 r.weights = r.weights.astype(np.int16)
+                args[1] = r.weights
+            args[6] = self.params(rec, learning)
+            args[8] = np.zeros(1, self.acc_dtype(self.largest_weight(learning)))
             wlim = np.stack([r.weight_max, r.weight_step], axis=1).astype(np.int64)
             stamp0 = learning.next_stamps(B * T * len(self.layers))
-            learn_batch(self.desc, r.weights, r.bias, r.theta, r.leak, r.enabled, self.params(rec, learning),
-                        self.chip.tile_rows, np.zeros(1, self.acc_dtype(self.largest_weight(learning))),
-                        r.noise_rate, r.noise_key, ids, in_packed, in_direct, U, S, C, counters, rec_S, rec_U,
-                        np.ascontiguousarray(targets, np.uint16), learning.lparams, learning.lkeys, wlim,
-                        float(self.write_noise[0]), learning.wmarks, stamp0)
+            run_samples(0, B, *args, True, np.ascontiguousarray(targets, np.uint16), learning.lparams,
+                        learning.lkeys, wlim, float(self.write_noise[0]), learning.wmarks, stamp0)
         out = self.layer_slice(self.layer_names[-1])
         counts, pots = C[:, out], U[:, out]
         return BatchResult(readout(counts, pots, self.net.readout, self.chip.membrane_min), counts, pots,
                            counters, rec_S if rec & 1 else None, rec_U if rec & 2 else None)
+
+
+_NO_TARGETS = np.zeros((1, 1), np.uint16)
+_NO_LPARAMS = np.zeros((1, K.N_LPARAMS), np.float64)
+_NO_KEYS = np.zeros((1, 2), np.uint64)
+_NO_WLIM = np.zeros((1, 2), np.int64)
+_NO_MARKS = np.zeros(1, np.int32)
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _run_parallel(args: list, batch: int) -> None:
+    """Inference: split the batch into sample ranges over `numba.get_num_threads()` host threads.
+
+    The kernel releases the GIL and each sample writes only its own rows, so
+    this is parallel and the result is the same for any thread count."""
+    threads = min(numba.get_num_threads(), batch)
+    tail = (False, _NO_TARGETS, _NO_LPARAMS, _NO_KEYS, _NO_WLIM, 0.0, _NO_MARKS, 0)
+    if threads <= 1:
+        run_samples(0, batch, *args, *tail)
+        return
+    pool = _POOLS.get(threads)
+    if pool is None:
+        pool = _POOLS[threads] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="chipsim-chip")
+    chunk = -(-batch // (4 * threads))          # a few ranges per thread for balance
+    futures = [pool.submit(run_samples, s, min(batch, s + chunk), *args, *tail) for s in range(0, batch, chunk)]
+    for f in futures:
+        f.result()
 
 
 def readout(counts: np.ndarray, potentials: np.ndarray, mode: str, umin: int) -> np.ndarray:

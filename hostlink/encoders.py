@@ -15,7 +15,7 @@ Spikes travel bit-packed (np.packbits order), T x ceil(n_in / 8) bytes a sample.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange, uint64
+from numba import njit, uint64
 
 from chipsim.kernels.rng import hash4
 
@@ -26,10 +26,10 @@ def to_chip_order(images: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(images.transpose(0, 2, 3, 1)).reshape(n, -1)
 
 
-@njit(nogil=True, parallel=True, cache=True)
+@njit(nogil=True, cache=True)
 def _rate_kernel(x, sample_ids, key, T, pixel_max, max_rate, out):
     n, n_in = x.shape
-    for b in prange(n):
+    for b in range(n):
         sid = sample_ids[b]
         for t in range(T):
             for j in range(n_in):
@@ -39,10 +39,10 @@ def _rate_kernel(x, sample_ids, key, T, pixel_max, max_rate, out):
                 out[b, t, j] = 1 if r < p else 0
 
 
-@njit(nogil=True, parallel=True, cache=True)
+@njit(nogil=True, cache=True)
 def _if_kernel(x, T, pixel_max, out):
     n, n_in = x.shape
-    for b in prange(n):
+    for b in range(n):
         for j in range(n_in):
             v = 0
             for t in range(T):

@@ -8,17 +8,17 @@ still finds the previous tick's spikes of the layer below in its list; the
 first layer then sees the host input of tick t-1, and the output needs as many
 ticks as there are layers to fill the pipeline.
 
-Samples are independent, so `run_batch` spreads them over threads with prange
-and results do not depend on batch size or thread count.
+Samples are independent: the host spreads them over threads (chip.py), and
+results do not depend on batch size or thread count.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .crossbar import conv_read, fc_read, init_current, multibit_read, pool_read
 from .learning import learn_layer
 from .layout import (B_OFF, COL_TILES, FAN_IN, IN_C, IN_W, KERNEL, KIND, KIND_CONV, KIND_FC,
                      KIND_POOL_AVG, MEMORYLESS, N_OFF, N_OUT, OUT_C, OUT_H, OUT_W, P_CMAX, P_DELAY,
-                     L_ON, N_LPARAMS, P_ACC_LIMIT, P_BIAS_MAX, P_CACHE_FIRST, P_DIRECT,
+                     L_ON, P_ACC_LIMIT, P_BIAS_MAX, P_CACHE_FIRST, P_DIRECT,
                      P_LEAK_BITS, P_TARGET_MAX, P_WARMUP, P_MAX_MARKS, P_MAX_N, P_N_IN, P_RECORD, P_T, P_UMAX,
                      P_UMIN, PAD, RESET, ROW_BANDS, SPIKING, STRIDE, W_OFF)
 from .neuron import update_neurons
@@ -188,30 +188,18 @@ def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc,
             rec_U[b, t, :] = U[b, :]
 
 
-@njit(nogil=True, parallel=True, cache=True)
-def run_batch(desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc, noise_f, noise_k,
-              sample_ids, in_packed, in_direct, U, S, C, counters, rec_S, rec_U):
-    """Run every sample of a batch; state arrays are (batch, neurons), counters (batch, T, L, N).
-
-    `sample_ids` are the samples' global indices: dynamic noise is keyed by them,
-    never by the position in the batch."""
-    no_t = np.zeros((1, 1), np.uint16)
-    no_lp = np.zeros((1, N_LPARAMS), np.float64)
-    no_k = np.zeros((1, 2), np.uint64)
-    no_w = np.zeros((1, 2), np.int64)
-    no_m = np.zeros(1, np.int32)
-    for b in prange(U.shape[0]):
-        run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc, noise_f, noise_k,
-                   sample_ids, in_packed, in_direct, U, S, C, counters, rec_S, rec_U,
-                   False, no_t, no_lp, no_k, no_w, 0.0, no_m, 0)
-
-
 @njit(nogil=True, cache=True)
-def learn_batch(desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc, noise_f, noise_k,
+def run_samples(start, stop, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc, noise_f, noise_k,
                 sample_ids, in_packed, in_direct, U, S, C, counters, rec_S, rec_U,
-                targets, lparams, lkeys, wlim, write_sigma, wmarks, stamp0):
-    """Online learning over a batch: samples one after another (weights change as they go)."""
-    for b in range(U.shape[0]):
+                learn, targets, lparams, lkeys, wlim, write_sigma, wmarks, stamp0):
+    """Run samples start..stop-1 of a batch, one after another.
+
+    Inference calls this from several host threads on disjoint sample ranges
+    (the kernel releases the GIL; each sample only writes its own rows), so
+    results do not depend on the thread count; learning calls it once for the
+    whole batch, because the weights change from sample to sample. One
+    compiled function serves both, which halves the first-run compile time."""
+    for b in range(start, stop):
         run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc, noise_f, noise_k,
                    sample_ids, in_packed, in_direct, U, S, C, counters, rec_S, rec_U,
-                   True, targets, lparams, lkeys, wlim, write_sigma, wmarks, stamp0)
+                   learn, targets, lparams, lkeys, wlim, write_sigma, wmarks, stamp0)
