@@ -32,6 +32,9 @@ import click
               help="SNN start: the threshold-balanced teacher, or random weights (the paper).")
 @click.option("--ltl-lr", type=float, default=2e-4, show_default=True, help="Adam learning rate of offline LTL.")
 @click.option("--ltl-batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--train-mismatch", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Noise-aware offline LTL: each batch runs through weights and biases x (1 + S xi), "
+                   "as on a chip with device mismatch S.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True, help="Teacher batch size.")
 @click.option("--lr", type=float, default=0.05, show_default=True, help="Teacher peak learning rate (SGD, cosine).")
 @click.option("--weight-decay", type=float, default=5e-4, show_default=True)
@@ -52,14 +55,15 @@ import click
               help="Stop after the epoch that passes this many minutes (checkpointed; then --resume).")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 def pretrain(net, data, epochs, method, teacher_only, teacher_file, out, resume, ltl_epochs, ltl_samples, ltl_init,
-             ltl_lr, ltl_batch_size, batch_size, lr, weight_decay, train_samples, eval_samples, percentile, augment,
-             batchnorm, dropout, seed, threads, max_minutes, no_progress):
+             ltl_lr, ltl_batch_size, train_mismatch, batch_size, lr, weight_decay, train_samples, eval_samples,
+             percentile, augment, batchnorm, dropout, seed, threads, max_minutes, no_progress):
     """Train a teacher ANN from the net YAML, turn it into an SNN, export integer chip weights."""
     from chipsim.models.pretrain import PretrainError, PretrainOptions, Stopped, pretrain as run
 
     opts = PretrainOptions(net=net, data=data, out=out, epochs=epochs, method=method, teacher_only=teacher_only,
                            teacher=teacher_file, ltl_epochs=ltl_epochs, ltl_samples=ltl_samples, ltl_init=ltl_init,
-                           ltl_lr=ltl_lr, ltl_batch_size=ltl_batch_size, batch_size=batch_size, lr=lr,
+                           ltl_lr=ltl_lr, ltl_batch_size=ltl_batch_size, train_mismatch=train_mismatch,
+                           batch_size=batch_size, lr=lr,
                            weight_decay=weight_decay, train_samples=train_samples, eval_samples=eval_samples,
                            percentile=percentile, augment=augment, batchnorm=batchnorm, dropout=dropout, seed=seed,
                            threads=threads, resume=resume, max_minutes=max_minutes, progress=not no_progress,

@@ -33,7 +33,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 
 from chipsim.config import NetConfig
 

@@ -34,6 +34,10 @@ Float SNN (`SpikingNet`)
     Spikes have the boxcar surrogate gradient of paper Eq. 8:
     dS/dU = 1/p if |U - theta| < p/2, with p = learning.p * theta.
 
+Noise-aware training (`weight_noise` = s > 0, training mode only): every
+forward pass runs through W (1 + s xi), b (1 + s xi') with fresh xi ~ N(0, 1),
+as if each batch ran on another chip with frozen device mismatch.
+
 What it does not do: the chip's integer truncation of the leak, saturation
 of registers and weight quantization; `export_snn` quantizes at the end.
 """
@@ -193,6 +197,9 @@ class SpikingNet(nn.Module):
         self.p = float(net.learning.p) * self.theta
         self.last = net.weighted_layers[-1].name
         self.weighted = nn.ModuleDict({layer.name: _weighted_module(layer) for layer in net.weighted_layers})
+        #: noise-aware training: relative spread of weight and bias mismatch drawn per forward pass
+        self.weight_noise = 0.0
+        self._draws: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     # ---------------------------------------------------------------- pieces
     def encode(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -223,8 +230,24 @@ class SpikingNet(nn.Module):
         flat = inputs.reshape(T * B, *inputs.shape[2:])
         if layer.type == "fc":
             flat = flat.flatten(1)
-        out = self.weighted[layer.name](flat)
+        out = self.apply_layer(layer, flat)
         return out.reshape(T, B, *out.shape[1:])
+
+    def apply_layer(self, layer: LayerConfig, h: torch.Tensor) -> torch.Tensor:
+        """W h + b of a weighted layer; in training with `weight_noise` = s, through a mismatched copy
+        W (1 + s xi), b (1 + s xi'), xi drawn once per forward pass (one simulated chip per batch)."""
+        mod = self.weighted[layer.name]
+        if not (self.training and self.weight_noise > 0):
+            return mod(h)
+        key = layer.name
+        if key not in self._draws:
+            self._draws[key] = (torch.randn_like(mod.weight), torch.randn_like(mod.bias))
+        ew, eb = self._draws[key]
+        w = mod.weight * (1 + self.weight_noise * ew)
+        b = mod.bias * (1 + self.weight_noise * eb)
+        if layer.type == "conv":
+            return F.conv2d(h, w, b, layer.stride, layer.padding)
+        return F.linear(h, w, b)
 
     def neurons(self, cur: torch.Tensor, theta: float | None = None, alpha: float | None = None,
                 reset: str | None = None) -> torch.Tensor:
@@ -272,7 +295,7 @@ class SpikingNet(nn.Module):
     def _static_first(self, layer: LayerConfig, x: torch.Tensor) -> LayerRun:
         """The first layer under the direct encoder: its input current is the same on every tick."""
         mod = self.weighted[layer.name]
-        cur1 = mod(x.flatten(1) if layer.type == "fc" else x)
+        cur1 = self.apply_layer(layer, x.flatten(1) if layer.type == "fc" else x)
         cur = cur1.unsqueeze(0).expand(self.T, *cur1.shape)
         if self.delay:      # tick 0 sees no input yet, only the bias
             bias = mod.bias.reshape(1, -1, *([1] * (cur1.dim() - 2))).expand_as(cur1)
@@ -291,6 +314,7 @@ class SpikingNet(nn.Module):
         is detached: gradients stay inside a layer (layer-local learning)."""
         h = self.encode(x, generator)
         runs = {}
+        self._draws = {}          # a fresh mismatch draw per pass (noise-aware training only)
         for i, layer in enumerate(self.net.layers):
             if detach_between_layers:
                 h = h.detach()

@@ -148,3 +148,21 @@ def test_boxcar_surrogate_gradient():
     assert s.tolist() == [0, 0, 1, 1, 0 + 1]
     s.sum().backward()
     assert v.grad.tolist() == pytest.approx([0, 2.5, 2.5, 2.5, 0])
+
+
+def test_noise_aware_training_draws_one_chip_per_pass():
+    net = _digits_like_net()
+    torch.manual_seed(0)
+    snn = SpikingNet(net)
+    x = torch.rand(3, 1, 4, 4)
+    snn.eval()
+    with torch.no_grad():
+        clean = snn(x)[0]
+        snn.weight_noise = 0.2
+        assert torch.equal(snn(x)[0], clean)            # evaluation: the nominal weights
+        snn.train()
+        a, b = snn(x)[0], snn(x)[0]
+    assert not torch.equal(a, clean) and not torch.equal(a, b)
+    snn.weight_noise = 0.0
+    with torch.no_grad():
+        assert torch.equal(snn(x)[0], clean)
