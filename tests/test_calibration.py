@@ -120,3 +120,26 @@ def test_calibration_errors_are_clear(tmp_path):
         calibrate(tmp_path, "e1", learn=("mode=fast",))
     with pytest.raises(ValueError, match="no checkpoint.h5"):
         run_calibration(CalibOptions(resume=tmp_path))
+
+
+def test_target_cache_round_trip_and_key(tmp_path):
+    from chipsim.hostlink.teacher import TargetCache, TeacherTargets
+    from chipsim.config import load_net
+    from chipsim.models import resolve_net
+    from chipsim.weights import load_weights
+
+    net = load_net(resolve_net("digits"))
+    bundle = load_weights(net.weights)
+    chip = Chip(net, bundle)
+    setup = setup_learning(chip, net.learning, seed=0)
+    images = np.random.default_rng(0).integers(0, 17, size=(20, 1, 8, 8)).astype(np.uint8)
+    tt = TeacherTargets(net, bundle.teacher, setup, 16, images)
+    key = tt.cache_key("digits/train")
+    assert key == TeacherTargets(net, bundle.teacher, setup, 16, images).cache_key("digits/train")
+    assert key != tt.cache_key("digits/test")
+    cache = TargetCache(tmp_path / "targets.h5")
+    assert cache.load(key) is None
+    targets = tt.targets(images, np.zeros(20, np.int64))
+    cache.store(key, targets)
+    cache.store("other", targets[:2])
+    assert np.array_equal(cache.load(key), targets) and cache.load("other").shape == (2, setup.n_targets)
