@@ -235,6 +235,14 @@ def describe_dataset(ds: Dataset) -> dict[str, Any]:
     }
 
 
+def _read_image_file(path: Path) -> tuple[str, bytes]:
+    """(name, bytes) of one image file, for _stack_images."""
+    try:
+        return str(path), path.read_bytes()
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read ({exc}); expected an image file") from exc
+
+
 def load_dataset(
     spec: str | os.PathLike[str], split: str = "test", limit: int | None = None
 ) -> Dataset:
@@ -616,14 +624,7 @@ def _load_image_folder(root: Path, split: str, limit: int | None) -> Dataset:
     labels = np.array([e[0] for e in entries], dtype=np.int64)
     keep = _selection(labels, limit)
 
-    def read(i: int) -> tuple[str, bytes]:
-        path = entries[i][3]
-        try:
-            return str(path), path.read_bytes()
-        except OSError as exc:
-            raise DatasetError(f"{path}: cannot read ({exc}); expected an image file") from exc
-
-    images = _stack_images(read(int(i)) for i in keep)
+    images = _stack_images(_read_image_file(entries[int(i)][3]) for i in keep)
     return Dataset(
         name=root.name,
         split=split,
@@ -829,14 +830,7 @@ def _load_tiny_imagenet(root: Path, split: str, limit: int | None) -> Dataset:
     labels = np.array([e[0] for e in entries], dtype=np.int64)
     keep = _selection(labels, limit)
 
-    def read(i: int) -> tuple[str, bytes]:
-        path = entries[i][2]
-        try:
-            return str(path), path.read_bytes()
-        except OSError as exc:
-            raise DatasetError(f"{path}: cannot read ({exc}); expected an image file") from exc
-
-    images = _stack_images(read(int(i)) for i in keep)
+    images = _stack_images(_read_image_file(entries[int(i)][2]) for i in keep)
     if images.shape[1] == 1:   # Tiny ImageNet is RGB; an all-grey subset still gets 3 channels
         images = np.ascontiguousarray(np.repeat(images, 3, axis=1))
     return Dataset(

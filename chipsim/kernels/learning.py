@@ -44,21 +44,26 @@ def stochastic_round(x, bits):
     return np.int64(np.floor(x + _unit(bits)))
 
 
+@njit(inline="always", cache=True)
+def clip_counted(v, bound, counters):
+    """Saturate a register write at +-bound, counting every clip."""
+    if v > bound:
+        counters[C_W_SAT] += 1
+        return bound
+    if v < -bound:
+        counters[C_W_SAT] += 1
+        return -bound
+    return v
+
+
 @njit(nogil=True, cache=True)
 def write_cell(W, cell, delta, wmax, noise, nkey, sample_id, t, n_writes, counters):
     """Add `delta` LSBs to cell W[cell] with optional write noise; saturate; return the new write index."""
     if noise > 0.0:
-        h = hash4(nkey, sample_id, t, n_writes)
-        delta = stochastic_round(delta * (1.0 + noise * fast_normal(h)), hash4(nkey, sample_id, t, n_writes + (1 << 40)))
+        scale = 1.0 + noise * fast_normal(hash4(nkey, sample_id, t, n_writes))
+        delta = stochastic_round(delta * scale, hash4(nkey, sample_id, t, n_writes + (1 << 40)))
         counters[C_WRITE_NOISE] += 1
-    w = np.int64(W[cell]) + delta
-    if w > wmax:
-        w = wmax
-        counters[C_W_SAT] += 1
-    elif w < -wmax:
-        w = -wmax
-        counters[C_W_SAT] += 1
-    W[cell] = w
+    W[cell] = clip_counted(np.int64(W[cell]) + delta, wmax, counters)
     return n_writes + 1
 
 
@@ -147,20 +152,14 @@ def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multib
         co = i % out_c
         if learn_bias:
             if exact:
-                db = stochastic_round(gain * err, hash4(ekey, sample_id, t, n_draws)) * wstep
+                db = stochastic_round(gain * err * wstep, hash4(ekey, sample_id, t, n_draws))  # bias: LSB resolution
                 n_draws += 1
             else:
                 db = sgn * stochastic_round(lp[L_PULSE], hash4(ekey, sample_id, t, n_draws))  # bias: LSB resolution
                 n_draws += 1
             if db != 0:
-                b = np.int64(bias[desc[li, B_OFF] + co]) + db
-                if b > bias_max:
-                    b = bias_max
-                    counters[C_W_SAT] += 1
-                elif b < -bias_max:
-                    b = -bias_max
-                    counters[C_W_SAT] += 1
-                bias[desc[li, B_OFF] + co] = b
+                cell = desc[li, B_OFF] + co
+                bias[cell] = clip_counted(np.int64(bias[cell]) + db, bias_max, counters)
                 counters[C_BIAS_WRITES] += 1
         if not is_conv:
             for e in range(n_events):
