@@ -56,7 +56,7 @@ def clip_counted(v, bound, counters):
     return v
 
 
-@njit(nogil=True, cache=True)
+@njit(inline="always", cache=True)
 def write_cell(W, cell, delta, wmax, noise, nkey, sample_id, t, n_writes, counters):
     """Add `delta` LSBs to cell W[cell] with optional write noise; saturate; return the new write index."""
     if noise > 0.0:
@@ -67,16 +67,18 @@ def write_cell(W, cell, delta, wmax, noise, nkey, sample_id, t, n_writes, counte
     return n_writes + 1
 
 
-@njit(nogil=True, cache=True)
+@njit(inline="always", cache=True)
 def update_synapse(W, cell, x, exact, gain_err, sgn, pulse_levels, wmax, wstep, noise, nkey, ekey, sample_id,
-                   t, n_writes, n_draws, wmarks, stamp, counters):
-    """One gated (neuron, active input) pair: compute dW, write the cell, count.
+                   t, n_writes, n_draws, shared, wmarks, stamp, counters):
+    """One gated (neuron, active input) pair: compute dW, write the cell.
 
     Sign mode moves `pulse_levels` register levels in the direction `sgn`; a
     fractional part becomes a pulse with that probability (a stochastic pulse,
     as in RPU-style analog updates), so the expected change is `pulse` LSBs
-    whatever the register width. Returns the updated (write index, draw index)
-    of this (layer, sample, tick)."""
+    whatever the register width. Returns (write index, draw index, pulses,
+    1 if the cell was not yet written this tick). Only `shared` (conv) cells
+    can be written twice in a tick, so only they consult the stamps; the
+    caller sums pulses and new cells locally (counting stays off the hot path)."""
     if exact:
         levels = stochastic_round(gain_err * x, hash4(ekey, sample_id, t, n_draws))
         n_draws += 1
@@ -88,14 +90,15 @@ def update_synapse(W, cell, x, exact, gain_err, sgn, pulse_levels, wmax, wstep, 
             n_draws += 1
         levels *= sgn
     if levels == 0:
-        return n_writes, n_draws
-    counters[C_PULSES] += abs(levels)
-    d = levels * wstep
-    n_writes = write_cell(W, cell, d, wmax, noise, nkey, sample_id, t, n_writes, counters)
-    if wmarks[cell] != stamp:
-        wmarks[cell] = stamp
-        counters[C_CELL_WRITES] += 1
-    return n_writes, n_draws
+        return n_writes, n_draws, 0, 0
+    n_writes = write_cell(W, cell, levels * wstep, wmax, noise, nkey, sample_id, t, n_writes, counters)
+    new = 1
+    if shared:
+        if wmarks[cell] == stamp:
+            new = 0
+        else:
+            wmarks[cell] = stamp
+    return n_writes, n_draws, abs(levels), new
 
 
 @njit(nogil=True, cache=True)
@@ -134,6 +137,10 @@ def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multib
             pos_start[q + 1] += pos_start[q]
     n_writes = 0
     n_draws = 0
+    pulses = 0
+    cells = 0
+    boxcar = 0
+    signed = 0
     for i in range(n):
         g = n_off + i
         th = np.int64(theta[g])
@@ -142,11 +149,11 @@ def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multib
             dist = -dist
         if 2 * dist * 65536 >= p_q * th:          # boxcar gate closed
             continue
-        counters[C_BOXCAR] += fan_in
+        boxcar += 1
         diff = np.int64(targets[t_off + i]) * t1 - np.int64(C[g]) * target_max
         if diff <= dead and diff >= -dead:        # sign gate: no update inside the dead zone
             continue
-        counters[C_SIGN] += fan_in
+        signed += 1
         sgn = 1 if diff > 0 else -1
         err = diff / (target_max * t1)             # e_i as a real number
         co = i % out_c
@@ -164,9 +171,12 @@ def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multib
         if not is_conv:
             for e in range(n_events):
                 x = values[e] if multibit else 1
-                n_writes, n_draws = update_synapse(W, w_off + events[e] * out_c + i, x, exact, gain * err,
-                                                   sgn, pulse_levels, wmax, wstep, noise, nkey, ekey, sample_id, t,
-                                                   n_writes, n_draws, wmarks, stamp, counters)
+                n_writes, n_draws, p, new = update_synapse(W, w_off + events[e] * out_c + i, x, exact, gain * err,
+                                                           sgn, pulse_levels, wmax, wstep, noise, nkey, ekey,
+                                                           sample_id, t, n_writes, n_draws, False, wmarks, stamp,
+                                                           counters)
+                pulses += p
+                cells += new
             continue
         pos = i // out_c
         oy = pos // out_w
@@ -184,6 +194,12 @@ def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multib
                 for e in range(pos_start[q], pos_start[q + 1]):
                     x = values[e] if multibit else 1
                     cell = w_off + (row_base + events[e] - q * in_c) * out_c + co
-                    n_writes, n_draws = update_synapse(W, cell, x, exact, gain * err, sgn, pulse_levels, wmax,
-                                                       wstep, noise, nkey, ekey, sample_id, t, n_writes,
-                                                       n_draws, wmarks, stamp, counters)
+                    n_writes, n_draws, p, new = update_synapse(W, cell, x, exact, gain * err, sgn, pulse_levels,
+                                                               wmax, wstep, noise, nkey, ekey, sample_id, t,
+                                                               n_writes, n_draws, True, wmarks, stamp, counters)
+                    pulses += p
+                    cells += new
+    counters[C_BOXCAR] += boxcar * fan_in
+    counters[C_SIGN] += signed * fan_in
+    counters[C_PULSES] += pulses
+    counters[C_CELL_WRITES] += cells
