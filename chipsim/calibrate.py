@@ -218,7 +218,8 @@ def run_calibration(opts: CalibOptions) -> dict:
                            "boxcar_fraction": t["updates_boxcar_gated"] / ungated,
                            "sign_fraction": t["updates_sign_gated"] / ungated}
     summary = {
-        "chipsim_version": __version__, "net": net.name, "weights": weights_source, "data": data_spec,
+        "chipsim_version": __version__, "net": net.name, "net_file": net.source, "time_steps": net.time_steps,
+        "weights": weights_source, "data": data_spec,
         "data_note": getattr(test, "note", None), "seed": opts.seed, "noise": noise_report,
         "samples": len(test), "calibration_samples": n_train, "epochs": opts.epochs,
         "learning": dataclasses.asdict(cfg),
@@ -237,7 +238,7 @@ def run_calibration(opts: CalibOptions) -> dict:
 
     with atomic_path(out_dir / "run.h5") as tmp:
         with h5py.File(tmp, "w") as f:
-            write_state(f, chip, {"summary": summary})
+            write_state(f, chip, {"summary": summary, "net_config": net.to_dict()})
             f.create_dataset("learn_counters", data=learn_counters)
             f.attrs["counter_names"] = json.dumps(K.COUNTER_NAMES)
             f.attrs["layer_names"] = json.dumps(chip.layer_names)
