@@ -638,7 +638,8 @@ def pretrain(opts: PretrainOptions) -> dict:
     state["stage"] = "export"
     checkpoint()
 
-    argv = " ".join(shlex.quote(a) for a in sys.argv) if sys.argv and "pytest" not in sys.argv[0] else ""
+    argv = " ".join([Path(sys.argv[0]).name] + [shlex.quote(a) for a in sys.argv[1:]]) \
+        if sys.argv and "pytest" not in sys.argv[0] else ""
     attrs = {
         "teacher_accuracy": t_acc,
         "method": opts.method,
