@@ -28,8 +28,9 @@ import click
 @click.option("--ltl-epochs", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--ltl-samples", type=click.IntRange(min=1), default=None,
               help="Training samples per offline-LTL epoch (default: all).")
-@click.option("--ltl-init", type=click.Choice(["convert", "random"]), default="convert", show_default=True,
-              help="SNN start: the threshold-balanced teacher, or random weights (the paper).")
+@click.option("--ltl-init", default="convert", show_default=True,
+              help="SNN start: 'convert' (the threshold-balanced teacher), 'random' (the paper), or a chipsim "
+                   "weights file to fine-tune.")
 @click.option("--ltl-lr", type=float, default=2e-4, show_default=True, help="Adam learning rate of offline LTL.")
 @click.option("--ltl-batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--train-mismatch", type=click.FloatRange(0, 1), default=0.0, show_default=True,

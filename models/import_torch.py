@@ -36,7 +36,8 @@ from pathlib import Path
 
 from chipsim.config import NetConfig
 
-from .pretrain import PretrainError, _torch, finish, load_split, resolve_net, teacher_accuracy, y_norms
+from .pretrain import (PretrainError, _torch, finish, folded_teacher, half_precision, load_split, resolve_net,
+                       teacher_accuracy, y_norms)
 
 
 def read_state_dict(path: str | Path) -> dict:
@@ -139,7 +140,8 @@ def import_torch(path: str | Path, net_spec: str, out: str | Path, data: str | N
     torch.set_num_threads(threads)
     net = resolve_net(net_spec)
     model = teacher_from_state_dict(net, path, bn_eps=bn_eps)
-    params = folded_params(model)
+    params = half_precision(folded_params(model))
+    model = folded_teacher(net, params)
     data_spec = data or net.data
     from chipsim.hostlink.datasets import DatasetError, load_dataset
 

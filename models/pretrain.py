@@ -81,7 +81,7 @@ class PretrainOptions:
     teacher: Path | None = None           #: start from this teacher state dict instead of training one
     ltl_epochs: int = 1
     ltl_samples: int | None = None        #: training samples per LTL epoch (default: all)
-    ltl_init: str = "convert"             #: convert | random
+    ltl_init: str = "convert"             #: convert | random | a chipsim weights file (fine-tune it)
     ltl_lr: float = 2e-4
     ltl_batch_size: int = 32
     train_mismatch: float = 0.0           #: noise-aware offline LTL: weight/bias mismatch drawn per batch
@@ -227,6 +227,30 @@ def teacher_accuracy(model, data, batch: int = 500) -> float:
             x = to_float(data.images[i:i + batch], data.pixel_max)
             correct += int((model(x).argmax(1).numpy() == data.labels[i:i + batch]).sum())
     return correct / max(1, len(data))
+
+
+def half_precision(params: dict) -> dict:
+    """Float teacher parameters rounded to float16 precision (kept float32): the weights file
+    compresses them to ~60 %, and host targets (8-bit rates) do not notice."""
+    return {k: tuple(np.asarray(a, np.float32).astype(np.float16).astype(np.float32) for a in v)
+            for k, v in params.items()}
+
+
+def folded_teacher(net: NetConfig, params: dict):
+    """A BatchNorm-free torch Teacher (eval mode) holding folded float parameters."""
+    from .torch import Teacher, TeacherOptions, load_folded
+
+    model = Teacher(net, TeacherOptions())
+    load_folded(model, params)
+    return model.eval()
+
+
+def eval_subset(data, n: int):
+    """A seeded random subset of n samples (near class balance), for the slow dense float-SNN evaluation."""
+    if n >= len(data):
+        return data
+    idx = np.sort(np.random.default_rng(0).permutation(len(data))[:n])
+    return dataclasses.replace(data, images=data.images[idx], labels=data.labels[idx])
 
 
 def snn_float_accuracy(snn, data, batch: int = 100) -> float:
@@ -449,13 +473,13 @@ def pretrain(opts: PretrainOptions) -> dict:
     from chipsim.hostlink.datasets import describe_dataset
 
     from .convert import convert
-    from .torch import (SpikingNet, Teacher, TeacherOptions, balanced_params, export_snn, folded_params,
-                        load_snn_params, snn_params)
+    from .torch import (SpikingNet, Teacher, TeacherOptions, balanced_params, bundle_to_snn_params, export_snn,
+                        folded_params, load_snn_params, snn_params)
 
     if opts.method not in METHODS:
         raise PretrainError(f"--method: expected one of {', '.join(METHODS)}, got {opts.method!r}")
-    if opts.ltl_init not in ("convert", "random"):
-        raise PretrainError(f"--ltl-init: expected convert or random, got {opts.ltl_init!r}")
+    if opts.ltl_init not in ("convert", "random") and not Path(opts.ltl_init).is_file():
+        raise PretrainError(f"--ltl-init: expected convert, random or a chipsim weights file, got {opts.ltl_init!r}")
     torch.set_num_threads(opts.threads)
     try:
         import numba
@@ -572,8 +596,8 @@ def pretrain(opts: PretrainOptions) -> dict:
         state["stage"], state["epoch"] = ("export" if opts.method == "convert" else "snn"), 0
 
     teacher.eval()
-    params = folded_params(teacher)
-    t_acc = teacher_accuracy(teacher, test)
+    params = half_precision(folded_params(teacher))
+    t_acc = teacher_accuracy(folded_teacher(net, params), test)     # the teacher the file will carry
     teacher_file = work / "teacher.pt"
     work.mkdir(parents=True, exist_ok=True)
     from chipsim.atomic import atomic_path
@@ -594,9 +618,18 @@ def pretrain(opts: PretrainOptions) -> dict:
         if state["stage"] == "snn" and state["epoch"] == 0 and not state.get("snn_initialised"):
             if opts.ltl_init == "convert":
                 load_snn_params(snn, balanced_params(net, params, norms))
+            elif opts.ltl_init != "random":           # fine-tune existing chip weights
+                from chipsim.weights import WeightsError, check_bundle, load_weights
+
+                try:
+                    start = load_weights(opts.ltl_init)
+                    check_bundle(net, start, opts.ltl_init)
+                except WeightsError as exc:
+                    raise PretrainError(f"--ltl-init: {exc}") from None
+                load_snn_params(snn, bundle_to_snn_params(net, start, train.pixel_max))
             state["snn_initialised"] = True
             s_opt = torch.optim.Adam(snn.parameters(), lr=opts.ltl_lr)
-            f0 = snn_float_accuracy(snn, test.subset(min(len(test), 1000)))
+            f0 = snn_float_accuracy(snn, eval_subset(test, 1000))
             record({"stage": "snn", "epoch": 0, "float_snn_accuracy_1k": f0})
             log(f"SNN init ({opts.ltl_init}): float SNN accuracy {f0 * 100:.2f}% "
                 f"on {min(len(test), 1000)} test samples")
@@ -611,7 +644,7 @@ def pretrain(opts: PretrainOptions) -> dict:
                 bar.close()
             dt, dc = time.perf_counter() - t0, time.process_time() - c0
             snn.eval()
-            f_acc = snn_float_accuracy(snn, test.subset(min(len(test), 1000)))
+            f_acc = snn_float_accuracy(snn, eval_subset(test, 1000))
             state["seconds"]["snn"] += dt
             state["seconds"]["snn_cpu"] = state["seconds"].get("snn_cpu", 0.0) + dc
             state["epoch"] = e + 1
@@ -628,7 +661,7 @@ def pretrain(opts: PretrainOptions) -> dict:
                               f"continue with --resume")
         snn.eval()
         n_float = min(len(test), FLOAT_EVAL_SAMPLES)      # the dense float SNN is slow on CPU: a subset
-        float_acc = snn_float_accuracy(snn, test.subset(n_float))
+        float_acc = snn_float_accuracy(snn, eval_subset(test, n_float))
         bundle = export_snn(net, snn_params(snn), train.pixel_max,
                             {"init": opts.ltl_init, "percentile": percentile, "y_norm": norms})
     else:
