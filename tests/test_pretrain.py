@@ -88,6 +88,12 @@ def test_pretrain_convert_exports_reloadable_weights(tmp_path):
     assert check["data"] == "digits"
     assert _chip_accuracy(net, bundle, load_dataset("digits", "test", limit=check["samples"])) \
         == pytest.approx(check["accuracy"])
+    # fine-tune those chip weights with offline LTL from the saved teacher (--teacher, --ltl-init FILE)
+    lines = []
+    tuned = pretrain(_opts(tmp_path, "tuned.h5", teacher=tmp_path / "d.pretrain" / "teacher.pt",
+                           method="offline-ltl", ltl_init=str(summary["out"]), ltl_samples=32, log=lines.append))
+    assert any(f"SNN init ({summary['out']})" in line for line in lines)
+    assert load_weights(tuned["out"]).attrs["teacher_accuracy"] == pytest.approx(attrs["teacher_accuracy"])
 
 
 def test_offline_ltl_reduces_layer_losses():
