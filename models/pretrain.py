@@ -1,6 +1,6 @@
 """Pretraining: teacher ANN -> SNN (conversion or offline LTL) -> integer chip weights (HDF5).
 
-    chipsim pretrain --net fashion --data fashion-mnist --epochs 8 --method offline-ltl
+    chipsim pretrain --net fashion --data fashion-mnist --epochs 15 --method offline-ltl --ltl-samples 20000
 
 Stages, each checkpointed atomically after every epoch (``--resume`` goes on
 from the last one; an epoch is replayed from its start, and every random draw
@@ -21,7 +21,10 @@ uninterrupted one):
    input current (readout: potential) or MSE of its rate against the one-hot
    label rate (readout: count). Adam, cosine learning rate. The SNN starts
    from the threshold-balanced teacher (``--ltl-init convert``, default: a
-   fast start) or from random weights (``--ltl-init random``, as the paper).
+   fast start), from random weights (``--ltl-init random``, as the paper; the
+   boxcar passes no gradient to a neuron that never nears threshold, so a
+   small run can stall), or from existing chip weights (``--ltl-init
+   FILE.h5``: fine-tune, e.g. in stages with ``--teacher``).
    y_norm is the `learning.target_percentile` of each layer's positive
    teacher activations over (up to 2,000) training images, computed once:
    the same normalisation the host uses for on-chip calibration.
@@ -32,7 +35,8 @@ uninterrupted one):
    ``--method convert`` skips this stage: threshold balancing with the same
    percentile (models/convert.py).
 3. **export**: per-layer symmetric quantization to the chip's weight bits;
-   the file carries the float teacher (BatchNorm folded) for host targets,
+   the file carries the float teacher (BatchNorm folded, rounded to float16
+   precision: the file compresses better) for host targets,
    and attrs teacher_accuracy (float teacher), snn_accuracy (measured on the
    simulated chip, noise-free), the data provenance (name, source, sha256),
    the training settings and times, and `check`: the chip's accuracy on a
