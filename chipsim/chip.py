@@ -200,6 +200,7 @@ class Chip:
         p[K.P_RECORD] = record
         p[K.P_BIAS_MAX] = chip.bias_max
         p[K.P_CACHE_FIRST] = 1
+        p[K.P_NARROW] = int(self.narrow_datapath(learning))
         largest = self.largest_weight(learning)
         p[K.P_ACC_LIMIT] = np.iinfo(self.acc_dtype(largest)).max // largest
         if learning is not None:
@@ -207,6 +208,35 @@ class Chip:
             p[K.P_WARMUP] = learning.config.warmup
             p[K.P_TARGET_MAX] = (1 << learning.config.target_bits) - 1
         return p
+
+    def narrow_datapath(self, learning=None) -> bool:
+        """Whether the neuron update may run in int32 lanes (kernels/neuron.py, integrate_narrow):
+        true when, with the registers as they are now (and the weight and bias ranges when
+        learning), no intermediate value can leave int32. Exact integer bounds, checked per run."""
+        chip, r = self.chip, self.registers
+        F = chip.leak_bits
+        a_max = int(r.leak.max(initial=0))
+        if F > 15 or a_max >= 1 << (31 - F):
+            return False
+        u_max = max(chip.membrane_max, -chip.membrane_min)
+        leaked = (u_max * max(a_max, 1 << F) >> F) + a_max      # |leak(u)| and its partial products
+        theta_max = int(np.abs(r.theta).max(initial=0))
+        w_max = self.largest_weight(learning)
+        b_max = int(np.abs(r.bias).max(initial=0))
+        if learning is not None:
+            b_max = max(b_max, chip.bias_max)
+        in_max = (1 << self.net.encoder.input_bits) - 1 if self.net.encoder.kind == "direct" else 1
+        current = 0
+        for li, layer in enumerate(self.layers):
+            if layer.weighted:
+                bound = layer.fan_in * w_max * (in_max if li == 0 else 1) + b_max
+            else:
+                bound = layer.fan_in
+            thermal = float(r.noise_rate[li, 0])
+            if thermal > 0:      # |xi| <= 2 sqrt(3) for the Irwin-Hall draw (kernels/rng.py)
+                bound = int(bound * (1.0 + 3.4642 * thermal)) + 2
+            current = max(current, bound)
+        return leaked + theta_max + current + 32768 < 2**31
 
     def largest_weight(self, learning=None) -> int:
         """Bound on |weight| during the run: the stored maximum, or the register range when learning."""

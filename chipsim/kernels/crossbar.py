@@ -4,22 +4,21 @@ A weighted layer is a crossbar matrix of FAN_IN rows x OUT_C columns, stored
 row-major in a flat array so one input event reads one contiguous row:
   * fc:   row j = input neuron j in chip order (y, x, c),
   * conv: row (ky * k + kx) * C_in + c, an im2col row in (ky, kx, c) order;
-          a spike at (y, x, c) is scattered to every output position whose
-          window covers (y, x).
+          each output position gathers the rows of the spikes in its window.
 Activations are laid out (y, x, c), channels innermost, so the C_out-long row
-add is a contiguous vector add, and the spikes of one input position arrive
-together (spike lists are sorted), so their rows are summed before they touch
-the accumulator.
+add is a contiguous vector add, and spike lists are sorted, so an output's
+rows come in ascending order and are summed eight at a time in registers
+before they touch the accumulator.
 
 Exact narrow accumulation: rows are added into `acc` (int16 when the weights
-are <= 8 bits and the input is binary); each output position counts the rows
-it has received and flushes `acc` into the int32 current `cur` before
-`limit = 32767 // weight_max` rows could overflow it. The result equals int32
-accumulation bit for bit; it only halves the memory traffic.
+are <= 8 bits and the input is binary); after every `limit = 32767 //
+weight_max` rows an output moves `acc` into the int32 current `cur`, so the
+narrow register never overflows. The result equals int32 accumulation bit
+for bit; it only halves the vector width needed.
 
 Tile activations: a crossbar tile (row band x column tile) is read for an
-output position in a tick when at least one of its rows is active. `marks`
-(int32 scratch) with a per-(tick, layer) `stamp` avoids clearing it.
+output position in a tick when at least one of its rows is active; with the
+rows ascending, that is the number of distinct row bands among them.
 """
 import numpy as np
 from numba import njit
@@ -72,42 +71,30 @@ def add_rows(a_row, Wm, base, rows, start, stop):
 
 
 @njit(nogil=True, cache=True)
-def add_rows_checked(cur2, acc2, fill, pos, Wm, base, rows, start, stop, limit):
-    """add_rows into output position `pos`, flushing acc -> cur before `limit` rows are exceeded."""
-    a_row = acc2[pos]
-    r = start
-    while r < stop:
-        room = limit - fill[pos]
-        if room <= 0:
-            c_row = cur2[pos]
+def add_rows_flushed(a_row, c_row, Wm, rows, n, limit):
+    """a_row += the crossbar rows Wm[rows[0:n]], moving a_row into the int32 current c_row
+    (and clearing it) after every `limit` rows, so the narrow accumulator never overflows."""
+    r = 0
+    while r < n:
+        if r > 0:
             for o in range(a_row.shape[0]):
                 c_row[o] += a_row[o]
                 a_row[o] = 0
-            fill[pos] = 0
-            room = limit
-        chunk = min(room, stop - r)
-        add_rows(a_row, Wm, base, rows, r, r + chunk)
-        fill[pos] += chunk
+        chunk = min(limit, n - r)
+        add_rows(a_row, Wm, 0, rows, r, r + chunk)
         r += chunk
 
 
 @njit(nogil=True, cache=True)
-def count_bands(rows, start, stop, row_base, tile_rows, marks, mark_base, stamp):
-    """Mark the row bands of rows row_base + rows[r] (ascending); return how many were new."""
-    lo = (row_base + rows[start]) // tile_rows
-    hi = (row_base + rows[stop - 1]) // tile_rows
-    new = 0
-    if lo == hi:  # the common case: all rows in one band
-        if marks[mark_base + lo] != stamp:
-            marks[mark_base + lo] = stamp
-            new = 1
-        return new
-    for r in range(start, stop):
-        m = mark_base + (row_base + rows[r]) // tile_rows
-        if marks[m] != stamp:
-            marks[m] = stamp
-            new += 1
-    return new
+def count_bands_ascending(rows, n, tile_rows):
+    """Distinct row bands (crossbar row tiles) among the ascending rows rows[0:n]."""
+    bands = 0
+    last = -1
+    for r in range(n):
+        band = rows[r] // tile_rows
+        bands += band != last
+        last = band
+    return bands
 
 
 @njit(nogil=True, cache=True)
@@ -136,53 +123,65 @@ def window_targets(y, x, k, stride, pad, out_h, out_w, pos_out, kk_out):
 
 
 @njit(nogil=True, cache=True)
-def fc_read(cur, acc, fill, W, w_off, fan_in, out_c, events, n_events, limit, tile_rows, col_tiles,
-            rows, marks, stamp, counters):
-    """Binary input: cur + acc += sum over input spikes j of crossbar row j."""
+def fc_read(cur, acc, W, w_off, fan_in, out_c, events, n_events, limit, tile_rows, col_tiles, counters):
+    """Binary input: cur + acc += sum over input spikes j of crossbar row j (events ascending)."""
     Wm = W[w_off:w_off + fan_in * out_c].reshape(fan_in, out_c)
-    for e in range(n_events):
-        rows[e] = events[e]
-    fill[0] = 0
     if n_events > 0:
-        add_rows_checked(cur[:out_c].reshape(1, out_c), acc[:out_c].reshape(1, out_c), fill, 0, Wm,
-                         0, rows, 0, n_events, limit)
-        bands = count_bands(rows, 0, n_events, 0, tile_rows, marks, 0, stamp)
+        add_rows_flushed(acc[:out_c], cur[:out_c], Wm, events, n_events, limit)
+        bands = count_bands_ascending(events, n_events, tile_rows)
         counters[C_TILE_ACT] += bands * col_tiles
     counters[C_IN_EVENTS] += n_events
     counters[C_SYN_AC] += n_events * out_c
 
 
 @njit(nogil=True, cache=True)
-def conv_read(cur, acc, fill, W, w_off, in_c, in_w, out_c, out_h, out_w, k, stride, pad, events,
-              n_events, limit, tile_rows, row_bands, col_tiles, rows, marks, stamp, counters):
-    """Binary input: scatter each input position's active channels into the outputs it reaches."""
-    positions = out_h * out_w
-    Wm = W[w_off:w_off + k * k * in_c * out_c].reshape(k * k * in_c, out_c)
-    cur2 = cur[:positions * out_c].reshape(positions, out_c)
-    acc2 = acc[:positions * out_c].reshape(positions, out_c)
-    fill[:positions] = 0
+def conv_read(cur, acc, W, w_off, in_c, in_h, in_w, out_c, out_h, out_w, k, stride, pad, events,
+              n_events, limit, tile_rows, col_tiles, counters):
+    """Binary input: each output position gathers the crossbar rows of the active inputs in its window.
+
+    The events (sorted, so each input position's channels are contiguous) are
+    indexed by input position once; then every output position collects its
+    rows (kernel offset ky * k + kx, then channel: ascending crossbar rows)
+    and sums them with one accumulator pass per `limit` rows. Gathering per
+    output (rather than scattering per input) lets the eight-row register
+    sums span the whole window, which matters for narrow layers with few
+    active channels per position."""
+    in_hw = in_h * in_w
+    first = np.zeros(in_hw + 1, np.int64)     # events of input position p: first[p] .. first[p + 1]
+    chan = np.empty(max(n_events, 1), np.int32)
     for e in range(n_events):
-        rows[e] = events[e] % in_c        # channel; the row is (ky * k + kx) * in_c + channel
+        yx = events[e] // in_c
+        chan[e] = np.int32(events[e] - yx * in_c)
+        first[yx + 1] += 1
+    for p in range(in_hw):
+        first[p + 1] += first[p]
+    Wm = W[w_off:w_off + k * k * in_c * out_c].reshape(k * k * in_c, out_c)
+    rows = np.empty(k * k * in_c, np.int32)
     targets = 0
     bands = 0
-    pos_t = np.empty(k * k, np.int64)
-    kk_t = np.empty(k * k, np.int64)
-    e = 0
-    while e < n_events:
-        yx = events[e] // in_c
-        stop = e + 1
-        bound = (yx + 1) * in_c
-        while stop < n_events and events[stop] < bound:
-            stop += 1
-        y = yx // in_w
-        n_t = window_targets(y, yx - y * in_w, k, stride, pad, out_h, out_w, pos_t, kk_t)
-        for m in range(n_t):
-            pos = pos_t[m]
-            base = kk_t[m] * in_c
-            add_rows_checked(cur2, acc2, fill, pos, Wm, base, rows, e, stop, limit)
-            targets += stop - e
-            bands += count_bands(rows, e, stop, base, tile_rows, marks, pos * row_bands, stamp)
-        e = stop
+    for oy in range(out_h):
+        for ox in range(out_w):
+            n = 0
+            for ky in range(k):
+                iy = oy * stride - pad + ky
+                if iy < 0 or iy >= in_h:
+                    continue
+                for kx in range(k):
+                    ix = ox * stride - pad + kx
+                    if ix < 0 or ix >= in_w:
+                        continue
+                    p = iy * in_w + ix
+                    base = (ky * k + kx) * in_c
+                    for e in range(first[p], first[p + 1]):
+                        rows[n] = np.int32(base + chan[e])
+                        n += 1
+            if n == 0:
+                continue
+            pos = oy * out_w + ox
+            add_rows_flushed(acc[pos * out_c:(pos + 1) * out_c], cur[pos * out_c:(pos + 1) * out_c],
+                             Wm, rows, n, limit)
+            targets += n
+            bands += count_bands_ascending(rows, n, tile_rows)
     counters[C_IN_EVENTS] += n_events
     counters[C_SYN_AC] += targets * out_c
     counters[C_TILE_ACT] += bands * col_tiles

@@ -16,10 +16,10 @@ from numba import njit
 
 from .crossbar import conv_read, fc_read, init_current, multibit_read, pool_read
 from .learning import learn_layer
-from .layout import (B_OFF, COL_TILES, FAN_IN, IN_C, IN_W, KERNEL, KIND, KIND_CONV, KIND_FC,
+from .layout import (B_OFF, COL_TILES, FAN_IN, IN_C, IN_W, IN_H, KERNEL, KIND, KIND_CONV, KIND_FC,
                      KIND_POOL_AVG, MEMORYLESS, N_OFF, N_OUT, OUT_C, OUT_H, OUT_W, P_CMAX, P_DELAY,
                      L_ON, P_ACC_LIMIT, P_BIAS_MAX, P_CACHE_FIRST, P_DIRECT,
-                     P_LEAK_BITS, P_TARGET_MAX, P_WARMUP, P_MAX_MARKS, P_MAX_N, P_N_IN, P_RECORD, P_T, P_UMAX,
+                     P_LEAK_BITS, P_NARROW, P_TARGET_MAX, P_WARMUP, P_MAX_MARKS, P_MAX_N, P_N_IN, P_RECORD, P_T, P_UMAX,
                      P_UMIN, PAD, RESET, ROW_BANDS, SPIKING, STRIDE, W_OFF)
 from .neuron import update_neurons
 
@@ -42,8 +42,8 @@ def decode_packed(packed_row, n_in, events):
 
 
 @njit(nogil=True, cache=True)
-def layer_read(li, desc, W, bias, params, cur, acc, fill, events, values, n_events, multibit,
-               limit, tile_rows, offs, marks, stamp, counters):
+def layer_read(li, desc, W, bias, params, cur, acc, events, values, n_events, multibit,
+               limit, tile_rows, marks, stamp, counters):
     """Crossbar (or pooling) read of layer `li` for one tick: cur + acc = input current."""
     kind = desc[li, KIND]
     n = desc[li, N_OUT]
@@ -60,13 +60,12 @@ def layer_read(li, desc, W, bias, params, cur, acc, fill, events, values, n_even
                       desc[li, PAD], kind == KIND_CONV, events, values, n_events, tile_rows,
                       desc[li, ROW_BANDS], desc[li, COL_TILES], marks, stamp, counters)
     elif kind == KIND_FC:
-        fc_read(cur, acc, fill, W, desc[li, W_OFF], desc[li, FAN_IN], out_c, events, n_events, limit, tile_rows,
-                desc[li, COL_TILES], offs, marks, stamp, counters)
+        fc_read(cur, acc, W, desc[li, W_OFF], desc[li, FAN_IN], out_c, events, n_events, limit, tile_rows,
+                desc[li, COL_TILES], counters)
     elif kind == KIND_CONV:
-        conv_read(cur, acc, fill, W, desc[li, W_OFF], desc[li, IN_C], desc[li, IN_W], out_c,
+        conv_read(cur, acc, W, desc[li, W_OFF], desc[li, IN_C], desc[li, IN_H], desc[li, IN_W], out_c,
                   desc[li, OUT_H], desc[li, OUT_W], desc[li, KERNEL], desc[li, STRIDE],
-                  desc[li, PAD], events, n_events, limit, tile_rows, desc[li, ROW_BANDS],
-                  desc[li, COL_TILES], offs, marks, stamp, counters)
+                  desc[li, PAD], events, n_events, limit, tile_rows, desc[li, COL_TILES], counters)
     else:
         pool_read(cur, desc[li, IN_C], desc[li, IN_W], desc[li, OUT_W], desc[li, KERNEL], events,
                   n_events, counters)
@@ -82,7 +81,8 @@ def layer_fire(li, desc, theta, leak_a, enabled, params, U, S, C, cur, acc, list
     n_off = desc[li, N_OFF]
     return update_neurons(cur, acc, n, n_off, U, S, C, theta, leak_a, enabled, params[P_LEAK_BITS],
                           desc[li, RESET], desc[li, SPIKING] != 0, desc[li, MEMORYLESS] != 0,
-                          params[P_UMIN], params[P_UMAX], params[P_CMAX], lists[n_off:n_off + n],
+                          params[P_UMIN], params[P_UMAX], params[P_CMAX], params[P_NARROW] != 0,
+                          lists[n_off:n_off + n],
                           counters, noise_f[li, 0], noise_f[li, 1], noise_k[li, 0], noise_k[li, 1],
                           sample_id, t)
 
@@ -119,8 +119,6 @@ def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc,
     bias_max = params[P_BIAS_MAX]
     cur = np.empty(max_n, np.int32)
     accum = np.empty(max_n, acc.dtype)
-    fill = np.zeros(max_n, np.int32)
-    offs = np.empty(max(max_n, n_in), np.int64)
     marks = np.zeros(max(params[P_MAX_MARKS], 1), np.int32)
     lists = np.empty(U.shape[1], np.int32)
     n_list = np.zeros(L, np.int64)
@@ -163,8 +161,8 @@ def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc,
                     accum[:n0] = 0
                     row += first_counts
                 else:
-                    layer_read(0, desc, W, bias, params, cur, accum, fill, events, values, n_ev,
-                               multibit, limit, tile_rows, offs, marks, stamp, row)
+                    layer_read(0, desc, W, bias, params, cur, accum, events, values, n_ev,
+                               multibit, limit, tile_rows, marks, stamp, row)
                     if cache_first and t_in >= 0:
                         first_cur[:] = cur[:desc[0, N_OUT]]
                         first_counts[:] = row
@@ -173,8 +171,8 @@ def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc,
                 off = desc[li - 1, N_OFF]
                 n_ev = n_list[li - 1]
                 events, values, multibit = lists[off:off + n_ev], empty_values, False
-                layer_read(li, desc, W, bias, params, cur, accum, fill, events, values, n_ev,
-                           multibit, limit, tile_rows, offs, marks, stamp, row)
+                layer_read(li, desc, W, bias, params, cur, accum, events, values, n_ev,
+                           multibit, limit, tile_rows, marks, stamp, row)
             n_list[li] = layer_fire(li, desc, theta, leak_a, enabled, params, U[b], S[b], C[b],
                                     cur, accum, lists, row, noise_f, noise_k, sample_ids[b], t)
             if learn and t >= warmup and lparams[li, L_ON] != 0.0:

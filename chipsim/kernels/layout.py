@@ -55,7 +55,8 @@ P_CACHE_FIRST = 12  # 1: the direct-encoded first layer's read may be computed o
 P_WARMUP = 13      # learning: ticks without updates at the start of each sample
 P_TARGET_MAX = 14  # learning: full-scale rate target, 2^target_bits - 1
 P_BIAS_MAX = 15    # largest |bias| register value
-N_PARAMS = 16
+P_NARROW = 16      # 1: the host proved every neuron-update value fits int32 (32-bit-lane loop)
+N_PARAMS = 17
 
 # learning parameters per chip layer (array `lparams`, float64, one row per layer)
 L_ON = 0           # 1.0 if the layer learns

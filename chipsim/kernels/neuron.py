@@ -49,45 +49,13 @@ def add_thermal(cur, acc, n, sigma, tkey):
         acc[i] = 0
 
 
-@njit(nogil=True, cache=True)
-def update_neurons(cur, acc, n, n_off, U, S, C, theta, leak_a, enabled, leak_bits, reset_mode, spiking,
-                   memoryless, umin, umax, cmax, spike_list, counters, thermal, tick_silence, key_thermal,
-                   key_silence, sample_id, t):
-    """Advance `n` neurons starting at `n_off` by one tick; input current = cur[i] + acc[i].
-
-    Writes the indices (0-based within the layer) of the neurons that spiked to
-    `spike_list` and returns how many there are. `counters` is the (tick, layer)
-    row of the counter table. The main loop uses selects, not branches, so it
-    vectorises; a second pass compacts the spike indices.
-
-    Dynamic noise (off when 0): `thermal` = s adds round(s * |I| * xi) to the
-    input current, xi ~ N(0, 1) drawn per (sample, tick, neuron) from the
-    counter-based hash (a pass before the update); `tick_silence` = p drops
-    each spike with probability p, drawn likewise: the neuron still resets
-    (its S holds DROPPED = 2), but the spike is neither delivered nor counted.
-    A disabled neuron (frozen silencing) has its membrane held at 0 and never
-    spikes; its ticks count as silenced.
-    """
-    u_v = U[n_off:n_off + n]
-    s_v = S[n_off:n_off + n]
-    c_v = C[n_off:n_off + n]
-    th_v = theta[n_off:n_off + n]
-    a_v = leak_a[n_off:n_off + n]
-    en_v = enabled[n_off:n_off + n]
-    cu = cur[:n]
-    ac = acc[:n]
-    if thermal > 0.0:
-        add_thermal(cu, ac, n, thermal, tick_key(key_thermal, sample_id, t))
-    zero_reset = reset_mode == RESET_ZERO
-    drop = tick_silence > 0.0
-    count_now = not drop           # with drops, a spike is counted in the drop pass below
+@njit(inline="always", cache=True)
+def integrate_wide(u_v, s_v, c_v, th_v, a_v, en_v, cu, ac, n, leak_bits, zero_reset, spiking, count_now,
+                   umin, umax, cmax):
+    """The integrate-and-fire loop in int64 arithmetic (any register widths the config allows)."""
     mem_sat = 0
     cnt_sat = 0
-    silenced = 0
     n_spikes = 0
-    if memoryless:      # OR pooling: no state carried from the last tick, so no reset either
-        u_v[:] = 0
-        s_v[:] = 0
     for i in range(n):
         u = np.int64(u_v[i])
         mag = (abs(u) * np.int64(a_v[i])) >> leak_bits
@@ -109,6 +77,103 @@ def update_neurons(cur, acc, n, n_off, U, S, C, theta, leak_a, enabled, leak_bit
         cnt_sat += cs
         c_v[i] = np.int32(cmax if cs else c)
         n_spikes += s
+    return n_spikes, mem_sat, cnt_sat
+
+
+@njit(inline="always", cache=True)
+def integrate_narrow(u_v, s_v, c_v, th_v, a_v, en_v, cu, ac, n, leak_bits, zero_reset, spiking, count_now,
+                     umin, umax, cmax):
+    """The same loop in int32 lanes (eight per AVX2 vector). Exact under the host's bounds:
+    leak_bits <= 15 and a < 2^(31 - leak_bits), so with |u| = hi * 2^F + lo,
+    (|u| * a) >> F = hi * a + ((lo * a) >> F) has no product beyond int32; and
+    |leak(u)| + theta + |input current| < 2^31. Every np.int32(...) below marks a value the
+    bounds keep in range; Numba would otherwise widen int32 arithmetic to int64.
+    The counter saturates without forming C + 1 (C may be 2^31 - 1)."""
+    lb = np.int32(leak_bits)
+    mask = np.int32((1 << leak_bits) - 1)
+    umx = np.int32(umax)
+    umn = np.int32(umin)
+    cmx = np.int32(cmax)
+    sp = np.int32(1 if spiking else 0)
+    cn = np.int32(1 if count_now else 0)
+    zr = zero_reset
+    mem_sat = np.int32(0)
+    cnt_sat = np.int32(0)
+    n_spikes = np.int32(0)
+    for i in range(n):
+        u = u_v[i]
+        a = a_v[i]
+        neg = u < 0
+        au = np.int32(-u) if neg else u
+        mag = np.int32(np.int32(au >> lb) * a + (np.int32(np.int32(au & mask) * a) >> lb))
+        u = np.int32(-mag) if neg else mag
+        th = th_v[i]
+        fired = s_v[i] != 0
+        u = (np.int32(0) if zr else np.int32(u - th)) if fired else u
+        x = np.int32(u + cu[i] + ac[i])
+        x = x if en_v[i] != 0 else np.int32(0)
+        hi = x > umx
+        lo = x < umn
+        mem_sat = np.int32(mem_sat + (hi | lo))
+        x = umx if hi else (umn if lo else x)
+        u_v[i] = x
+        s = np.int32(x >= th) & sp
+        s_v[i] = np.uint8(s)
+        inc = s & cn
+        c = c_v[i]
+        cs = (c == cmx) & (inc != 0)
+        cnt_sat = np.int32(cnt_sat + cs)
+        c_v[i] = c if cs else np.int32(c + inc)
+        n_spikes = np.int32(n_spikes + s)
+    return n_spikes, mem_sat, cnt_sat
+
+
+@njit(nogil=True, cache=True)
+def update_neurons(cur, acc, n, n_off, U, S, C, theta, leak_a, enabled, leak_bits, reset_mode, spiking,
+                   memoryless, umin, umax, cmax, narrow, spike_list, counters, thermal, tick_silence, key_thermal,
+                   key_silence, sample_id, t):
+    """Advance `n` neurons starting at `n_off` by one tick; input current = cur[i] + acc[i].
+
+    Writes the indices (0-based within the layer) of the neurons that spiked to
+    `spike_list` and returns how many there are. `counters` is the (tick, layer)
+    row of the counter table. The main loop uses selects, not branches, so it
+    vectorises; a second pass compacts the spike indices.
+
+    Dynamic noise (off when 0): `thermal` = s adds round(s * |I| * xi) to the
+    input current, xi ~ N(0, 1) drawn per (sample, tick, neuron) from the
+    counter-based hash (a pass before the update); `tick_silence` = p drops
+    each spike with probability p, drawn likewise: the neuron still resets
+    (its S holds DROPPED = 2), but the spike is neither delivered nor counted.
+    A disabled neuron (frozen silencing) has its membrane held at 0 and never
+    spikes; its ticks count as silenced.
+
+    `narrow` (set by the host when it has proven that no intermediate value
+    of this layer can leave int32, see Chip.narrow_datapath) selects the
+    32-bit-lane loop, twice as fast as the 64-bit one and bit-identical.
+    """
+    u_v = U[n_off:n_off + n]
+    s_v = S[n_off:n_off + n]
+    c_v = C[n_off:n_off + n]
+    th_v = theta[n_off:n_off + n]
+    a_v = leak_a[n_off:n_off + n]
+    en_v = enabled[n_off:n_off + n]
+    cu = cur[:n]
+    ac = acc[:n]
+    if thermal > 0.0:
+        add_thermal(cu, ac, n, thermal, tick_key(key_thermal, sample_id, t))
+    zero_reset = reset_mode == RESET_ZERO
+    drop = tick_silence > 0.0
+    count_now = not drop           # with drops, a spike is counted in the drop pass below
+    silenced = 0
+    if memoryless:      # OR pooling: no state carried from the last tick, so no reset either
+        u_v[:] = 0
+        s_v[:] = 0
+    if narrow:
+        n_spikes, mem_sat, cnt_sat = integrate_narrow(u_v, s_v, c_v, th_v, a_v, en_v, cu, ac, n, leak_bits,
+                                                      zero_reset, spiking, count_now, umin, umax, cmax)
+    else:
+        n_spikes, mem_sat, cnt_sat = integrate_wide(u_v, s_v, c_v, th_v, a_v, en_v, cu, ac, n, leak_bits,
+                                                    zero_reset, spiking, count_now, umin, umax, cmax)
     for i in range(n):
         silenced += en_v[i] == 0
     if drop and n_spikes > 0:
