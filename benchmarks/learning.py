@@ -103,6 +103,9 @@ def main() -> None:
     both_s = timed(lambda: noisy.run(x_inf, sample_ids=np.arange(bs)))
     from chipsim.kernels import layout as K
 
+    syn = counters[:, K.C_SYN_AC] + counters[:, K.C_SYN_MAC]
+    print(f"during learning: {counters[:, K.C_SPIKES].sum() / n / 1e6:.3f} M spikes/img, "
+          f"{syn.sum() / n / 1e6:.1f} M synops/img, {counters[:, K.C_PULSES].sum() / n / 1e6:.2f} M pulses/img")
     learning_layers = {name: {"ungated": int(counters[li, K.C_UNGATED]), "boxcar": int(counters[li, K.C_BOXCAR]),
                               "sign": int(counters[li, K.C_SIGN]), "pulses": int(counters[li, K.C_PULSES])}
                        for li, name in enumerate(chip.layer_names) if name in setup.layers}
@@ -111,7 +114,12 @@ def main() -> None:
         "machine": machine_info(), "threads": 1, "images": n, "batch": bs, "time_steps": net.time_steps,
         "hidden_rates": rates,
         "learning": {"img_s": n / learn_chip_s, "wall_img_s": n / learn_wall, "chip_s": learn_chip_s,
-                     "wall_s": learn_wall, "layers": learning_layers},
+                     "wall_s": learn_wall, "layers": learning_layers,
+                     "spikes_per_img": float(counters[:, K.C_SPIKES].sum() / n),
+                     "synops_per_img": float(syn.sum() / n),
+                     "pulses_per_img": float(counters[:, K.C_PULSES].sum() / n),
+                     "note": "activity during learning is whatever the teacher targets drive it to "
+                             "(the net is tuned to 10 % before learning); time scales with synops + pulses"},
         "host": {"targets_and_encoding_s_per_batch": host, "y_norm_s": ynorm_s, "stream": stream.stats.to_dict()},
         "inference": {"img_s": bs / infer_s},
         "dynamic_noise": {"plain_s": infer_s, "thermal_s": thermal_s, "thermal_tick_silence_s": both_s,

@@ -126,6 +126,8 @@ def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc,
     in_values = np.zeros(n_in, np.int32)
     empty_values = np.zeros(1, np.int32)
     pos_start = np.zeros((max(max_n, n_in) + 1) if learn else 1, np.int64)
+    gsel = np.empty(max_n if learn else 1, np.int64)        # learning: gated neurons and their errors
+    gerr = np.empty(max_n if learn else 1, np.float64)
     n_direct = 0
     first_cur = np.empty(desc[0, N_OUT] if direct else 1, np.int32)
     first_counts = np.zeros(counters.shape[3], np.int64)
@@ -179,7 +181,7 @@ def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc,
                 learn_layer(li, desc, W, bias, theta, U[b], C[b], events, values, n_ev, multibit,
                             targets[b], lparams[li], t + 1, target_max, wlim[li, 0], wlim[li, 1],
                             bias_max, write_sigma, lkeys[li, 0], lkeys[li, 1], sample_ids[b], t,
-                            pos_start, wmarks, stamp0 + b * T * L + stamp, row)
+                            pos_start, gsel, gerr, wmarks, stamp0 + b * T * L + stamp, row)
         if record & 1:
             rec_S[b, t, :] = S[b, :]
         if record & 2:

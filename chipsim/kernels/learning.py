@@ -57,55 +57,61 @@ def clip_counted(v, bound, counters):
 
 
 @njit(inline="always", cache=True)
-def write_cell(W, cell, delta, wmax, noise, nkey, sample_id, t, n_writes, counters):
-    """Add `delta` LSBs to cell W[cell] with optional write noise; saturate; return the new write index."""
+def write_cell(W, cell, delta, wmax, noise, nkey, sample_id, t, pair, counters):
+    """Add `delta` LSBs to cell W[cell] with optional write noise (draws addressed by `pair`); saturate."""
     if noise > 0.0:
-        scale = 1.0 + noise * fast_normal(hash4(nkey, sample_id, t, n_writes))
-        delta = stochastic_round(delta * scale, hash4(nkey, sample_id, t, n_writes + (1 << 40)))
+        scale = 1.0 + noise * fast_normal(hash4(nkey, sample_id, t, 2 * pair))
+        delta = stochastic_round(delta * scale, hash4(nkey, sample_id, t, 2 * pair + 1))
         counters[C_WRITE_NOISE] += 1
     W[cell] = clip_counted(np.int64(W[cell]) + delta, wmax, counters)
-    return n_writes + 1
 
 
 @njit(inline="always", cache=True)
 def update_synapse(W, cell, x, exact, gain_err, sgn, pulse_levels, wmax, wstep, noise, nkey, ekey, sample_id,
-                   t, n_writes, n_draws, shared, wmarks, stamp, counters):
+                   t, pair, shared, wmarks, stamp, counters):
     """One gated (neuron, active input) pair: compute dW, write the cell.
 
     Sign mode moves `pulse_levels` register levels in the direction `sgn`; a
     fractional part becomes a pulse with that probability (a stochastic pulse,
     as in RPU-style analog updates), so the expected change is `pulse` LSBs
-    whatever the register width. Returns (write index, draw index, pulses,
-    1 if the cell was not yet written this tick). Only `shared` (conv) cells
-    can be written twice in a tick, so only they consult the stamps; the
-    caller sums pulses and new cells locally (counting stays off the hot path)."""
+    whatever the register width. Every random draw is addressed by (sample,
+    tick, pair), pair = neuron * fan_in + crossbar row, so an update does not
+    depend on the order pairs are visited in. Returns (pulses, 1 if the cell
+    was not yet written this tick). Only `shared` (conv) cells can be written
+    twice in a tick, so only they consult the stamps."""
     if exact:
-        levels = stochastic_round(gain_err * x, hash4(ekey, sample_id, t, n_draws))
-        n_draws += 1
+        levels = stochastic_round(gain_err * x, hash4(ekey, sample_id, t, pair))
     else:
         levels = np.int64(pulse_levels)
         frac = pulse_levels - levels
         if frac > 0.0:
-            levels += _unit(hash4(ekey, sample_id, t, n_draws)) < frac
-            n_draws += 1
+            levels += _unit(hash4(ekey, sample_id, t, pair)) < frac
         levels *= sgn
     if levels == 0:
-        return n_writes, n_draws, 0, 0
-    n_writes = write_cell(W, cell, levels * wstep, wmax, noise, nkey, sample_id, t, n_writes, counters)
+        return 0, 0
+    write_cell(W, cell, levels * wstep, wmax, noise, nkey, sample_id, t, pair, counters)
     new = 1
     if shared:
         if wmarks[cell] == stamp:
             new = 0
         else:
             wmarks[cell] = stamp
-    return n_writes, n_draws, abs(levels), new
+    return abs(levels), new
 
 
 @njit(nogil=True, cache=True)
 def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multibit, targets, lp, t1,
-                target_max, wmax, wstep, bias_max, noise, nkey, ekey, sample_id, t, pos_start, wmarks,
-                stamp, counters):
-    """Apply online LTL to layer `li` after its neuron update in tick t (t1 = t + 1 ticks elapsed)."""
+                target_max, wmax, wstep, bias_max, noise, nkey, ekey, sample_id, t, pos_start, gsel, gerr,
+                wmarks, stamp, counters):
+    """Apply online LTL to layer `li` after its neuron update in tick t (t1 = t + 1 ticks elapsed).
+
+    Two passes: the gates pick the neurons that update (and update their
+    biases); then the synapses are written row by row, all gated columns of
+    one active crossbar row together, as a row-parallel crossbar write does.
+    That order touches each weight row once per output position (instead of
+    once per gated neuron), and gives the same weights as neuron by neuron:
+    draws are addressed by pair, and a shared conv cell still sees its
+    updates in ascending output position."""
     n = desc[li, N_OUT]
     n_off = desc[li, N_OFF]
     out_c = desc[li, OUT_C]
@@ -122,23 +128,7 @@ def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multib
     gain = lp[L_LR] * 2.0 / t1 * 65536.0 / p_q / wstep
     learn_bias = lp[L_BIAS] != 0.0
     counters[C_UNGATED] += n * fan_in
-    k = desc[li, KERNEL]
-    stride = desc[li, STRIDE]
-    pad = desc[li, PAD]
-    in_c = desc[li, IN_C]
-    in_h = desc[li, IN_H]
-    in_w = desc[li, IN_W]
-    out_w = desc[li, OUT_W]
-    if is_conv:   # input events by input position (lists are sorted), for the window scans below
-        pos_start[:in_h * in_w + 1] = 0
-        for e in range(n_events):
-            pos_start[events[e] // in_c + 1] += 1
-        for q in range(in_h * in_w):
-            pos_start[q + 1] += pos_start[q]
-    n_writes = 0
-    n_draws = 0
-    pulses = 0
-    cells = 0
+    bias_draw = n * fan_in          # bias draws are addressed past every synapse pair
     boxcar = 0
     signed = 0
     for i in range(n):
@@ -153,32 +143,73 @@ def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multib
         diff = np.int64(targets[t_off + i]) * t1 - np.int64(C[g]) * target_max
         if diff <= dead and diff >= -dead:        # sign gate: no update inside the dead zone
             continue
-        signed += 1
-        sgn = 1 if diff > 0 else -1
         err = diff / (target_max * t1)             # e_i as a real number
-        co = i % out_c
+        gsel[signed] = i
+        gerr[signed] = err
+        signed += 1
         if learn_bias:
+            sgn = 1 if diff > 0 else -1
+            bits = hash4(ekey, sample_id, t, bias_draw + i)
             if exact:
-                db = stochastic_round(gain * err * wstep, hash4(ekey, sample_id, t, n_draws))  # bias: LSB resolution
-                n_draws += 1
+                db = stochastic_round(gain * err * wstep, bits)  # bias: LSB resolution
             else:
-                db = sgn * stochastic_round(lp[L_PULSE], hash4(ekey, sample_id, t, n_draws))  # bias: LSB resolution
-                n_draws += 1
+                db = sgn * stochastic_round(lp[L_PULSE], bits)
             if db != 0:
-                cell = desc[li, B_OFF] + co
+                cell = desc[li, B_OFF] + i % out_c
                 bias[cell] = clip_counted(np.int64(bias[cell]) + db, bias_max, counters)
                 counters[C_BIAS_WRITES] += 1
-        if not is_conv:
+    pulses = 0
+    cells = 0
+    if signed > 0 and n_events > 0:
+        if is_conv:
+            pulses, cells = learn_conv_synapses(desc, li, W, events, values, n_events, multibit, exact, gain,
+                                                pulse_levels, wmax, wstep, noise, nkey, ekey, sample_id, t,
+                                                pos_start, gsel, gerr, signed, wmarks, stamp, counters)
+        else:
             for e in range(n_events):
                 x = values[e] if multibit else 1
-                n_writes, n_draws, p, new = update_synapse(W, w_off + events[e] * out_c + i, x, exact, gain * err,
-                                                           sgn, pulse_levels, wmax, wstep, noise, nkey, ekey,
-                                                           sample_id, t, n_writes, n_draws, False, wmarks, stamp,
-                                                           counters)
-                pulses += p
-                cells += new
-            continue
-        pos = i // out_c
+                row = np.int64(events[e])
+                for m in range(signed):
+                    i = gsel[m]
+                    p, new = update_synapse(W, w_off + row * out_c + i, x, exact, gain * gerr[m],
+                                            1 if gerr[m] > 0 else -1, pulse_levels, wmax, wstep, noise, nkey,
+                                            ekey, sample_id, t, i * fan_in + row, False, wmarks, stamp, counters)
+                    pulses += p
+                    cells += new
+    counters[C_BOXCAR] += boxcar * fan_in
+    counters[C_SIGN] += signed * fan_in
+    counters[C_PULSES] += pulses
+    counters[C_CELL_WRITES] += cells
+
+
+@njit(nogil=True, cache=True)
+def learn_conv_synapses(desc, li, W, events, values, n_events, multibit, exact, gain, pulse_levels, wmax, wstep,
+                        noise, nkey, ekey, sample_id, t, pos_start, gsel, gerr, signed, wmarks, stamp, counters):
+    """Synapse writes of a conv layer: per output position (ascending), per active input in its
+    window, all gated output channels of that position. Returns (pulses, new cells)."""
+    out_c = desc[li, OUT_C]
+    w_off = desc[li, W_OFF]
+    fan_in = desc[li, FAN_IN]
+    k = desc[li, KERNEL]
+    stride = desc[li, STRIDE]
+    pad = desc[li, PAD]
+    in_c = desc[li, IN_C]
+    in_h = desc[li, IN_H]
+    in_w = desc[li, IN_W]
+    out_w = desc[li, OUT_W]
+    pos_start[:in_h * in_w + 1] = 0       # input events by input position (lists are sorted)
+    for e in range(n_events):
+        pos_start[events[e] // in_c + 1] += 1
+    for q in range(in_h * in_w):
+        pos_start[q + 1] += pos_start[q]
+    pulses = 0
+    cells = 0
+    m0 = 0
+    while m0 < signed:
+        pos = gsel[m0] // out_c
+        m1 = m0 + 1
+        while m1 < signed and gsel[m1] // out_c == pos:
+            m1 += 1
         oy = pos // out_w
         ox = pos - oy * out_w
         for ky in range(k):
@@ -190,16 +221,18 @@ def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multib
                 if x_ < 0 or x_ >= in_w:
                     continue
                 q = y * in_w + x_
-                row_base = (ky * k + kx) * in_c
+                row_base = (ky * k + kx) * in_c - q * in_c
                 for e in range(pos_start[q], pos_start[q + 1]):
                     x = values[e] if multibit else 1
-                    cell = w_off + (row_base + events[e] - q * in_c) * out_c + co
-                    n_writes, n_draws, p, new = update_synapse(W, cell, x, exact, gain * err, sgn, pulse_levels,
-                                                               wmax, wstep, noise, nkey, ekey, sample_id, t,
-                                                               n_writes, n_draws, True, wmarks, stamp, counters)
-                    pulses += p
-                    cells += new
-    counters[C_BOXCAR] += boxcar * fan_in
-    counters[C_SIGN] += signed * fan_in
-    counters[C_PULSES] += pulses
-    counters[C_CELL_WRITES] += cells
+                    row = row_base + events[e]
+                    cell_row = w_off + row * out_c
+                    for m in range(m0, m1):
+                        i = gsel[m]
+                        p, new = update_synapse(W, cell_row + (i - pos * out_c), x, exact, gain * gerr[m],
+                                                1 if gerr[m] > 0 else -1, pulse_levels, wmax, wstep, noise,
+                                                nkey, ekey, sample_id, t, i * fan_in + row, True, wmarks, stamp,
+                                                counters)
+                        pulses += p
+                        cells += new
+        m0 = m1
+    return pulses, cells
