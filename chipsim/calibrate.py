@@ -94,7 +94,9 @@ def evaluate(chip, encoder, data, batch_size: int, progress=None) -> tuple[float
 def _options_dict(opts: CalibOptions) -> dict:
     keep = ("net", "weights", "data", "samples", "batch_size", "seed", "noise", "epochs", "calib_samples",
             "checkpoint_every", "learn")
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(opts).items() if k in keep}
+    # getattr, not dataclasses.asdict: asdict deep-copies every field, on_batch too (the CLI's progress
+    # bar holds an open stream and cannot be copied)
+    return {k: (list(v) if isinstance(v, tuple) else v) for k in keep for v in (getattr(opts, k),)}
 
 
 def _load_checkpoint(run_dir: Path) -> dict:

@@ -143,3 +143,18 @@ def test_target_cache_round_trip_and_key(tmp_path):
     cache.store(key, targets)
     cache.store("other", targets[:2])
     assert np.array_equal(cache.load(key), targets) and cache.load("other").shape == (2, setup.n_targets)
+
+
+def test_progress_callback_holding_a_stream_does_not_break_checkpoints(tmp_path):
+    """The CLI's progress bar (on_batch) holds an open stream; options are saved without copying it."""
+    import sys
+
+    class Bar:
+        def __init__(self):
+            self.stream = sys.stderr
+
+        def __call__(self, n, total):
+            pass
+
+    s = calibrate(tmp_path, "bar", epochs=1, on_batch=Bar())
+    assert s["accuracy_after"] >= 0
