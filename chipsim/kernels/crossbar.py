@@ -123,9 +123,11 @@ def window_targets(y, x, k, stride, pad, out_h, out_w, pos_out, kk_out):
 
 
 @njit(nogil=True, cache=True)
-def fc_read(cur, acc, W, w_off, fan_in, out_c, events, n_events, limit, tile_rows, col_tiles, counters):
-    """Binary input: cur + acc += sum over input spikes j of crossbar row j (events ascending)."""
+def fc_read(cur, acc, W, w_off, bias, b_off, fan_in, out_c, events, n_events, limit, tile_rows, col_tiles,
+            counters):
+    """Binary input: cur + acc = bias + sum over input spikes j of crossbar row j (events ascending)."""
     Wm = W[w_off:w_off + fan_in * out_c].reshape(fan_in, out_c)
+    init_current(cur, acc, bias, b_off, 1, out_c)
     if n_events > 0:
         add_rows_flushed(acc[:out_c], cur[:out_c], Wm, events, n_events, limit)
         bands = count_bands_ascending(events, n_events, tile_rows)
@@ -135,7 +137,7 @@ def fc_read(cur, acc, W, w_off, fan_in, out_c, events, n_events, limit, tile_row
 
 
 @njit(nogil=True, cache=True)
-def conv_read(cur, acc, W, w_off, in_c, in_h, in_w, out_c, out_h, out_w, k, stride, pad, events,
+def conv_read(cur, acc, W, w_off, bias, b_off, in_c, in_h, in_w, out_c, out_h, out_w, k, stride, pad, events,
               n_events, limit, tile_rows, col_tiles, counters):
     """Binary input: each output position gathers the crossbar rows of the active inputs in its window.
 
@@ -145,7 +147,8 @@ def conv_read(cur, acc, W, w_off, in_c, in_h, in_w, out_c, out_h, out_w, k, stri
     and sums them with one accumulator pass per `limit` rows. Gathering per
     output (rather than scattering per input) lets the eight-row register
     sums span the whole window, which matters for narrow layers with few
-    active channels per position."""
+    active channels per position. Each position's current starts at the bias
+    right before its rows are added, while it is in cache."""
     in_hw = in_h * in_w
     first = np.zeros(in_hw + 1, np.int64)     # events of input position p: first[p] .. first[p + 1]
     chan = np.empty(max(n_events, 1), np.int32)
@@ -157,10 +160,17 @@ def conv_read(cur, acc, W, w_off, in_c, in_h, in_w, out_c, out_h, out_w, k, stri
         first[p + 1] += first[p]
     Wm = W[w_off:w_off + k * k * in_c * out_c].reshape(k * k * in_c, out_c)
     rows = np.empty(k * k * in_c, np.int32)
+    b_row = bias[b_off:b_off + out_c]
     targets = 0
     bands = 0
     for oy in range(out_h):
         for ox in range(out_w):
+            pos = oy * out_w + ox
+            a_row = acc[pos * out_c:(pos + 1) * out_c]
+            c_row = cur[pos * out_c:(pos + 1) * out_c]
+            for o in range(out_c):
+                c_row[o] = b_row[o]
+                a_row[o] = 0
             n = 0
             for ky in range(k):
                 iy = oy * stride - pad + ky
@@ -177,9 +187,7 @@ def conv_read(cur, acc, W, w_off, in_c, in_h, in_w, out_c, out_h, out_w, k, stri
                         n += 1
             if n == 0:
                 continue
-            pos = oy * out_w + ox
-            add_rows_flushed(acc[pos * out_c:(pos + 1) * out_c], cur[pos * out_c:(pos + 1) * out_c],
-                             Wm, rows, n, limit)
+            add_rows_flushed(a_row, c_row, Wm, rows, n, limit)
             targets += n
             bands += count_bands_ascending(rows, n, tile_rows)
     counters[C_IN_EVENTS] += n_events

@@ -49,24 +49,22 @@ def layer_read(li, desc, W, bias, params, cur, acc, events, values, n_events, mu
     n = desc[li, N_OUT]
     out_c = desc[li, OUT_C]
     positions = desc[li, OUT_H] * desc[li, OUT_W]
-    if kind == KIND_FC or kind == KIND_CONV:
-        init_current(cur, acc, bias, desc[li, B_OFF], positions, out_c)
-    else:
-        cur[:n] = 0
-        acc[:n] = 0
     if multibit:
+        init_current(cur, acc, bias, desc[li, B_OFF], positions, out_c)
         multibit_read(cur, W, desc[li, W_OFF], desc[li, IN_C], desc[li, IN_W], out_c,
                       desc[li, OUT_H], desc[li, OUT_W], desc[li, KERNEL], desc[li, STRIDE],
                       desc[li, PAD], kind == KIND_CONV, events, values, n_events, tile_rows,
                       desc[li, ROW_BANDS], desc[li, COL_TILES], marks, stamp, counters)
     elif kind == KIND_FC:
-        fc_read(cur, acc, W, desc[li, W_OFF], desc[li, FAN_IN], out_c, events, n_events, limit, tile_rows,
-                desc[li, COL_TILES], counters)
+        fc_read(cur, acc, W, desc[li, W_OFF], bias, desc[li, B_OFF], desc[li, FAN_IN], out_c, events, n_events,
+                limit, tile_rows, desc[li, COL_TILES], counters)
     elif kind == KIND_CONV:
-        conv_read(cur, acc, W, desc[li, W_OFF], desc[li, IN_C], desc[li, IN_H], desc[li, IN_W], out_c,
-                  desc[li, OUT_H], desc[li, OUT_W], desc[li, KERNEL], desc[li, STRIDE],
+        conv_read(cur, acc, W, desc[li, W_OFF], bias, desc[li, B_OFF], desc[li, IN_C], desc[li, IN_H],
+                  desc[li, IN_W], out_c, desc[li, OUT_H], desc[li, OUT_W], desc[li, KERNEL], desc[li, STRIDE],
                   desc[li, PAD], events, n_events, limit, tile_rows, desc[li, COL_TILES], counters)
     else:
+        cur[:n] = 0
+        acc[:n] = 0
         pool_read(cur, desc[li, IN_C], desc[li, IN_W], desc[li, OUT_W], desc[li, KERNEL], events,
                   n_events, counters)
 
@@ -130,6 +128,7 @@ def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc,
     gerr = np.empty(max_n if learn else 1, np.float64)
     n_direct = 0
     first_cur = np.empty(desc[0, N_OUT] if direct else 1, np.int32)
+    first_acc = np.zeros(desc[0, N_OUT] if direct else 1, acc.dtype)
     first_counts = np.zeros(counters.shape[3], np.int64)
     have_first = False
     if direct:
@@ -155,13 +154,17 @@ def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc,
             li = L - 1 - step if delay else step
             stamp += 1
             row = counters[b, t, li]
+            fire_cur, fire_acc = cur, accum
             if li == 0:
                 events, values, n_ev, multibit = in_events, in_values, n_host, direct
                 if cache_first and t_in >= 0 and have_first:
-                    n0 = desc[0, N_OUT]
-                    cur[:n0] = first_cur
-                    accum[:n0] = 0
                     row += first_counts
+                    if noise_f[0, 0] > 0.0:     # thermal noise rewrites the current in place: use a copy
+                        n0 = desc[0, N_OUT]
+                        cur[:n0] = first_cur
+                        accum[:n0] = 0
+                    else:
+                        fire_cur, fire_acc = first_cur, first_acc
                 else:
                     layer_read(0, desc, W, bias, params, cur, accum, events, values, n_ev,
                                multibit, limit, tile_rows, marks, stamp, row)
@@ -176,7 +179,7 @@ def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc,
                 layer_read(li, desc, W, bias, params, cur, accum, events, values, n_ev,
                            multibit, limit, tile_rows, marks, stamp, row)
             n_list[li] = layer_fire(li, desc, theta, leak_a, enabled, params, U[b], S[b], C[b],
-                                    cur, accum, lists, row, noise_f, noise_k, sample_ids[b], t)
+                                    fire_cur, fire_acc, lists, row, noise_f, noise_k, sample_ids[b], t)
             if learn and t >= warmup and lparams[li, L_ON] != 0.0:
                 learn_layer(li, desc, W, bias, theta, U[b], C[b], events, values, n_ev, multibit,
                             targets[b], lparams[li], t + 1, target_max, wlim[li, 0], wlim[li, 1],

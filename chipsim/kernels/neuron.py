@@ -52,11 +52,14 @@ def add_thermal(cur, acc, n, sigma, tkey):
 @njit(inline="always", cache=True)
 def integrate_wide(u_v, s_v, c_v, th_v, a_v, en_v, cu, ac, n, leak_bits, zero_reset, spiking, count_now,
                    umin, umax, cmax):
-    """The integrate-and-fire loop in int64 arithmetic (any register widths the config allows)."""
+    """The integrate-and-fire loop in int64 arithmetic (any register widths the config allows).
+    Returns (spikes, membrane saturations, counter saturations, disabled neurons)."""
     mem_sat = 0
     cnt_sat = 0
     n_spikes = 0
+    off = 0
     for i in range(n):
+        off += en_v[i] == 0
         u = np.int64(u_v[i])
         mag = (abs(u) * np.int64(a_v[i])) >> leak_bits
         u = mag if u >= 0 else -mag
@@ -77,7 +80,7 @@ def integrate_wide(u_v, s_v, c_v, th_v, a_v, en_v, cu, ac, n, leak_bits, zero_re
         cnt_sat += cs
         c_v[i] = np.int32(cmax if cs else c)
         n_spikes += s
-    return n_spikes, mem_sat, cnt_sat
+    return n_spikes, mem_sat, cnt_sat, off
 
 
 @njit(inline="always", cache=True)
@@ -100,7 +103,9 @@ def integrate_narrow(u_v, s_v, c_v, th_v, a_v, en_v, cu, ac, n, leak_bits, zero_
     mem_sat = np.int32(0)
     cnt_sat = np.int32(0)
     n_spikes = np.int32(0)
+    off = np.int32(0)
     for i in range(n):
+        off = np.int32(off + (en_v[i] == 0))
         u = u_v[i]
         a = a_v[i]
         neg = u < 0
@@ -125,7 +130,7 @@ def integrate_narrow(u_v, s_v, c_v, th_v, a_v, en_v, cu, ac, n, leak_bits, zero_
         cnt_sat = np.int32(cnt_sat + cs)
         c_v[i] = c if cs else np.int32(c + inc)
         n_spikes = np.int32(n_spikes + s)
-    return n_spikes, mem_sat, cnt_sat
+    return n_spikes, mem_sat, cnt_sat, off
 
 
 @njit(nogil=True, cache=True)
@@ -164,18 +169,17 @@ def update_neurons(cur, acc, n, n_off, U, S, C, theta, leak_a, enabled, leak_bit
     zero_reset = reset_mode == RESET_ZERO
     drop = tick_silence > 0.0
     count_now = not drop           # with drops, a spike is counted in the drop pass below
-    silenced = 0
     if memoryless:      # OR pooling: no state carried from the last tick, so no reset either
         u_v[:] = 0
         s_v[:] = 0
     if narrow:
-        n_spikes, mem_sat, cnt_sat = integrate_narrow(u_v, s_v, c_v, th_v, a_v, en_v, cu, ac, n, leak_bits,
-                                                      zero_reset, spiking, count_now, umin, umax, cmax)
+        n_spikes, mem_sat, cnt_sat, silenced = integrate_narrow(u_v, s_v, c_v, th_v, a_v, en_v, cu, ac, n,
+                                                                leak_bits, zero_reset, spiking, count_now,
+                                                                umin, umax, cmax)
     else:
-        n_spikes, mem_sat, cnt_sat = integrate_wide(u_v, s_v, c_v, th_v, a_v, en_v, cu, ac, n, leak_bits,
-                                                    zero_reset, spiking, count_now, umin, umax, cmax)
-    for i in range(n):
-        silenced += en_v[i] == 0
+        n_spikes, mem_sat, cnt_sat, silenced = integrate_wide(u_v, s_v, c_v, th_v, a_v, en_v, cu, ac, n,
+                                                              leak_bits, zero_reset, spiking, count_now,
+                                                              umin, umax, cmax)
     if drop and n_spikes > 0:
         base_s = tick_key(key_silence, sample_id, t)
         p_keep = uint64((1.0 - tick_silence) * 18446744073709549568.0)

@@ -1,0 +1,149 @@
+"""One learning tick of a conv layer against a plain-Python reference, bit for bit.
+
+The reference visits the gated pairs neuron by neuron (the order of the
+paper's equations); the kernel writes them row by row. Both must give the
+same weights, biases and counters, because every random draw is addressed by
+(sample, tick, pair) and a shared conv cell sees its updates in ascending
+output position either way. Covered: fractional sign pulses, exact mode with
+stochastic rounding, write noise, saturation, shared cells, bias updates.
+"""
+import math
+
+import numpy as np
+import pytest
+
+from chipsim.chip import Chip
+from chipsim.config import LearningConfig, parse_net
+from chipsim.kernels import layout as K
+from chipsim.kernels.rng import fast_normal, hash4
+from chipsim.learning import setup_learning
+
+from tiny import bundle
+
+T = 3
+UNIT = 1.0 / 9007199254740992.0
+
+
+def unit(bits) -> float:
+    return float(int(bits) >> 11) * UNIT
+
+
+def stochastic_round(x: float, bits) -> int:
+    return int(math.floor(x + unit(bits)))
+
+
+def make_chip(weight_bits=5):
+    data = {"name": "c", "input_shape": [2, 4, 4], "time_steps": T, "encoder": {"kind": "direct", "input_bits": 3},
+            "chip": {"weight_bits": weight_bits},
+            "layers": [{"name": "conv", "type": "conv", "out": 3, "kernel": 3, "padding": 1}]}
+    net = parse_net(data, "<conv>")
+    rng = np.random.default_rng(11)
+    w = rng.integers(-15, 16, (3, 2, 3, 3))
+    b = rng.integers(-4, 5, 3)
+    return Chip(net, bundle(net, [w], biases=[b], thresholds=[40]))
+
+
+def reference(chip, cfg, setup, x, targets, U, C, write_noise):
+    """Expected weights/biases/counters after the single learning tick t = T - 1 (warm-up T - 1)."""
+    W = chip.registers.weights.astype(np.int64).copy()
+    bias = chip.registers.bias.astype(np.int64).copy()
+    theta = chip.registers.theta.astype(np.int64)
+    layer = chip.layers[0]
+    out_c, oh, ow = layer.out_shape
+    in_c, ih, iw = layer.in_shape
+    k, fan_in = 3, layer.fan_in
+    wmax = chip.chip.weight_max
+    bmax = chip.chip.bias_max
+    t, t1 = T - 1, T
+    R = (1 << cfg.target_bits) - 1
+    nkey, ekey = setup.lkeys[0]
+    p_q = int(round(cfg.p * 65536))
+    dead = math.floor(cfg.dead_zone * R * t1)
+    gain = cfg.lr * 2.0 / t1 * 65536.0 / p_q
+    counts = dict(pulses=0, cells=set(), wsat=0, bias_writes=0, boxcar=0, sign=0, noise=0)
+
+    def clip(v, bound):
+        if v > bound or v < -bound:
+            counts["wsat"] += 1
+        return max(-bound, min(bound, v))
+
+    n = out_c * oh * ow
+    for i in range(n):
+        pos, co = divmod(i, out_c)
+        oy, ox = divmod(pos, ow)
+        if 2 * abs(int(U[i]) - int(theta[i])) * 65536 >= p_q * theta[i]:
+            continue
+        counts["boxcar"] += 1
+        diff = int(targets[i]) * t1 - int(C[i]) * R
+        if -dead <= diff <= dead:
+            continue
+        counts["sign"] += 1
+        sgn = 1 if diff > 0 else -1
+        err = diff / (R * t1)
+        if cfg.bias:
+            bits = hash4(ekey, 0, t, n * fan_in + i)
+            db = stochastic_round(gain * err, bits) if cfg.mode == "exact" else sgn * stochastic_round(cfg.pulse, bits)
+            if db != 0:
+                bias[co] = clip(bias[co] + db, bmax)
+                counts["bias_writes"] += 1
+        for ky in range(k):
+            for kx in range(k):
+                y, x_ = oy - 1 + ky, ox - 1 + kx
+                if not (0 <= y < ih and 0 <= x_ < iw):
+                    continue
+                for c in range(in_c):
+                    v = int(x[(y * iw + x_) * in_c + c])
+                    if v == 0:
+                        continue
+                    row = (ky * k + kx) * in_c + c
+                    pair = i * fan_in + row
+                    if cfg.mode == "exact":
+                        levels = stochastic_round(gain * err * v, hash4(ekey, 0, t, pair))
+                    else:
+                        levels = int(cfg.pulse)
+                        frac = cfg.pulse - levels
+                        if frac > 0 and unit(hash4(ekey, 0, t, pair)) < frac:
+                            levels += 1
+                        levels *= sgn
+                    if levels == 0:
+                        continue
+                    delta = levels
+                    if write_noise > 0:
+                        scale = 1.0 + write_noise * fast_normal(np.uint64(hash4(nkey, 0, t, 2 * pair)))
+                        delta = stochastic_round(delta * scale, hash4(nkey, 0, t, 2 * pair + 1))
+                        counts["noise"] += 1
+                    cell = row * out_c + co
+                    W[cell] = clip(W[cell] + delta, wmax)
+                    counts["pulses"] += abs(levels)
+                    counts["cells"].add(cell)
+    return W, bias, counts
+
+
+@pytest.mark.parametrize("mode,pulse,lr,write_noise", [("sign", 1.6, 0.0, 0.0), ("sign", 0.7, 0.0, 0.4),
+                                                       ("exact", 1.0, 3.0, 0.3)])
+def test_conv_learning_tick_matches_reference(mode, pulse, lr, write_noise):
+    x = np.random.default_rng(5).integers(0, 8, (1, 32)).astype(np.int32)
+    x[0, ::5] = 0                                   # some silent inputs: no pulse on their rows
+    probe = make_chip()
+    rec = probe.run(x, record=("spikes", "membrane"))
+    U = rec.membrane[0, T - 1]
+    C = (rec.spikes[0] == 1).sum(axis=0)
+    targets = np.random.default_rng(6).integers(0, 4, (1, 48))
+
+    chip = make_chip()
+    chip.write_noise = (write_noise, np.array([np.uint64(987654321)]))
+    cfg = LearningConfig(enabled=True, mode=mode, pulse=pulse, lr=lr, p=1.5, warmup=T - 1, target_bits=2,
+                         dead_zone=0.1, bias=True)
+    setup = setup_learning(chip, cfg, seed=3)
+    W_ref, b_ref, counts = reference(chip, cfg, setup, x[0], targets[0], U, C, write_noise)
+    res = chip.run(x, learning=setup, targets=targets)
+    c = res.counters[0, T - 1, 0]
+    assert counts["sign"] > 5 and counts["pulses"] > 20, "the case must exercise the circuit"
+    assert np.array_equal(chip.registers.weights.astype(np.int64), W_ref)
+    assert np.array_equal(chip.registers.bias.astype(np.int64), b_ref)
+    assert c[K.C_BOXCAR] == counts["boxcar"] * 18 and c[K.C_SIGN] == counts["sign"] * 18
+    assert c[K.C_PULSES] == counts["pulses"]
+    assert c[K.C_CELL_WRITES] == len(counts["cells"])
+    assert c[K.C_W_SAT] == counts["wsat"]
+    assert c[K.C_BIAS_WRITES] == counts["bias_writes"]
+    assert c[K.C_WRITE_NOISE] == counts["noise"]
