@@ -136,6 +136,38 @@ def fc_read(cur, acc, W, w_off, bias, b_off, fan_in, out_c, events, n_events, li
     counters[C_SYN_AC] += n_events * out_c
 
 
+@njit(inline="always", cache=True)
+def index_events(events, n_events, in_c, in_hw, first):
+    """first[p] .. first[p + 1] <- the events at input position p (events are sorted)."""
+    first[:in_hw + 1] = 0
+    for e in range(n_events):
+        first[events[e] // in_c + 1] += 1
+    for p in range(in_hw):
+        first[p + 1] += first[p]
+
+
+@njit(inline="always", cache=True)
+def window_rows(oy, ox, k, stride, pad, in_h, in_w, in_c, events, first, rows, which):
+    """The crossbar rows (ascending) of the input events in output (oy, ox)'s window, and in
+    `which` the index of each one's event; returns how many there are."""
+    n = 0
+    for ky in range(k):
+        iy = oy * stride - pad + ky
+        if iy < 0 or iy >= in_h:
+            continue
+        for kx in range(k):
+            ix = ox * stride - pad + kx
+            if ix < 0 or ix >= in_w:
+                continue
+            p = iy * in_w + ix
+            base = (ky * k + kx - p) * in_c       # row = (ky * k + kx) * in_c + channel
+            for e in range(first[p], first[p + 1]):
+                rows[n] = np.int32(base + events[e])
+                which[n] = e
+                n += 1
+    return n
+
+
 @njit(nogil=True, cache=True)
 def conv_read(cur, acc, W, w_off, bias, b_off, in_c, in_h, in_w, out_c, out_h, out_w, k, stride, pad, events,
               n_events, limit, tile_rows, col_tiles, counters):
@@ -149,17 +181,11 @@ def conv_read(cur, acc, W, w_off, bias, b_off, in_c, in_h, in_w, out_c, out_h, o
     sums span the whole window, which matters for narrow layers with few
     active channels per position. Each position's current starts at the bias
     right before its rows are added, while it is in cache."""
-    in_hw = in_h * in_w
-    first = np.zeros(in_hw + 1, np.int64)     # events of input position p: first[p] .. first[p + 1]
-    chan = np.empty(max(n_events, 1), np.int32)
-    for e in range(n_events):
-        yx = events[e] // in_c
-        chan[e] = np.int32(events[e] - yx * in_c)
-        first[yx + 1] += 1
-    for p in range(in_hw):
-        first[p + 1] += first[p]
+    first = np.empty(in_h * in_w + 1, np.int64)
+    index_events(events, n_events, in_c, in_h * in_w, first)
     Wm = W[w_off:w_off + k * k * in_c * out_c].reshape(k * k * in_c, out_c)
     rows = np.empty(k * k * in_c, np.int32)
+    which = np.empty(k * k * in_c, np.int32)
     b_row = bias[b_off:b_off + out_c]
     targets = 0
     bands = 0
@@ -171,20 +197,7 @@ def conv_read(cur, acc, W, w_off, bias, b_off, in_c, in_h, in_w, out_c, out_h, o
             for o in range(out_c):
                 c_row[o] = b_row[o]
                 a_row[o] = 0
-            n = 0
-            for ky in range(k):
-                iy = oy * stride - pad + ky
-                if iy < 0 or iy >= in_h:
-                    continue
-                for kx in range(k):
-                    ix = ox * stride - pad + kx
-                    if ix < 0 or ix >= in_w:
-                        continue
-                    p = iy * in_w + ix
-                    base = (ky * k + kx) * in_c
-                    for e in range(first[p], first[p + 1]):
-                        rows[n] = np.int32(base + chan[e])
-                        n += 1
+            n = window_rows(oy, ox, k, stride, pad, in_h, in_w, in_c, events, first, rows, which)
             if n == 0:
                 continue
             add_rows_flushed(a_row, c_row, Wm, rows, n, limit)

@@ -28,6 +28,7 @@ from .layout import (B_OFF, C_BIAS_WRITES, C_BOXCAR, C_CELL_WRITES, C_PULSES, C_
                      C_W_SAT, C_WRITE_NOISE, FAN_IN, IN_C, IN_H, IN_W, KERNEL, KIND, KIND_CONV, L_BIAS,
                      L_DEAD, L_LR, L_MODE, L_P_Q, L_PULSE, L_T_OFF, MODE_EXACT, N_OFF, N_OUT, OUT_C,
                      OUT_W, PAD, STRIDE, W_OFF)
+from .crossbar import index_events, window_rows
 from .rng import fast_normal, hash4
 
 _TWO53 = 1.0 / 9007199254740992.0
@@ -197,11 +198,9 @@ def learn_conv_synapses(desc, li, W, events, values, n_events, multibit, exact, 
     in_h = desc[li, IN_H]
     in_w = desc[li, IN_W]
     out_w = desc[li, OUT_W]
-    pos_start[:in_h * in_w + 1] = 0       # input events by input position (lists are sorted)
-    for e in range(n_events):
-        pos_start[events[e] // in_c + 1] += 1
-    for q in range(in_h * in_w):
-        pos_start[q + 1] += pos_start[q]
+    index_events(events, n_events, in_c, in_h * in_w, pos_start)
+    rows = np.empty(k * k * in_c, np.int32)
+    which = np.empty(k * k * in_c, np.int32)
     pulses = 0
     cells = 0
     m0 = 0
@@ -211,28 +210,17 @@ def learn_conv_synapses(desc, li, W, events, values, n_events, multibit, exact, 
         while m1 < signed and gsel[m1] // out_c == pos:
             m1 += 1
         oy = pos // out_w
-        ox = pos - oy * out_w
-        for ky in range(k):
-            y = oy * stride - pad + ky
-            if y < 0 or y >= in_h:
-                continue
-            for kx in range(k):
-                x_ = ox * stride - pad + kx
-                if x_ < 0 or x_ >= in_w:
-                    continue
-                q = y * in_w + x_
-                row_base = (ky * k + kx) * in_c - q * in_c
-                for e in range(pos_start[q], pos_start[q + 1]):
-                    x = values[e] if multibit else 1
-                    row = row_base + events[e]
-                    cell_row = w_off + row * out_c
-                    for m in range(m0, m1):
-                        i = gsel[m]
-                        p, new = update_synapse(W, cell_row + (i - pos * out_c), x, exact, gain * gerr[m],
-                                                1 if gerr[m] > 0 else -1, pulse_levels, wmax, wstep, noise,
-                                                nkey, ekey, sample_id, t, i * fan_in + row, True, wmarks, stamp,
-                                                counters)
-                        pulses += p
-                        cells += new
+        n = window_rows(oy, pos - oy * out_w, k, stride, pad, in_h, in_w, in_c, events, pos_start, rows, which)
+        for r in range(n):
+            x = values[which[r]] if multibit else 1
+            row = np.int64(rows[r])
+            cell_row = w_off + row * out_c
+            for m in range(m0, m1):
+                i = gsel[m]
+                p, new = update_synapse(W, cell_row + (i - pos * out_c), x, exact, gain * gerr[m],
+                                        1 if gerr[m] > 0 else -1, pulse_levels, wmax, wstep, noise, nkey, ekey,
+                                        sample_id, t, i * fan_in + row, True, wmarks, stamp, counters)
+                pulses += p
+                cells += new
         m0 = m1
     return pulses, cells
