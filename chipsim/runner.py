@@ -94,15 +94,12 @@ def deploy(net: NetConfig, bundle: WeightBundle | None, weights_source: str, noi
 
 
 def load_inputs(net: NetConfig, spec: str, split: str, samples: int | None):
-    from chipsim.hostlink.datasets import DatasetError, load_dataset
+    from chipsim.hostlink.datasets import DatasetError, load_for_net
 
     try:
-        data = load_dataset(spec, split, limit=samples)
+        data = load_for_net(spec, split, samples, net.input_shape, net.name)
     except DatasetError as exc:
         raise RunError(f"--data: {exc}") from None
-    if tuple(data.images.shape[1:]) != net.input_shape:
-        raise RunError(f"--data {spec}: images have shape {tuple(data.images.shape[1:])}, expected "
-                       f"{net.input_shape} (input_shape of net '{net.name}')")
     if samples is not None and len(data) < samples:
         raise RunError(f"--samples {samples}: the {split} split of {spec} has only {len(data)} samples")
     return data

@@ -303,6 +303,16 @@ def load_dataset(
 # ordering
 
 
+
+def load_for_net(spec, split: str, limit: int | None, input_shape, net_name: str) -> Dataset:
+    """`load_dataset`, and a DatasetError unless the images have the net's input shape."""
+    data = load_dataset(spec, split, limit=limit)
+    shape = tuple(data.images.shape[1:])
+    if shape != tuple(input_shape):
+        raise DatasetError(f"{spec}: images have shape {shape}, expected {tuple(input_shape)} "
+                           f"(input_shape of net '{net_name}')")
+    return data
+
 def _interleaved_order(labels: np.ndarray) -> np.ndarray:
     """Permutation: 1st sample of each class, then 2nd of each class, ...
 

@@ -167,15 +167,12 @@ def resolve_net(spec: str) -> NetConfig:
 
 
 def load_split(net: NetConfig, spec: str, split: str, limit: int | None, option: str = "--data"):
-    from chipsim.hostlink.datasets import DatasetError, load_dataset
+    from chipsim.hostlink.datasets import DatasetError, load_for_net
 
     try:
-        data = load_dataset(spec, split, limit=limit)
+        data = load_for_net(spec, split, limit, net.input_shape, net.name)
     except DatasetError as exc:
         raise PretrainError(f"{option}: {exc}") from None
-    if tuple(data.images.shape[1:]) != net.input_shape:
-        raise PretrainError(f"{option} {spec}: images have shape {tuple(data.images.shape[1:])}, expected "
-                            f"{net.input_shape} (input_shape of net '{net.name}')")
     if data.classes and len(data.classes) > net.classes:
         raise PretrainError(f"{option} {spec}: {len(data.classes)} classes, but net '{net.name}' has "
                             f"{net.classes} outputs")
