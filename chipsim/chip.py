@@ -204,7 +204,6 @@ class Chip:
         largest = self.largest_weight(learning)
         p[K.P_ACC_LIMIT] = np.iinfo(self.acc_dtype(largest)).max // largest
         if learning is not None:
-            p[K.P_CACHE_FIRST] = 0 if learning.lparams[0, K.L_ON] else 1
             p[K.P_WARMUP] = learning.config.warmup
             p[K.P_TARGET_MAX] = (1 << learning.config.target_bits) - 1
         return p

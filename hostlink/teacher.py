@@ -15,6 +15,11 @@ The output layer (count readout) learns from the label as a one-hot rate
 labels), or from the teacher's normalised logits (`output_target: teacher`).
 
 Targets can be cached in HDF5 keyed by a hash of everything they depend on.
+
+Per-batch targets run their BLAS calls on one thread: they are computed by the
+host-link producer while the chip kernel holds the other core(s), and a
+multi-threaded BLAS competing with it for cores ran 4-7x slower (VGG-11,
+8 images: 83 ms on one thread, 310-590 ms on two busy cores).
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from chipsim.atomic import atomic_path
 from chipsim.models.teacher import forward
@@ -64,7 +70,8 @@ class TeacherTargets:
     def targets(self, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """(B, n_targets) uint16 rate targets for a batch."""
         out = np.zeros((len(images), self.setup.n_targets), np.uint16)
-        acts = self._activations(images)
+        with threadpool_limits(limits=1, user_api="blas"):
+            acts = self._activations(images)
         for name in self.setup.layers:
             sl = self.setup.target_slices[name]
             if name == self.output and self.config.output_target == "label":

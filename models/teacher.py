@@ -15,7 +15,9 @@ from chipsim.config import NetConfig
 def im2col(x: np.ndarray, k: int, stride: int, pad: int) -> tuple[np.ndarray, int, int]:
     """(N, C, H, W) -> (N, OH, OW, C * k * k) patches in (c, ky, kx) order."""
     n, c, h, w = x.shape
-    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    # a C-contiguous padded copy: the strided patch view below gathers from it in cache order
+    # (a transposed input made this gather ~20x slower)
+    xp = np.pad(np.ascontiguousarray(x), ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     oh = (h + 2 * pad - k) // stride + 1
     ow = (w + 2 * pad - k) // stride + 1
     s = xp.strides
@@ -29,11 +31,13 @@ def layer_forward(layer, params: dict, x: np.ndarray) -> np.ndarray:
     if layer.type == "conv":
         w, b = params[layer.name]
         cols, oh, ow = im2col(x, layer.kernel, layer.stride, layer.padding)
-        y = cols @ w.reshape(w.shape[0], -1).T.astype(np.float32) + b.astype(np.float32)
-        return y.transpose(0, 3, 1, 2)
+        n = cols.shape[0]
+        y = cols.reshape(n * oh * ow, -1) @ np.asarray(w, np.float32).reshape(w.shape[0], -1).T
+        y += np.asarray(b, np.float32)
+        return np.ascontiguousarray(y.reshape(n, oh, ow, -1).transpose(0, 3, 1, 2))
     if layer.type == "fc":
         w, b = params[layer.name]
-        return (x.reshape(x.shape[0], -1) @ w.T.astype(np.float32) + b.astype(np.float32))[:, :, None, None]
+        return (x.reshape(x.shape[0], -1) @ np.asarray(w, np.float32).T + np.asarray(b, np.float32))[:, :, None, None]
     if layer.type == "pool":
         n, c, h, w_ = x.shape
         k = layer.kernel

@@ -94,7 +94,10 @@ def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc,
     `acc` is a 1-element array whose dtype selects the accumulator (int16 or
     int32). With the direct encoder the first layer's input is the same every
     tick, so (when P_CACHE_FIRST) its crossbar read is computed once and
-    replayed, counted every tick as the hardware reads it every tick.
+    replayed, counted every tick as the hardware reads it every tick; when
+    the first layer learns, only until its first update of the sample (ticks
+    t <= warmup: updates follow the neuron update, so tick `warmup` still
+    reads the old weights).
 
     Learning (kernels/learning.py) runs after a learning layer's neuron update
     from tick `warmup` on, using the input events that layer integrated this
@@ -109,6 +112,7 @@ def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc,
     delay = params[P_DELAY] != 0
     direct = params[P_DIRECT] != 0
     cache_first = direct and params[P_CACHE_FIRST] != 0
+    first_learns = learn and lparams[0, L_ON] != 0.0
     record = params[P_RECORD]
     max_n = params[P_MAX_N]
     limit = params[P_ACC_LIMIT]
@@ -157,7 +161,7 @@ def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc,
             fire_cur, fire_acc = cur, accum
             if li == 0:
                 events, values, n_ev, multibit = in_events, in_values, n_host, direct
-                if cache_first and t_in >= 0 and have_first:
+                if cache_first and t_in >= 0 and have_first and not (first_learns and t > warmup):
                     row += first_counts
                     if noise_f[0, 0] > 0.0:     # thermal noise rewrites the current in place: use a copy
                         n0 = desc[0, N_OUT]
