@@ -105,7 +105,7 @@ def _load_checkpoint(run_dir: Path) -> dict:
         raise RunError(f"--resume {run_dir}: no {CHECKPOINT}; expected the folder of an interrupted calibration")
     with h5py.File(path, "r") as f:
         return {"options": json.loads(f.attrs["options"]), "epoch": int(f.attrs["epoch"]),
-                "batch": int(f.attrs["batch"]), "stamp": int(f.attrs["stamp"]),
+                "batch": int(f.attrs["batch"]),
                 "history": json.loads(f.attrs["history"]), "counters": f["learn_counters"][()],
                 "path": path}
 
@@ -166,7 +166,6 @@ def run_calibration(opts: CalibOptions) -> dict:
         start_epoch, start_batch = 0, 0
     else:
         restore_state(chip, resumed["path"])
-        setup.stamp = resumed["stamp"]
         history = resumed["history"]
         learn_counters = resumed["counters"]
         start_epoch, start_batch = resumed["epoch"], resumed["batch"]
@@ -179,7 +178,7 @@ def run_calibration(opts: CalibOptions) -> dict:
             with h5py.File(tmp, "w") as f:
                 write_state(f, chip, {"noise": noise_report})
                 f.attrs["options"] = json.dumps(_options_dict(opts), default=str)
-                f.attrs["epoch"], f.attrs["batch"], f.attrs["stamp"] = epoch, batch, setup.stamp
+                f.attrs["epoch"], f.attrs["batch"] = epoch, batch
                 f.attrs["history"] = json.dumps(history)
                 f.create_dataset("learn_counters", data=learn_counters)
 

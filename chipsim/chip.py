@@ -299,9 +299,8 @@ class Chip:
             args[6] = self.params(rec, learning)
             args[8] = np.zeros(1, self.acc_dtype(self.largest_weight(learning)))
             wlim = np.stack([r.weight_max, r.weight_step], axis=1).astype(np.int64)
-            stamp0 = learning.next_stamps(B * T * len(self.layers))
             run_samples(0, B, *args, True, np.ascontiguousarray(targets, np.uint16), learning.lparams,
-                        learning.lkeys, wlim, float(self.write_noise[0]), learning.wmarks, stamp0)
+                        learning.lkeys, wlim, float(self.write_noise[0]), learning.written)
         out = self.layer_slice(self.layer_names[-1])
         counts, pots = C[:, out], U[:, out]
         return BatchResult(readout(counts, pots, self.net.readout, self.chip.membrane_min), counts, pots,
@@ -312,7 +311,7 @@ _NO_TARGETS = np.zeros((1, 1), np.uint16)
 _NO_LPARAMS = np.zeros((1, K.N_LPARAMS), np.float64)
 _NO_KEYS = np.zeros((1, 2), np.uint64)
 _NO_WLIM = np.zeros((1, 2), np.int64)
-_NO_MARKS = np.zeros(1, np.int32)
+_NO_WRITTEN = np.zeros(1, np.uint8)
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 
 
@@ -322,7 +321,7 @@ def _run_parallel(args: list, batch: int) -> None:
     The kernel releases the GIL and each sample writes only its own rows, so
     this is parallel and the result is the same for any thread count."""
     threads = min(numba.get_num_threads(), batch)
-    tail = (False, _NO_TARGETS, _NO_LPARAMS, _NO_KEYS, _NO_WLIM, 0.0, _NO_MARKS, 0)
+    tail = (False, _NO_TARGETS, _NO_LPARAMS, _NO_KEYS, _NO_WLIM, 0.0, _NO_WRITTEN)
     if threads <= 1:
         run_samples(0, batch, *args, *tail)
         return

@@ -6,7 +6,8 @@ net YAML's `learning:` section) and lays out what the kernels read:
 * `lparams` (L, N_LPARAMS) float64 and `lkeys` (L, 2) uint64 per chip layer,
 * the per-sample target row: the learning layers' neurons, concatenated in
   chip order (y, x, c), each a `target_bits` integer rate,
-* `wmarks`, one stamp per crossbar cell for counting distinct writes.
+* `written`, one bit per crossbar cell (cleared per layer and tick) for counting
+  distinct writes of shared conv cells.
 """
 from __future__ import annotations
 
@@ -30,17 +31,7 @@ class LearningSetup:
     lkeys: np.ndarray
     target_slices: dict[str, slice]  #: each learning layer's part of a target row
     n_targets: int
-    wmarks: np.ndarray
-    stamp: int = 0
-
-    def next_stamps(self, count: int) -> int:
-        """Reserve `count` stamps for distinct-write counting; restart (exactly) before int32 overflow."""
-        if self.stamp + count + 1 >= np.iinfo(np.int32).max:
-            self.wmarks[:] = 0
-            self.stamp = 0
-        start = self.stamp
-        self.stamp += count
-        return start
+    written: np.ndarray              #: bitmap, one bit per crossbar cell
 
 
 def setup_learning(chip, config: LearningConfig, seed: int) -> LearningSetup:
@@ -80,4 +71,4 @@ def setup_learning(chip, config: LearningConfig, seed: int) -> LearningSetup:
         raise LearningError(f"{net.source}: learning.layers: no layer would learn")
     ordered = tuple(layer.name for layer in chip.layers if layer.name in names)
     return LearningSetup(config, ordered, lparams, lkeys, slices, offset,
-                         np.zeros(chip.registers.weights.size, np.int32))
+                         np.zeros(chip.registers.weights.size // 8 + 2, np.uint8))

@@ -88,7 +88,7 @@ def layer_fire(li, desc, theta, leak_a, enabled, params, U, S, C, cur, acc, list
 @njit(nogil=True, cache=True)
 def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc, noise_f, noise_k,
                sample_ids, in_packed, in_direct, U, S, C, counters, rec_S, rec_U,
-               learn, targets, lparams, lkeys, wlim, write_sigma, wmarks, stamp0):
+               learn, targets, lparams, lkeys, wlim, write_sigma, written):
     """Run sample `b` for T ticks from a zero state; with `learn`, apply online LTL as it goes.
 
     `acc` is a 1-element array whose dtype selects the accumulator (int16 or
@@ -103,8 +103,8 @@ def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc,
     from tick `warmup` on, using the input events that layer integrated this
     tick; `targets[b]` holds the host's rate targets of all learning layers,
     `lparams`/`lkeys` the per-layer settings and keys, `wlim` (L, 2) the
-    weight range and level step, `wmarks` a per-cell stamp array whose stamps
-    start at `stamp0 + 1` (distinct-write counting across samples).
+    weight range and level step, `written` a bitmap of the cells (distinct-write
+    counting of shared conv cells).
     """
     T = params[P_T]
     L = desc.shape[0]
@@ -188,7 +188,7 @@ def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc,
                 learn_layer(li, desc, W, bias, theta, U[b], C[b], events, values, n_ev, multibit,
                             targets[b], lparams[li], t + 1, target_max, wlim[li, 0], wlim[li, 1],
                             bias_max, write_sigma, lkeys[li, 0], lkeys[li, 1], sample_ids[b], t,
-                            pos_start, gsel, gerr, wmarks, stamp0 + b * T * L + stamp, row)
+                            pos_start, gsel, gerr, written, row)
         if record & 1:
             rec_S[b, t, :] = S[b, :]
         if record & 2:
@@ -198,7 +198,7 @@ def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc,
 @njit(nogil=True, cache=True)
 def run_samples(start, stop, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc, noise_f, noise_k,
                 sample_ids, in_packed, in_direct, U, S, C, counters, rec_S, rec_U,
-                learn, targets, lparams, lkeys, wlim, write_sigma, wmarks, stamp0):
+                learn, targets, lparams, lkeys, wlim, write_sigma, written):
     """Run samples start..stop-1 of a batch, one after another.
 
     Inference calls this from several host threads on disjoint sample ranges
@@ -209,4 +209,4 @@ def run_samples(start, stop, desc, W, bias, theta, leak_a, enabled, params, tile
     for b in range(start, stop):
         run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc, noise_f, noise_k,
                    sample_ids, in_packed, in_direct, U, S, C, counters, rec_S, rec_U,
-                   learn, targets, lparams, lkeys, wlim, write_sigma, wmarks, stamp0)
+                   learn, targets, lparams, lkeys, wlim, write_sigma, written)

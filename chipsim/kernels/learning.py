@@ -16,7 +16,8 @@ whole level with probability pulse / level, so `pulse` may be fractional);
 rounded with a counter-based draw (seeded, batch- and thread-independent).
 Biases get the same rule with x_j = 1. A convolution cell is shared by every
 output position: each (position, input) pair is one pulse; `cell_writes`
-counts distinct cells per tick (a `wmarks` stamp per cell).
+counts distinct cells per tick (a bitmap of the layer's cells, cleared each
+tick; small enough to stay in cache, unlike a stamp per cell).
 
 Every write saturates at the layer's register range (counted) and, with write
 noise s > 0, is scaled by (1 + s * xi) and stochastically rounded (counted).
@@ -69,7 +70,7 @@ def write_cell(W, cell, delta, wmax, noise, nkey, sample_id, t, pair, counters):
 
 @njit(inline="always", cache=True)
 def update_synapse(W, cell, x, exact, gain_err, sgn, pulse_levels, wmax, wstep, noise, nkey, ekey, sample_id,
-                   t, pair, shared, wmarks, stamp, counters):
+                   t, pair, shared, written, counters):
     """One gated (neuron, active input) pair: compute dW, write the cell.
 
     Sign mode moves `pulse_levels` register levels in the direction `sgn`; a
@@ -79,7 +80,7 @@ def update_synapse(W, cell, x, exact, gain_err, sgn, pulse_levels, wmax, wstep, 
     tick, pair), pair = neuron * fan_in + crossbar row, so an update does not
     depend on the order pairs are visited in. Returns (pulses, 1 if the cell
     was not yet written this tick). Only `shared` (conv) cells can be written
-    twice in a tick, so only they consult the stamps."""
+    twice in a tick, so only they consult the `written` bitmap."""
     if exact:
         levels = stochastic_round(gain_err * x, hash4(ekey, sample_id, t, pair))
     else:
@@ -93,17 +94,19 @@ def update_synapse(W, cell, x, exact, gain_err, sgn, pulse_levels, wmax, wstep, 
     write_cell(W, cell, levels * wstep, wmax, noise, nkey, sample_id, t, pair, counters)
     new = 1
     if shared:
-        if wmarks[cell] == stamp:
+        byte = cell >> 3
+        bit = np.uint8(1 << (cell & 7))
+        if written[byte] & bit:
             new = 0
         else:
-            wmarks[cell] = stamp
+            written[byte] |= bit
     return abs(levels), new
 
 
 @njit(nogil=True, cache=True)
 def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multibit, targets, lp, t1,
                 target_max, wmax, wstep, bias_max, noise, nkey, ekey, sample_id, t, pos_start, gsel, gerr,
-                wmarks, stamp, counters):
+                written, counters):
     """Apply online LTL to layer `li` after its neuron update in tick t (t1 = t + 1 ticks elapsed).
 
     Two passes: the gates pick the neurons that update (and update their
@@ -165,7 +168,7 @@ def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multib
         if is_conv:
             pulses, cells = learn_conv_synapses(desc, li, W, events, values, n_events, multibit, exact, gain,
                                                 pulse_levels, wmax, wstep, noise, nkey, ekey, sample_id, t,
-                                                pos_start, gsel, gerr, signed, wmarks, stamp, counters)
+                                                pos_start, gsel, gerr, signed, written, counters)
         else:
             for e in range(n_events):
                 x = values[e] if multibit else 1
@@ -174,7 +177,7 @@ def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multib
                     i = gsel[m]
                     p, new = update_synapse(W, w_off + row * out_c + i, x, exact, gain * gerr[m],
                                             1 if gerr[m] > 0 else -1, pulse_levels, wmax, wstep, noise, nkey,
-                                            ekey, sample_id, t, i * fan_in + row, False, wmarks, stamp, counters)
+                                            ekey, sample_id, t, i * fan_in + row, False, written, counters)
                     pulses += p
                     cells += new
     counters[C_BOXCAR] += boxcar * fan_in
@@ -185,7 +188,7 @@ def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multib
 
 @njit(nogil=True, cache=True)
 def learn_conv_synapses(desc, li, W, events, values, n_events, multibit, exact, gain, pulse_levels, wmax, wstep,
-                        noise, nkey, ekey, sample_id, t, pos_start, gsel, gerr, signed, wmarks, stamp, counters):
+                        noise, nkey, ekey, sample_id, t, pos_start, gsel, gerr, signed, written, counters):
     """Synapse writes of a conv layer: per output position (ascending), per active input in its
     window, all gated output channels of that position. Returns (pulses, new cells)."""
     out_c = desc[li, OUT_C]
@@ -199,6 +202,9 @@ def learn_conv_synapses(desc, li, W, events, values, n_events, multibit, exact, 
     in_w = desc[li, IN_W]
     out_w = desc[li, OUT_W]
     index_events(events, n_events, in_c, in_h * in_w, pos_start)
+    # this tick's written-cell bits of the layer (boundary bytes shared with a neighbour layer hold
+    # only its finished ticks' bits, which it clears again itself)
+    written[w_off >> 3:((w_off + fan_in * out_c) >> 3) + 1] = 0
     rows = np.empty(k * k * in_c, np.int32)
     which = np.empty(k * k * in_c, np.int32)
     pulses = 0
@@ -219,7 +225,7 @@ def learn_conv_synapses(desc, li, W, events, values, n_events, multibit, exact, 
                 i = gsel[m]
                 p, new = update_synapse(W, cell_row + (i - pos * out_c), x, exact, gain * gerr[m],
                                         1 if gerr[m] > 0 else -1, pulse_levels, wmax, wstep, noise, nkey, ekey,
-                                        sample_id, t, i * fan_in + row, True, wmarks, stamp, counters)
+                                        sample_id, t, i * fan_in + row, True, written, counters)
                 pulses += p
                 cells += new
         m0 = m1
