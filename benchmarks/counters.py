@@ -11,7 +11,7 @@ package by source rewriting and times both on the same inputs:
   * every `counters[...] += ...` statement, the locals that only feed counters
     (`bands`, `targets`, `mem_sat`, `cnt_sat`, `silenced`), the tile-activation
     `count_bands` calls, the per-tick replay of the first layer's counts, and the
-    distinct-cell-write stamp tests (`marks` / `wmarks`) are removed;
+    distinct-cell-write bitmap of shared conv cells (`written`) are removed;
   * everything else is byte for byte the same source (numba caching off for the copy).
 
 The copy is checked before timing: identical predictions, spikes and weights, and an
@@ -45,8 +45,9 @@ KERNELS = ROOT / "chipsim" / "kernels"
 RESULTS = ROOT / "benchmarks" / "results"
 
 _DROP = re.compile(r"^(\s*)(counters\[[^\]]*\]\s*\+=|row \+= first_counts|first_counts\[:\] = row|"
-                   r"(bands|targets|mem_sat|cnt_sat|silenced)\s*(\+=|=)).*$")
-_STAMP = re.compile(r"^(\s*)if (w?marks\[[a-z_ +*]+\]) != stamp:\s*$")
+                   r"(bands|targets|mem_sat|cnt_sat|silenced|off)\s*\+=|"
+                   r"(mem_sat|cnt_sat|off) = np\.int32\((mem_sat|cnt_sat|off) \+|written\[.*\] = 0$).*$")
+_STAMP = re.compile(r"^(\s*)(if (marks\[[a-z_ +*]+\]) != stamp:|if shared:)\s*$")
 
 
 def strip_counting(source: str) -> tuple[str, int]:
@@ -99,10 +100,10 @@ def run_variant(forward, chip, inputs, ids, learning=None, targets=None, counter
     if learn:
         tail = (targets, learning.lparams, learning.lkeys,
                 np.stack([r.weight_max, r.weight_step], axis=1).astype(np.int64), float(chip.write_noise[0]),
-                learning.wmarks, 0)
+                learning.written)
     else:
         tail = (np.zeros((1, 1), np.uint16), np.zeros((1, K.N_LPARAMS)), np.zeros((1, 2), np.uint64),
-                np.zeros((1, 2), np.int64), 0.0, np.zeros(1, np.int32), 0)
+                np.zeros((1, 2), np.int64), 0.0, np.zeros(1, np.uint8))
     if hasattr(forward, "run_samples"):         # one kernel for inference and learning, samples in sequence
         forward.run_samples(0, B, *head, learn, *tail)
     elif learn:                                  # older kernels
@@ -206,7 +207,7 @@ def main() -> None:
 
         def learn_args():
             chip.registers = saved.copy()
-            setup.wmarks[:] = 0
+            setup.written[:] = 0
             return (chip, inputs, ids), {"learning": setup, "targets": targets}
 
         a = run_variant(real, *learn_args()[0], **learn_args()[1])
