@@ -120,6 +120,7 @@ def reference(chip, cfg, setup, x, targets, U, C, write_noise):
 
 
 @pytest.mark.parametrize("mode,pulse,lr,write_noise", [("sign", 1.6, 0.0, 0.0), ("sign", 0.7, 0.0, 0.4),
+                                                       ("sign", 1.0, 0.0, 0.0), ("sign", 2.0, 0.0, 0.3),
                                                        ("exact", 1.0, 3.0, 0.3)])
 def test_conv_learning_tick_matches_reference(mode, pulse, lr, write_noise):
     x = np.random.default_rng(5).integers(0, 8, (1, 32)).astype(np.int32)

@@ -92,15 +92,18 @@ def update_synapse(W, cell, x, exact, gain_err, sgn, pulse_levels, wmax, wstep, 
     if levels == 0:
         return 0, 0
     write_cell(W, cell, levels * wstep, wmax, noise, nkey, sample_id, t, pair, counters)
-    new = 1
-    if shared:
-        byte = cell >> 3
-        bit = np.uint8(1 << (cell & 7))
-        if written[byte] & bit:
-            new = 0
-        else:
-            written[byte] |= bit
-    return abs(levels), new
+    return abs(levels), mark_written(written, cell) if shared else 1
+
+
+@njit(inline="always", cache=True)
+def mark_written(written, cell):
+    """Set the cell's bit in the per-tick bitmap; 1 if it was not set yet."""
+    byte = cell >> 3
+    bit = np.uint8(1 << (cell & 7))
+    if written[byte] & bit:
+        return 0
+    written[byte] |= bit
+    return 1
 
 
 @njit(nogil=True, cache=True)
@@ -170,9 +173,20 @@ def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multib
                                                 pulse_levels, wmax, wstep, noise, nkey, ekey, sample_id, t,
                                                 pos_start, gsel, gerr, signed, written, counters)
         else:
+            levels = np.int64(pulse_levels)
+            whole_pulses = not exact and levels == pulse_levels and levels > 0
             for e in range(n_events):
-                x = values[e] if multibit else 1
                 row = np.int64(events[e])
+                if whole_pulses:   # sign mode, whole pulses: no per-pair draw or float work
+                    step = levels * wstep
+                    for m in range(signed):
+                        i = gsel[m]
+                        write_cell(W, w_off + row * out_c + i, step if gerr[m] > 0 else -step, wmax, noise, nkey,
+                                   sample_id, t, i * fan_in + row, counters)
+                    pulses += levels * signed
+                    cells += signed
+                    continue
+                x = values[e] if multibit else 1
                 for m in range(signed):
                     i = gsel[m]
                     p, new = update_synapse(W, w_off + row * out_c + i, x, exact, gain * gerr[m],
@@ -201,6 +215,9 @@ def learn_conv_synapses(desc, li, W, events, values, n_events, multibit, exact, 
     in_h = desc[li, IN_H]
     in_w = desc[li, IN_W]
     out_w = desc[li, OUT_W]
+    levels = np.int64(pulse_levels)
+    whole_pulses = not exact and levels == pulse_levels and levels > 0
+    step = levels * wstep
     index_events(events, n_events, in_c, in_h * in_w, pos_start)
     # this tick's written-cell bits of the layer (boundary bytes shared with a neighbour layer hold
     # only its finished ticks' bits, which it clears again itself)
@@ -218,12 +235,20 @@ def learn_conv_synapses(desc, li, W, events, values, n_events, multibit, exact, 
         oy = pos // out_w
         n = window_rows(oy, pos - oy * out_w, k, stride, pad, in_h, in_w, in_c, events, pos_start, rows, which)
         for r in range(n):
-            x = values[which[r]] if multibit else 1
             row = np.int64(rows[r])
-            cell_row = w_off + row * out_c
+            cell_row = w_off + row * out_c - pos * out_c
+            if whole_pulses:   # sign mode, whole pulses: no per-pair draw or float work
+                for m in range(m0, m1):
+                    i = gsel[m]
+                    write_cell(W, cell_row + i, step if gerr[m] > 0 else -step, wmax, noise, nkey, sample_id, t,
+                               i * fan_in + row, counters)
+                    cells += mark_written(written, cell_row + i)
+                pulses += levels * (m1 - m0)
+                continue
+            x = values[which[r]] if multibit else 1
             for m in range(m0, m1):
                 i = gsel[m]
-                p, new = update_synapse(W, cell_row + (i - pos * out_c), x, exact, gain * gerr[m],
+                p, new = update_synapse(W, cell_row + i, x, exact, gain * gerr[m],
                                         1 if gerr[m] > 0 else -1, pulse_levels, wmax, wstep, noise, nkey, ekey,
                                         sample_id, t, i * fan_in + row, True, written, counters)
                 pulses += p
