@@ -6,7 +6,8 @@
     C[t] = C[t-1] + S[t]                            spike accumulator
 
 Precisions: U is a signed `membrane_bits` register held in int32 and computed
-in int64, saturated once per tick (each saturation counted); C is an unsigned
+in int64 (or in int32 lanes where the host proves that exact, see
+Chip.narrow_datapath), saturated once per tick (each saturation counted); C is an unsigned
 `counter_bits` register (saturation counted); theta and the leak multiplier
 are per-neuron integer registers (so device mismatch can perturb each one).
 
