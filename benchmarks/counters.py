@@ -45,8 +45,8 @@ KERNELS = ROOT / "chipsim" / "kernels"
 RESULTS = ROOT / "benchmarks" / "results"
 
 _DROP = re.compile(r"^(\s*)(counters\[[^\]]*\]\s*\+=|row \+= first_counts|first_counts\[:\] = row|"
-                   r"(bands|targets|mem_sat|cnt_sat|silenced|off)\s*\+=|"
-                   r"(mem_sat|cnt_sat|off) = np\.int32\((mem_sat|cnt_sat|off) \+|written\[.*\] = 0$).*$")
+                   r"(bands|targets|mem_sat|cnt_sat|silenced|disabled\[li\])\s*\+=|"
+                   r"(mem_sat|cnt_sat) = np\.int32\((mem_sat|cnt_sat) \+|written\[.*\] = 0$).*$")
 _STAMP = re.compile(r"^(\s*)(if (marks\[[a-z_ +*]+\]) != stamp:|if shared:)\s*$")
 
 

@@ -87,13 +87,16 @@ def add_rows_flushed(a_row, c_row, Wm, rows, n, limit):
 
 @njit(nogil=True, cache=True)
 def count_bands_ascending(rows, n, tile_rows):
-    """Distinct row bands (crossbar row tiles) among the ascending rows rows[0:n]."""
+    """Distinct row bands (crossbar row tiles) among the ascending rows rows[0:n].
+    Divides only when a row crosses into a new band (a division per row cost more than the
+    row adds of a narrow layer)."""
     bands = 0
-    last = -1
+    edge = 0           # first row past the current band; rows >= 0, so the first row opens a band
     for r in range(n):
-        band = rows[r] // tile_rows
-        bands += band != last
-        last = band
+        row = rows[r]
+        if row >= edge:
+            bands += 1
+            edge = (row // tile_rows + 1) * tile_rows
     return bands
 
 

@@ -71,7 +71,7 @@ def layer_read(li, desc, W, bias, params, cur, acc, events, values, n_events, mu
 
 @njit(nogil=True, cache=True)
 def layer_fire(li, desc, theta, leak_a, enabled, params, U, S, C, cur, acc, lists, counters,
-               noise_f, noise_k, sample_id, t):
+               noise_f, noise_k, sample_id, t, disabled):
     """Neuron update of layer `li` for one tick; returns its spike count.
 
     noise_f[li] = (thermal sigma, per-tick silence p), noise_k[li] = their 64-bit keys."""
@@ -80,7 +80,7 @@ def layer_fire(li, desc, theta, leak_a, enabled, params, U, S, C, cur, acc, list
     return update_neurons(cur, acc, n, n_off, U, S, C, theta, leak_a, enabled, params[P_LEAK_BITS],
                           desc[li, RESET], desc[li, SPIKING] != 0, desc[li, MEMORYLESS] != 0,
                           params[P_UMIN], params[P_UMAX], params[P_CMAX], params[P_NARROW] != 0,
-                          lists[n_off:n_off + n],
+                          disabled[li], lists[n_off:n_off + n],
                           counters, noise_f[li, 0], noise_f[li, 1], noise_k[li, 0], noise_k[li, 1],
                           sample_id, t)
 
@@ -144,6 +144,10 @@ def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc,
     U[b, :] = 0
     S[b, :] = 0
     C[b, :] = 0
+    disabled = np.zeros(L, np.int64)      # silenced (disabled) neurons per layer: fixed during the run
+    for li in range(L):
+        for i in range(desc[li, N_OFF], desc[li, N_OFF] + desc[li, N_OUT]):
+            disabled[li] += enabled[i] == 0
     stamp = 0
     for t in range(T):
         # host input seen by the first layer this tick
@@ -183,7 +187,8 @@ def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc,
                 layer_read(li, desc, W, bias, params, cur, accum, events, values, n_ev,
                            multibit, limit, tile_rows, marks, stamp, row)
             n_list[li] = layer_fire(li, desc, theta, leak_a, enabled, params, U[b], S[b], C[b],
-                                    fire_cur, fire_acc, lists, row, noise_f, noise_k, sample_ids[b], t)
+                                    fire_cur, fire_acc, lists, row, noise_f, noise_k, sample_ids[b], t,
+                                    disabled)
             if learn and t >= warmup and lparams[li, L_ON] != 0.0:
                 learn_layer(li, desc, W, bias, theta, U[b], C[b], events, values, n_ev, multibit,
                             targets[b], lparams[li], t + 1, target_max, wlim[li, 0], wlim[li, 1],

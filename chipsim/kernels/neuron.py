@@ -54,13 +54,11 @@ def add_thermal(cur, acc, n, sigma, tkey):
 def integrate_wide(u_v, s_v, c_v, th_v, a_v, en_v, cu, ac, n, leak_bits, zero_reset, spiking, count_now,
                    umin, umax, cmax):
     """The integrate-and-fire loop in int64 arithmetic (any register widths the config allows).
-    Returns (spikes, membrane saturations, counter saturations, disabled neurons)."""
+    Returns (spikes, membrane saturations, counter saturations)."""
     mem_sat = 0
     cnt_sat = 0
     n_spikes = 0
-    off = 0
     for i in range(n):
-        off += en_v[i] == 0
         u = np.int64(u_v[i])
         mag = (abs(u) * np.int64(a_v[i])) >> leak_bits
         u = mag if u >= 0 else -mag
@@ -81,7 +79,7 @@ def integrate_wide(u_v, s_v, c_v, th_v, a_v, en_v, cu, ac, n, leak_bits, zero_re
         cnt_sat += cs
         c_v[i] = np.int32(cmax if cs else c)
         n_spikes += s
-    return n_spikes, mem_sat, cnt_sat, off
+    return n_spikes, mem_sat, cnt_sat
 
 
 @njit(inline="always", cache=True)
@@ -104,9 +102,7 @@ def integrate_narrow(u_v, s_v, c_v, th_v, a_v, en_v, cu, ac, n, leak_bits, zero_
     mem_sat = np.int32(0)
     cnt_sat = np.int32(0)
     n_spikes = np.int32(0)
-    off = np.int32(0)
     for i in range(n):
-        off = np.int32(off + (en_v[i] == 0))
         u = u_v[i]
         a = a_v[i]
         neg = u < 0
@@ -131,13 +127,13 @@ def integrate_narrow(u_v, s_v, c_v, th_v, a_v, en_v, cu, ac, n, leak_bits, zero_
         cnt_sat = np.int32(cnt_sat + cs)
         c_v[i] = c if cs else np.int32(c + inc)
         n_spikes = np.int32(n_spikes + s)
-    return n_spikes, mem_sat, cnt_sat, off
+    return n_spikes, mem_sat, cnt_sat
 
 
 @njit(nogil=True, cache=True)
 def update_neurons(cur, acc, n, n_off, U, S, C, theta, leak_a, enabled, leak_bits, reset_mode, spiking,
-                   memoryless, umin, umax, cmax, narrow, spike_list, counters, thermal, tick_silence, key_thermal,
-                   key_silence, sample_id, t):
+                   memoryless, umin, umax, cmax, narrow, disabled, spike_list, counters, thermal, tick_silence,
+                   key_thermal, key_silence, sample_id, t):
     """Advance `n` neurons starting at `n_off` by one tick; input current = cur[i] + acc[i].
 
     Writes the indices (0-based within the layer) of the neurons that spiked to
@@ -151,7 +147,8 @@ def update_neurons(cur, acc, n, n_off, U, S, C, theta, leak_a, enabled, leak_bit
     each spike with probability p, drawn likewise: the neuron still resets
     (its S holds DROPPED = 2), but the spike is neither delivered nor counted.
     A disabled neuron (frozen silencing) has its membrane held at 0 and never
-    spikes; its ticks count as silenced.
+    spikes; its ticks count as silenced (`disabled` of them in this layer, counted
+    once per sample by the caller, since the enables do not change during a run).
 
     `narrow` (set by the host when it has proven that no intermediate value
     of this layer can leave int32, see Chip.narrow_datapath) selects the
@@ -173,16 +170,17 @@ def update_neurons(cur, acc, n, n_off, U, S, C, theta, leak_a, enabled, leak_bit
     if memoryless:      # OR pooling: no state carried from the last tick, so no reset either
         u_v[:] = 0
         s_v[:] = 0
+    silenced = disabled
     if narrow and spiking and count_now and not zero_reset:
         # the common case with its flags as constants: the inlined loop drops their selects (~40 % faster)
-        n_spikes, mem_sat, cnt_sat, silenced = integrate_narrow(u_v, s_v, c_v, th_v, a_v, en_v, cu, ac, n,
+        n_spikes, mem_sat, cnt_sat = integrate_narrow(u_v, s_v, c_v, th_v, a_v, en_v, cu, ac, n,
                                                                 leak_bits, False, True, True, umin, umax, cmax)
     elif narrow:
-        n_spikes, mem_sat, cnt_sat, silenced = integrate_narrow(u_v, s_v, c_v, th_v, a_v, en_v, cu, ac, n,
+        n_spikes, mem_sat, cnt_sat = integrate_narrow(u_v, s_v, c_v, th_v, a_v, en_v, cu, ac, n,
                                                                 leak_bits, zero_reset, spiking, count_now,
                                                                 umin, umax, cmax)
     else:
-        n_spikes, mem_sat, cnt_sat, silenced = integrate_wide(u_v, s_v, c_v, th_v, a_v, en_v, cu, ac, n,
+        n_spikes, mem_sat, cnt_sat = integrate_wide(u_v, s_v, c_v, th_v, a_v, en_v, cu, ac, n,
                                                               leak_bits, zero_reset, spiking, count_now,
                                                               umin, umax, cmax)
     if drop and n_spikes > 0:
