@@ -145,13 +145,19 @@ def folded_params(model: Teacher) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return params
 
 
-def load_folded(model: Teacher, params: dict) -> None:
-    """Put float parameters {name: (W, b)} into `model`; its BatchNorm layers become the identity."""
+def copy_params(weighted, params: dict) -> None:
+    """Copy float parameters {name: (W, b)} into the modules of `weighted` (name -> conv/linear)."""
     with torch.no_grad():
-        for name, mod in model.weighted.items():
+        for name, mod in weighted.items():
             w, b = params[name]
             mod.weight.copy_(torch.as_tensor(np.asarray(w, np.float32)).reshape(mod.weight.shape))
             mod.bias.copy_(torch.as_tensor(np.asarray(b, np.float32)))
+
+
+def load_folded(model: Teacher, params: dict) -> None:
+    """Put float parameters {name: (W, b)} into `model`; its BatchNorm layers become the identity."""
+    copy_params(model.weighted, params)
+    with torch.no_grad():
         for bn in model.norms.values():
             bn.reset_parameters()
             bn.running_var.fill_(1.0 - bn.eps)      # sqrt(var + eps) = 1: exactly the identity
@@ -339,11 +345,7 @@ def snn_params(model: SpikingNet) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def load_snn_params(model: SpikingNet, params: dict) -> None:
-    with torch.no_grad():
-        for name, mod in model.weighted.items():
-            w, b = params[name]
-            mod.weight.copy_(torch.as_tensor(np.asarray(w, np.float32)).reshape(mod.weight.shape))
-            mod.bias.copy_(torch.as_tensor(np.asarray(b, np.float32)))
+    copy_params(model.weighted, params)
 
 
 def balanced_params(net: NetConfig, params: dict, lambdas: dict[str, float]) -> dict:
