@@ -86,10 +86,12 @@ def add_rows_flushed(a_row, c_row, Wm, rows, n, limit):
 
 
 @njit(nogil=True, cache=True)
-def count_bands_ascending(rows, n, tile_rows):
-    """Distinct row bands (crossbar row tiles) among the ascending rows rows[0:n].
-    Divides only when a row crosses into a new band (a division per row cost more than the
-    row adds of a narrow layer)."""
+def count_bands_ascending(rows, n, tile_rows, row_bands):
+    """Distinct row bands (crossbar row tiles) among the ascending rows rows[0:n] (n > 0) of a
+    crossbar with `row_bands` bands. Divides only when a row crosses into a new band (a division
+    per row cost more than the row adds of a narrow layer)."""
+    if row_bands == 1:
+        return 1
     bands = 0
     edge = 0           # first row past the current band; rows >= 0, so the first row opens a band
     for r in range(n):
@@ -126,14 +128,14 @@ def window_targets(y, x, k, stride, pad, out_h, out_w, pos_out, kk_out):
 
 
 @njit(nogil=True, cache=True)
-def fc_read(cur, acc, W, w_off, bias, b_off, fan_in, out_c, events, n_events, limit, tile_rows, col_tiles,
-            counters):
+def fc_read(cur, acc, W, w_off, bias, b_off, fan_in, out_c, events, n_events, limit, tile_rows, row_bands,
+            col_tiles, counters):
     """Binary input: cur + acc = bias + sum over input spikes j of crossbar row j (events ascending)."""
     Wm = W[w_off:w_off + fan_in * out_c].reshape(fan_in, out_c)
     init_current(cur, acc, bias, b_off, 1, out_c)
     if n_events > 0:
         add_rows_flushed(acc[:out_c], cur[:out_c], Wm, events, n_events, limit)
-        bands = count_bands_ascending(events, n_events, tile_rows)
+        bands = count_bands_ascending(events, n_events, tile_rows, row_bands)
         counters[C_TILE_ACT] += bands * col_tiles
     counters[C_IN_EVENTS] += n_events
     counters[C_SYN_AC] += n_events * out_c
@@ -173,7 +175,7 @@ def window_rows(oy, ox, k, stride, pad, in_h, in_w, in_c, events, first, rows, w
 
 @njit(nogil=True, cache=True)
 def conv_read(cur, acc, W, w_off, bias, b_off, in_c, in_h, in_w, out_c, out_h, out_w, k, stride, pad, events,
-              n_events, limit, tile_rows, col_tiles, counters):
+              n_events, limit, tile_rows, row_bands, col_tiles, counters):
     """Binary input: each output position gathers the crossbar rows of the active inputs in its window.
 
     The events (sorted, so each input position's channels are contiguous) are
@@ -205,7 +207,7 @@ def conv_read(cur, acc, W, w_off, bias, b_off, in_c, in_h, in_w, out_c, out_h, o
                 continue
             add_rows_flushed(a_row, c_row, Wm, rows, n, limit)
             targets += n
-            bands += count_bands_ascending(rows, n, tile_rows)
+            bands += count_bands_ascending(rows, n, tile_rows, row_bands)
     counters[C_IN_EVENTS] += n_events
     counters[C_SYN_AC] += targets * out_c
     counters[C_TILE_ACT] += bands * col_tiles

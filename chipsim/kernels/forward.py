@@ -57,11 +57,12 @@ def layer_read(li, desc, W, bias, params, cur, acc, events, values, n_events, mu
                       desc[li, ROW_BANDS], desc[li, COL_TILES], marks, stamp, counters)
     elif kind == KIND_FC:
         fc_read(cur, acc, W, desc[li, W_OFF], bias, desc[li, B_OFF], desc[li, FAN_IN], out_c, events, n_events,
-                limit, tile_rows, desc[li, COL_TILES], counters)
+                limit, tile_rows, desc[li, ROW_BANDS], desc[li, COL_TILES], counters)
     elif kind == KIND_CONV:
         conv_read(cur, acc, W, desc[li, W_OFF], bias, desc[li, B_OFF], desc[li, IN_C], desc[li, IN_H],
                   desc[li, IN_W], out_c, desc[li, OUT_H], desc[li, OUT_W], desc[li, KERNEL], desc[li, STRIDE],
-                  desc[li, PAD], events, n_events, limit, tile_rows, desc[li, COL_TILES], counters)
+                  desc[li, PAD], events, n_events, limit, tile_rows, desc[li, ROW_BANDS], desc[li, COL_TILES],
+                  counters)
     else:
         cur[:n] = 0
         acc[:n] = 0
@@ -82,7 +83,7 @@ def layer_fire(li, desc, theta, leak_a, enabled, params, U, S, C, cur, acc, list
                           params[P_UMIN], params[P_UMAX], params[P_CMAX], params[P_NARROW] != 0,
                           disabled[li], lists[n_off:n_off + n],
                           counters, noise_f[li, 0], noise_f[li, 1], noise_k[li, 0], noise_k[li, 1],
-                          sample_id, t)
+                          sample_id, t, params[P_T])
 
 
 @njit(nogil=True, cache=True)

@@ -84,7 +84,7 @@ def integrate_wide(u_v, s_v, c_v, th_v, a_v, en_v, cu, ac, n, leak_bits, zero_re
 
 @njit(inline="always", cache=True)
 def integrate_narrow(u_v, s_v, c_v, th_v, a_v, en_v, cu, ac, n, leak_bits, zero_reset, spiking, count_now,
-                     umin, umax, cmax):
+                     umin, umax, cmax, count_can_saturate):
     """The same loop in int32 lanes (eight per AVX2 vector). Exact under the host's bounds:
     leak_bits <= 15 and a < 2^(31 - leak_bits), so with |u| = hi * 2^F + lo,
     (|u| * a) >> F = hi * a + ((lo * a) >> F) has no product beyond int32; and
@@ -123,7 +123,7 @@ def integrate_narrow(u_v, s_v, c_v, th_v, a_v, en_v, cu, ac, n, leak_bits, zero_
         s_v[i] = np.uint8(s)
         inc = s & cn
         c = c_v[i]
-        cs = (c == cmx) & (inc != 0)
+        cs = (c == cmx) & (inc != 0) & count_can_saturate
         cnt_sat = np.int32(cnt_sat + cs)
         c_v[i] = c if cs else np.int32(c + inc)
         n_spikes = np.int32(n_spikes + s)
@@ -133,7 +133,7 @@ def integrate_narrow(u_v, s_v, c_v, th_v, a_v, en_v, cu, ac, n, leak_bits, zero_
 @njit(nogil=True, cache=True)
 def update_neurons(cur, acc, n, n_off, U, S, C, theta, leak_a, enabled, leak_bits, reset_mode, spiking,
                    memoryless, umin, umax, cmax, narrow, disabled, spike_list, counters, thermal, tick_silence,
-                   key_thermal, key_silence, sample_id, t):
+                   key_thermal, key_silence, sample_id, t, t_max):
     """Advance `n` neurons starting at `n_off` by one tick; input current = cur[i] + acc[i].
 
     Writes the indices (0-based within the layer) of the neurons that spiked to
@@ -149,6 +149,8 @@ def update_neurons(cur, acc, n, n_off, U, S, C, theta, leak_a, enabled, leak_bit
     A disabled neuron (frozen silencing) has its membrane held at 0 and never
     spikes; its ticks count as silenced (`disabled` of them in this layer, counted
     once per sample by the caller, since the enables do not change during a run).
+    `t_max` = T: a counter register that holds T cannot saturate, which the
+    common-case loop uses to drop that test.
 
     `narrow` (set by the host when it has proven that no intermediate value
     of this layer can leave int32, see Chip.narrow_datapath) selects the
@@ -171,18 +173,18 @@ def update_neurons(cur, acc, n, n_off, U, S, C, theta, leak_a, enabled, leak_bit
         u_v[:] = 0
         s_v[:] = 0
     silenced = disabled
-    if narrow and spiking and count_now and not zero_reset:
-        # the common case with its flags as constants: the inlined loop drops their selects (~40 % faster)
+    if narrow and spiking and count_now and not zero_reset and cmax >= t_max:
+        # the common case with its flags as constants: the inlined loop drops their selects (~40 % faster);
+        # a counter that holds T cannot saturate within T ticks, so that test goes too
         n_spikes, mem_sat, cnt_sat = integrate_narrow(u_v, s_v, c_v, th_v, a_v, en_v, cu, ac, n,
-                                                                leak_bits, False, True, True, umin, umax, cmax)
+                                                      leak_bits, False, True, True, umin, umax, cmax, False)
     elif narrow:
         n_spikes, mem_sat, cnt_sat = integrate_narrow(u_v, s_v, c_v, th_v, a_v, en_v, cu, ac, n,
-                                                                leak_bits, zero_reset, spiking, count_now,
-                                                                umin, umax, cmax)
+                                                      leak_bits, zero_reset, spiking, count_now,
+                                                      umin, umax, cmax, True)
     else:
         n_spikes, mem_sat, cnt_sat = integrate_wide(u_v, s_v, c_v, th_v, a_v, en_v, cu, ac, n,
-                                                              leak_bits, zero_reset, spiking, count_now,
-                                                              umin, umax, cmax)
+                                                    leak_bits, zero_reset, spiking, count_now, umin, umax, cmax)
     if drop and n_spikes > 0:
         base_s = tick_key(key_silence, sample_id, t)
         p_keep = uint64((1.0 - tick_silence) * 18446744073709549568.0)
