@@ -191,7 +191,6 @@ def conv_read(cur, acc, W, w_off, bias, b_off, in_c, in_h, in_w, out_c, out_h, o
     Wm = W[w_off:w_off + k * k * in_c * out_c].reshape(k * k * in_c, out_c)
     rows = np.empty(k * k * in_c, np.int32)
     which = np.empty(k * k * in_c, np.int32)
-    b_row = bias[b_off:b_off + out_c]
     targets = 0
     bands = 0
     for oy in range(out_h):
@@ -199,9 +198,7 @@ def conv_read(cur, acc, W, w_off, bias, b_off, in_c, in_h, in_w, out_c, out_h, o
             pos = oy * out_w + ox
             a_row = acc[pos * out_c:(pos + 1) * out_c]
             c_row = cur[pos * out_c:(pos + 1) * out_c]
-            for o in range(out_c):
-                c_row[o] = b_row[o]
-                a_row[o] = 0
+            init_current(c_row, a_row, bias, b_off, 1, out_c)
             n = window_rows(oy, ox, k, stride, pad, in_h, in_w, in_c, events, first, rows, which)
             if n == 0:
                 continue
