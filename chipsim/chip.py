@@ -184,7 +184,8 @@ class Chip:
         off = int(self.desc[li, K.W_OFF])
         return slice(off, off + layer.fan_in * layer.out_shape[0])
 
-    def params(self, record: int = 0, learning=None) -> np.ndarray:
+    def params(self, record: int = 0, learning=None, largest: int | None = None) -> np.ndarray:
+        """Scalar kernel parameters; `largest` = largest_weight(learning) when the caller has it."""
         chip = self.chip
         p = np.zeros(K.N_PARAMS, np.int64)
         p[K.P_T] = self.net.time_steps
@@ -199,16 +200,16 @@ class Chip:
         p[K.P_MAX_MARKS] = self.max_marks
         p[K.P_RECORD] = record
         p[K.P_BIAS_MAX] = chip.bias_max
-        p[K.P_CACHE_FIRST] = 1
-        p[K.P_NARROW] = int(self.narrow_datapath(learning))
-        largest = self.largest_weight(learning)
+        if largest is None:
+            largest = self.largest_weight(learning)
+        p[K.P_NARROW] = int(self.narrow_datapath(learning, largest))
         p[K.P_ACC_LIMIT] = np.iinfo(self.acc_dtype(largest)).max // largest
         if learning is not None:
             p[K.P_WARMUP] = learning.config.warmup
             p[K.P_TARGET_MAX] = (1 << learning.config.target_bits) - 1
         return p
 
-    def narrow_datapath(self, learning=None) -> bool:
+    def narrow_datapath(self, learning=None, w_max: int | None = None) -> bool:
         """Whether the neuron update may run in int32 lanes (kernels/neuron.py, integrate_narrow):
         true when, with the registers as they are now (and the weight and bias ranges when
         learning), no intermediate value can leave int32. Exact integer bounds, checked per run."""
@@ -220,7 +221,8 @@ class Chip:
         u_max = max(chip.membrane_max, -chip.membrane_min)
         leaked = (u_max * max(a_max, 1 << F) >> F) + a_max      # |leak(u)| and its partial products
         theta_max = int(np.abs(r.theta).max(initial=0))
-        w_max = self.largest_weight(learning)
+        if w_max is None:
+            w_max = self.largest_weight(learning)
         b_max = int(np.abs(r.bias).max(initial=0))
         if learning is not None:
             b_max = max(b_max, chip.bias_max)
@@ -286,18 +288,20 @@ class Chip:
         args = [self.desc, r.weights, r.bias, r.theta, r.leak, r.enabled, None, self.chip.tile_rows, None,
                 r.noise_rate, r.noise_key, ids, in_packed, in_direct, U, S, C, counters, rec_S, rec_U]
         if learning is None:
-            args[6] = self.params(rec)
-            args[8] = np.zeros(1, self.acc_dtype(self.largest_weight()))
+            largest = self.largest_weight()
+            args[6] = self.params(rec, None, largest)
+            args[8] = np.zeros(1, self.acc_dtype(largest))
             _run_parallel(args, B)
         else:
             if targets is None or targets.shape != (B, learning.n_targets):
                 raise ValueError(f"targets: expected shape ({B}, {learning.n_targets}), "
                                  f"got {None if targets is None else targets.shape}")
-            if r.weights.dtype != np.int16 and self.largest_weight(learning) > 127:
+            largest = self.largest_weight(learning)
+            if r.weights.dtype != np.int16 and largest > 127:
                 r.weights = r.weights.astype(np.int16)
                 args[1] = r.weights
-            args[6] = self.params(rec, learning)
-            args[8] = np.zeros(1, self.acc_dtype(self.largest_weight(learning)))
+            args[6] = self.params(rec, learning, largest)
+            args[8] = np.zeros(1, self.acc_dtype(largest))
             wlim = np.stack([r.weight_max, r.weight_step], axis=1).astype(np.int64)
             run_samples(0, B, *args, True, np.ascontiguousarray(targets, np.uint16), learning.lparams,
                         learning.lkeys, wlim, float(self.write_noise[0]), learning.written)

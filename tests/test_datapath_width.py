@@ -15,7 +15,7 @@ from tiny import bundle, fc_chain
 
 def run_both(chip, x, monkeypatch):
     narrow = chip.run(x, record=("spikes", "membrane"))
-    monkeypatch.setattr(Chip, "narrow_datapath", lambda self, learning=None: False)
+    monkeypatch.setattr(Chip, "narrow_datapath", lambda self, *args: False)
     wide = chip.run(x, record=("spikes", "membrane"))
     monkeypatch.undo()
     return narrow, wide

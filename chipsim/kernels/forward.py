@@ -18,7 +18,7 @@ from .crossbar import conv_read, fc_read, init_current, multibit_read, pool_read
 from .learning import learn_layer
 from .layout import (B_OFF, COL_TILES, FAN_IN, IN_C, IN_W, IN_H, KERNEL, KIND, KIND_CONV, KIND_FC,
                      KIND_POOL_AVG, MEMORYLESS, N_OFF, N_OUT, OUT_C, OUT_H, OUT_W, P_CMAX, P_DELAY,
-                     L_ON, P_ACC_LIMIT, P_BIAS_MAX, P_CACHE_FIRST, P_DIRECT,
+                     L_ON, P_ACC_LIMIT, P_BIAS_MAX, P_DIRECT,
                      P_LEAK_BITS, P_NARROW, P_TARGET_MAX, P_WARMUP, P_MAX_MARKS, P_MAX_N, P_N_IN, P_RECORD, P_T, P_UMAX,
                      P_UMIN, PAD, RESET, ROW_BANDS, SPIKING, STRIDE, W_OFF)
 from .neuron import update_neurons
@@ -89,16 +89,15 @@ def layer_fire(li, desc, theta, leak_a, enabled, params, U, S, C, cur, acc, list
 @njit(nogil=True, cache=True)
 def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc, noise_f, noise_k,
                sample_ids, in_packed, in_direct, U, S, C, counters, rec_S, rec_U,
-               learn, targets, lparams, lkeys, wlim, write_sigma, written):
+               learn, targets, lparams, lkeys, wlim, write_sigma, written, disabled):
     """Run sample `b` for T ticks from a zero state; with `learn`, apply online LTL as it goes.
 
     `acc` is a 1-element array whose dtype selects the accumulator (int16 or
     int32). With the direct encoder the first layer's input is the same every
-    tick, so (when P_CACHE_FIRST) its crossbar read is computed once and
-    replayed, counted every tick as the hardware reads it every tick; when
-    the first layer learns, only until its first update of the sample (ticks
-    t <= warmup: updates follow the neuron update, so tick `warmup` still
-    reads the old weights).
+    tick, so its crossbar read is computed once and replayed, counted every
+    tick as the hardware reads it every tick; when the first layer learns,
+    only until its first update of the sample (ticks t <= warmup: updates
+    follow the neuron update, so tick `warmup` still reads the old weights).
 
     Learning (kernels/learning.py) runs after a learning layer's neuron update
     from tick `warmup` on, using the input events that layer integrated this
@@ -112,7 +111,6 @@ def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc,
     n_in = params[P_N_IN]
     delay = params[P_DELAY] != 0
     direct = params[P_DIRECT] != 0
-    cache_first = direct and params[P_CACHE_FIRST] != 0
     first_learns = learn and lparams[0, L_ON] != 0.0
     record = params[P_RECORD]
     max_n = params[P_MAX_N]
@@ -145,10 +143,6 @@ def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc,
     U[b, :] = 0
     S[b, :] = 0
     C[b, :] = 0
-    disabled = np.zeros(L, np.int64)      # silenced (disabled) neurons per layer: fixed during the run
-    for li in range(L):
-        for i in range(desc[li, N_OFF], desc[li, N_OFF] + desc[li, N_OUT]):
-            disabled[li] += enabled[i] == 0
     stamp = 0
     for t in range(T):
         # host input seen by the first layer this tick
@@ -166,7 +160,7 @@ def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc,
             fire_cur, fire_acc = cur, accum
             if li == 0:
                 events, values, n_ev, multibit = in_events, in_values, n_host, direct
-                if cache_first and t_in >= 0 and have_first and not (first_learns and t > warmup):
+                if direct and t_in >= 0 and have_first and not (first_learns and t > warmup):
                     row += first_counts
                     if noise_f[0, 0] > 0.0:     # thermal noise rewrites the current in place: use a copy
                         n0 = desc[0, N_OUT]
@@ -177,7 +171,7 @@ def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc,
                 else:
                     layer_read(0, desc, W, bias, params, cur, accum, events, values, n_ev,
                                multibit, limit, tile_rows, marks, stamp, row)
-                    if cache_first and t_in >= 0:
+                    if direct and t_in >= 0:
                         first_cur[:] = cur[:desc[0, N_OUT]]
                         first_counts[:] = row
                         have_first = True
@@ -212,7 +206,12 @@ def run_samples(start, stop, desc, W, bias, theta, leak_a, enabled, params, tile
     results do not depend on the thread count; learning calls it once for the
     whole batch, because the weights change from sample to sample. One
     compiled function serves both, which halves the first-run compile time."""
+    L = desc.shape[0]
+    disabled = np.zeros(L, np.int64)      # silenced (disabled) neurons per layer: fixed during the run
+    for li in range(L):
+        for i in range(desc[li, N_OFF], desc[li, N_OFF] + desc[li, N_OUT]):
+            disabled[li] += enabled[i] == 0
     for b in range(start, stop):
         run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc, noise_f, noise_k,
                    sample_ids, in_packed, in_direct, U, S, C, counters, rec_S, rec_U,
-                   learn, targets, lparams, lkeys, wlim, write_sigma, written)
+                   learn, targets, lparams, lkeys, wlim, write_sigma, written, disabled)

@@ -51,12 +51,11 @@ P_MAX_N = 8        # largest layer (scratch size)
 P_MAX_MARKS = 9    # largest (positions x row bands) for tile-activation marks
 P_RECORD = 10      # bit 0: spikes, bit 1: membrane
 P_ACC_LIMIT = 11   # rows an accumulator lane takes before it must be flushed
-P_CACHE_FIRST = 12  # 1: the direct-encoded first layer's read may be computed once per sample
-P_WARMUP = 13      # learning: ticks without updates at the start of each sample
-P_TARGET_MAX = 14  # learning: full-scale rate target, 2^target_bits - 1
-P_BIAS_MAX = 15    # largest |bias| register value
-P_NARROW = 16      # 1: the host proved every neuron-update value fits int32 (32-bit-lane loop)
-N_PARAMS = 17
+P_WARMUP = 12      # learning: ticks without updates at the start of each sample
+P_TARGET_MAX = 13  # learning: full-scale rate target, 2^target_bits - 1
+P_BIAS_MAX = 14    # largest |bias| register value
+P_NARROW = 15      # 1: the host proved every neuron-update value fits int32 (32-bit-lane loop)
+N_PARAMS = 16
 
 # learning parameters per chip layer (array `lparams`, float64, one row per layer)
 L_ON = 0           # 1.0 if the layer learns
