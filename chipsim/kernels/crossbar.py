@@ -143,33 +143,47 @@ def fc_read(cur, acc, W, w_off, bias, b_off, fan_in, out_c, events, n_events, li
 
 @njit(inline="always", cache=True)
 def index_events(events, n_events, in_c, in_hw, first):
-    """first[p] .. first[p + 1] <- the events at input position p (events are sorted)."""
-    first[:in_hw + 1] = 0
-    for e in range(n_events):
-        first[events[e] // in_c + 1] += 1
+    """first[p] .. first[p + 1] <- the events at input position p (events are sorted).
+
+    A merge walk over positions and events: a division per event (its
+    position) cost as much as the row adds of a narrow layer."""
+    e = 0
+    first[0] = 0
     for p in range(in_hw):
-        first[p + 1] += first[p]
+        end = (p + 1) * in_c
+        while e < n_events and events[e] < end:
+            e += 1
+        first[p + 1] = e
 
 
 @njit(inline="always", cache=True)
-def window_rows(oy, ox, k, stride, pad, in_h, in_w, in_c, events, first, rows, which):
-    """The crossbar rows (ascending) of the input events in output (oy, ox)'s window, and in
-    `which` the index of each one's event; returns how many there are."""
+def window_rows(oy, ox, k, stride, pad, in_h, in_w, in_c, events, first, rows, which, with_which):
+    """The crossbar rows (ascending) of the input events in output (oy, ox)'s window, and (if
+    `with_which`: learning reads multi-bit input values) in `which` the index of each one's
+    event; returns how many there are.
+
+    One kernel row's inputs are adjacent positions, so their events are one
+    contiguous run of the sorted list: an event j at (iy, ix), channel c, has
+    row (ky * k + ix - ix0) * in_c + c = j + (ky * k - iy * in_w - ix0) * in_c,
+    with ix0 the window's (possibly padded) left edge; one shift per run."""
+    ix0 = ox * stride - pad
+    lo = max(ix0, 0)
+    hi = min(ix0 + k, in_w)
+    if lo >= hi:
+        return 0
     n = 0
     for ky in range(k):
         iy = oy * stride - pad + ky
         if iy < 0 or iy >= in_h:
             continue
-        for kx in range(k):
-            ix = ox * stride - pad + kx
-            if ix < 0 or ix >= in_w:
-                continue
-            p = iy * in_w + ix
-            base = (ky * k + kx - p) * in_c       # row = (ky * k + kx) * in_c + channel
-            for e in range(first[p], first[p + 1]):
-                rows[n] = np.int32(base + events[e])
-                which[n] = e
-                n += 1
+        e0 = first[iy * in_w + lo]
+        run = first[iy * in_w + hi] - e0
+        shift = (ky * k - iy * in_w - ix0) * in_c
+        for q in range(run):
+            rows[n + q] = np.int32(events[e0 + q] + shift)
+            if with_which:
+                which[n + q] = np.int32(e0 + q)
+        n += run
     return n
 
 
@@ -190,7 +204,6 @@ def conv_read(cur, acc, W, w_off, bias, b_off, in_c, in_h, in_w, out_c, out_h, o
     index_events(events, n_events, in_c, in_h * in_w, first)
     Wm = W[w_off:w_off + k * k * in_c * out_c].reshape(k * k * in_c, out_c)
     rows = np.empty(k * k * in_c, np.int32)
-    which = np.empty(k * k * in_c, np.int32)
     targets = 0
     bands = 0
     for oy in range(out_h):
@@ -199,7 +212,7 @@ def conv_read(cur, acc, W, w_off, bias, b_off, in_c, in_h, in_w, out_c, out_h, o
             a_row = acc[pos * out_c:(pos + 1) * out_c]
             c_row = cur[pos * out_c:(pos + 1) * out_c]
             init_current(c_row, a_row, bias, b_off, 1, out_c)
-            n = window_rows(oy, ox, k, stride, pad, in_h, in_w, in_c, events, first, rows, which)
+            n = window_rows(oy, ox, k, stride, pad, in_h, in_w, in_c, events, first, rows, rows, False)
             if n == 0:
                 continue
             add_rows_flushed(a_row, c_row, Wm, rows, n, limit)

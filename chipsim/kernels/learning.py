@@ -233,7 +233,7 @@ def learn_conv_synapses(desc, li, W, events, values, n_events, multibit, exact, 
         while m1 < signed and gsel[m1] // out_c == pos:
             m1 += 1
         oy = pos // out_w
-        n = window_rows(oy, pos - oy * out_w, k, stride, pad, in_h, in_w, in_c, events, pos_start, rows, which)
+        n = window_rows(oy, pos - oy * out_w, k, stride, pad, in_h, in_w, in_c, events, pos_start, rows, which, True)
         for r in range(n):
             row = np.int64(rows[r])
             cell_row = w_off + row * out_c - pos * out_c
