@@ -12,9 +12,10 @@
 3. Also times inference on the same chip (1 thread) for the learning/inference cost ratio,
    and a noise run (thermal=0.1 + tick silencing) against the noise-free run: the time that
    dynamic noise adds (frozen noise costs nothing at run time).
-4. The calibration scenario (what `chipsim run --noise ... --calibrate-epochs` does): the
-   targets are the noise-free chip's own per-layer rates (a teacher that agrees with the
-   deployed net), the chip carries mismatch=0.2 (write noise included), all hidden layers
+4. The calibration scenario (the regime of `chipsim run --noise ... --calibrate-epochs`, whose
+   targets come from the trained net's teacher ANN, which agrees with the deployed SNN): with
+   random weights there is no such teacher, so the targets here are the noise-free chip's own
+   per-layer rates; the chip carries mismatch=0.2 (write noise included), all hidden layers
    learn with the same settings. Activity stays near its tuned 10 % here, while the float
    teacher of step 2 drives it up to about 30 %; both are reported with their synops and
    pulses per image, the two costs learning time scales with. Times are CPU seconds of the
