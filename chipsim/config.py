@@ -33,6 +33,8 @@ READOUTS = ("count", "potential")
 LAYER_TYPES = ("conv", "fc", "pool", "flatten")
 POOL_KINDS = ("avg", "or")
 UPDATE_MODES = ("sign", "exact")
+PULSE_SCALES = ("none", "positions")
+MULTIBIT_INPUTS = ("count", "scale")
 
 
 class _Reader:
@@ -233,6 +235,25 @@ class LearningConfig:
     bias: bool = True                  #: biases learn too (Eq. 10 with x = 1)
     output_target: str = "label"       #: last layer's target: label (one-hot rate) or teacher (normalised logits)
     label_rate: float = 1.0            #: rate target of the labelled output neuron
+    #: per-layer pulse (LSBs) replacing `pulse` for the named learning layers
+    layer_pulse: dict[str, float] = field(default_factory=dict)
+    #: positions: a conv layer's pulse and lr are divided by its output positions (a shared cell gets
+    #: one pulse per gated position); none: every layer uses its pulse as it is
+    pulse_scale: str = "none"
+    #: sign gate in spikes of the counter: no update while |r t - C[t]| <= dead_zone * t + dead_zone_spikes
+    dead_zone_spikes: float = 0.0
+    #: multi-bit (direct) inputs: count = a nonzero value is one active input, like a spike; scale = a sign
+    #: pulse fires with probability value / full scale, and the bias learns as an input held at full scale
+    multibit_input: str = "count"
+
+    def layer_pulse_of(self, name: str, positions: int = 1) -> float:
+        """The pulse (sign mode) of learning layer `name` with `positions` output positions."""
+        pulse = self.layer_pulse.get(name, self.pulse)
+        return pulse / positions if self.pulse_scale == "positions" else pulse
+
+    def layer_lr_of(self, positions: int = 1) -> float:
+        """The learning rate (exact mode) of a layer with `positions` output positions."""
+        return self.lr / positions if self.pulse_scale == "positions" else self.lr
 
 
 @dataclass(frozen=True)
@@ -352,9 +373,29 @@ def _parse_learning(r: _Reader, layer_names: tuple[str, ...]) -> LearningConfig:
         bias=r.boolean("bias", True),
         output_target=r.choice("output_target", ("label", "teacher"), "label"),
         label_rate=r.number("label_rate", 0.0, 1.0, 1.0),
+        layer_pulse=_parse_layer_pulse(r, layer_names, layers),
+        pulse_scale=r.choice("pulse_scale", PULSE_SCALES, "none"),
+        dead_zone_spikes=r.number("dead_zone_spikes", 0.0, None, 0.0),
+        multibit_input=r.choice("multibit_input", MULTIBIT_INPUTS, "count"),
     )
     r.finish()
     return cfg
+
+
+def _parse_layer_pulse(r: _Reader, layer_names: tuple[str, ...], layers: list[str]) -> dict[str, float]:
+    """learning.layer_pulse: {LAYER: PULSE}, each a learning layer (one of `layers`, or any weighted layer
+    when `layers` is empty) and a pulse > 0."""
+    raw = r.get("layer_pulse", lambda v: isinstance(v, dict), "a mapping of layer name to pulse", {})
+    learning = tuple(layers) or layer_names
+    out = {}
+    for name, pulse in raw.items():
+        key = f"{r.key_path('layer_pulse')}.{name}"
+        if name not in learning:
+            r.fail(key, "a learning layer (" + ", ".join(learning) + ")", name)
+        if not _is_number(pulse) or pulse < 1e-6:
+            r.fail(key, "a number >= 1e-06 (LSBs per pulse)", pulse)
+        out[name] = float(pulse)
+    return out
 
 
 def _conv_out(size: int, kernel: int, stride: int, padding: int) -> int:

@@ -3,7 +3,8 @@
 The circuit itself is kernels/learning.py; this module only decides (from the
 net YAML's `learning:` section) and lays out what the kernels read:
 
-* `lparams` (L, N_LPARAMS) float64 and `lkeys` (L, 2) uint64 per chip layer,
+* `lparams` (L, N_LPARAMS) float64 and `lkeys` (L, 2) uint64 per chip layer (a layer's pulse is
+  `layer_pulse` or `pulse`, divided by its output positions with `pulse_scale: positions`),
 * the per-sample target row: the learning layers' neurons, concatenated in
   chip order (y, x, c), each a `target_bits` integer rate,
 * `written`, one bit per crossbar cell (cleared per layer and tick) for counting
@@ -58,11 +59,15 @@ def setup_learning(chip, config: LearningConfig, seed: int) -> LearningSetup:
         row[K.L_ON] = 1.0
         row[K.L_MODE] = K.MODE_EXACT if config.mode == "exact" else K.MODE_SIGN
         row[K.L_P_Q] = p_q
-        row[K.L_PULSE] = config.pulse
-        row[K.L_LR] = config.lr
+        positions = layer.out_shape[1] * layer.out_shape[2] if layer.type == "conv" else 1
+        row[K.L_PULSE] = config.layer_pulse_of(layer.name, positions)
+        row[K.L_LR] = config.layer_lr_of(positions)
         row[K.L_DEAD] = config.dead_zone
+        row[K.L_DEAD_SPIKES] = config.dead_zone_spikes
         row[K.L_T_OFF] = offset
         row[K.L_BIAS] = 1.0 if config.bias else 0.0
+        multibit = li == 0 and net.encoder.kind == "direct"
+        row[K.L_X_FULL] = (1 << net.encoder.input_bits) - 1 if multibit and config.multibit_input == "scale" else 1
         lkeys[li, 0] = chip.write_noise[1][li]
         lkeys[li, 1] = key64(seed, "learning", li, "rounding")
         slices[layer.name] = slice(offset, offset + layer.n_out)

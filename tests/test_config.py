@@ -61,6 +61,20 @@ def test_vgg11_matches_the_paper_code():
     (("encoder",), {"kind": "poisson"}, "x.yaml: encoder.kind: expected one of 'rate', 'if', 'direct', got 'poisson'"),
     (("learning",), {"layers": ["c9"]}, "x.yaml: learning.layers[0]: expected a weighted layer name (c1, f1), got 'c9'"),
     (("readout",), "vote", "x.yaml: readout: expected one of 'count', 'potential', got 'vote'"),
+    (("learning",), {"layer_pulse": [0.1]}, "x.yaml: learning.layer_pulse: expected a mapping of layer name to pulse"),
+    (("learning",), {"layer_pulse": {"c9": 0.1}},
+     "x.yaml: learning.layer_pulse.c9: expected a learning layer (c1, f1), got 'c9'"),
+    (("learning",), {"layers": ["f1"], "layer_pulse": {"c1": 0.1}},
+     "x.yaml: learning.layer_pulse.c1: expected a learning layer (f1), got 'c1'"),
+    (("learning",), {"layer_pulse": {"c1": 0}},
+     "x.yaml: learning.layer_pulse.c1: expected a number >= 1e-06 (LSBs per pulse), got 0"),
+    (("learning",), {"layer_pulse": {"c1": "big"}},
+     "x.yaml: learning.layer_pulse.c1: expected a number >= 1e-06 (LSBs per pulse), got 'big'"),
+    (("learning",), {"pulse_scale": "area"},
+     "x.yaml: learning.pulse_scale: expected one of 'none', 'positions', got 'area'"),
+    (("learning",), {"dead_zone_spikes": -1}, "x.yaml: learning.dead_zone_spikes: expected a number >= 0.0, got -1"),
+    (("learning",), {"multibit_input": "value"},
+     "x.yaml: learning.multibit_input: expected one of 'count', 'scale', got 'value'"),
 ])
 def test_errors_name_the_key_path(path, value, message):
     with pytest.raises(ConfigError) as err:
@@ -98,3 +112,17 @@ def test_resolve_net_accepts_names_and_paths(tmp_path):
     assert resolve_net(path) == path
     with pytest.raises(FileNotFoundError, match="digits"):
         resolve_net("alexnet")
+
+
+def test_learning_per_layer_settings_parse():
+    data = with_change(("learning",), {"layers": ["c1", "f1"], "pulse": 0.5, "layer_pulse": {"c1": 0.01},
+                                       "pulse_scale": "positions", "dead_zone_spikes": 1,
+                                       "multibit_input": "scale"})
+    cfg = parse_net(data, "x.yaml").learning
+    assert cfg.layer_pulse == {"c1": 0.01} and cfg.pulse_scale == "positions"
+    assert cfg.dead_zone_spikes == 1.0 and cfg.multibit_input == "scale"
+    assert cfg.layer_pulse_of("c1", 16) == 0.01 / 16 and cfg.layer_pulse_of("f1") == 0.5
+    defaults = parse_net(with_change(("learning",), {"pulse": 0.5}), "x.yaml").learning
+    assert defaults.layer_pulse == {} and defaults.pulse_scale == "none"
+    assert defaults.dead_zone_spikes == 0.0 and defaults.multibit_input == "count"
+    assert defaults.layer_pulse_of("c1", 16) == 0.5

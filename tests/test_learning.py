@@ -141,3 +141,109 @@ def test_gated_update_identities_on_a_random_net():
         assert c[li, K.C_UNGATED] == 8 * 10 * chip.layers[li].n_out * chip.layers[li].fan_in
         assert c[li, K.C_CELL_WRITES] <= c[li, K.C_PULSES] <= c[li, K.C_SIGN]
     assert c[:, K.C_PULSES].sum() > 0
+
+
+def test_dead_zone_in_spikes_closes_the_sign_gate():
+    # dead_zone_spikes 1 (R = 3): |target * t - C * R| <= 3 does not update.
+    # t=1: diff = 3 <= 3: no update; t=2: I = 6, U = 8, C = 1: diff = 9 - 3 = 6 > 3: update (w0 = 7, bias 1).
+    w, b, c = learn_fc(dataclasses.replace(BASE, dead_zone_spikes=1.0))
+    assert w == [7, 3] and b == [1]
+    assert c[K.C_BOXCAR] == 4 and c[K.C_SIGN] == 2 and c[K.C_PULSES] == 1
+    # both together: dead_zone 0.5 at t=2 is floor(0.5 * 3 * 3 + 1 * 3) = 7 >= 6: no update at all
+    w, b, c = learn_fc(dataclasses.replace(BASE, dead_zone=0.5, dead_zone_spikes=1.0))
+    assert w == [6, 3] and b == [0] and c[K.C_SIGN] == 0
+
+
+def test_multibit_input_scale_by_hand():
+    # input_bits 3: full scale X = 7. pulse 7 on input value 3 is 7 * 3 / 7 = 3 whole levels (no draw);
+    # the bias (an input held at full scale, in 1/7 of that) moves 7 * 7 = 49 LSBs.
+    # t=0: warm-up. t=1: I = 3 * 6 = 18 -> U = 36 - 20 = ... see below; only the first update is checked.
+    net = fc_chain([2, 1], T=2, input_bits=3)
+    chip = Chip(net, bundle(net, [np.array([[6, 3]])], biases=[np.array([0])], thresholds=[100]))
+    cfg = dataclasses.replace(BASE, pulse=7, warmup=0, multibit_input="scale")
+    setup = setup_learning(chip, cfg, seed=0)
+    # t=0: I = 18, U = 18, gate |18 - 100| < 50? no -> widen the gate: p = 2 (|U - theta| < theta)
+    setup.lparams[0, K.L_P_Q] = 2 * 65536
+    res = chip.run(np.array([[3, 0]], np.int32), learning=setup, targets=np.array([[3]]))
+    # t=0: U = 18, C = 0, diff = 3 > 0: w0 += 3 (input 1 is 0: no pulse), bias += 49
+    # t=1: I = 9 * 3 + 49 = 76, U = 94, no spike, gate open, diff = 6 > 0: w0 += 3, bias += 49
+    assert chip.registers.weights[chip.weight_slice("fc1")].tolist() == [12, 3]
+    assert chip.registers.bias[chip.bias_slice("fc1")].tolist() == [98]
+    c = res.counters[0].sum(axis=0)[0]
+    assert c[K.C_PULSES] == 6 and c[K.C_BIAS_WRITES] == 2
+    # the default (count) gives one whole pulse of 7 per active input and a bias pulse of 7
+    chip = Chip(net, bundle(net, [np.array([[6, 3]])], biases=[np.array([0])], thresholds=[100]))
+    setup = setup_learning(chip, dataclasses.replace(cfg, multibit_input="count"), seed=0)
+    setup.lparams[0, K.L_P_Q] = 2 * 65536
+    chip.run(np.array([[3, 0]], np.int32), learning=setup, targets=np.array([[3]]))
+    assert chip.registers.weights[chip.weight_slice("fc1")].tolist() == [20, 3]
+    assert chip.registers.bias[chip.bias_slice("fc1")].tolist() == [14]
+
+
+def test_multibit_input_scale_applies_to_the_host_fed_layer_only():
+    net = fc_chain([4, 3, 2], input_bits=5)
+    chip = Chip(net, bundle(net, [np.ones((3, 4)), np.ones((2, 3))]))
+    setup = setup_learning(chip, LearningConfig(enabled=True, multibit_input="scale"), seed=0)
+    assert setup.lparams[:, K.L_X_FULL].tolist() == [31.0, 1.0]
+    setup = setup_learning(chip, LearningConfig(enabled=True), seed=0)
+    assert setup.lparams[:, K.L_X_FULL].tolist() == [1.0, 1.0]
+
+
+CONV_NET = {"name": "c", "input_shape": [1, 8, 8], "time_steps": 4,
+            "layers": [{"name": "c1", "type": "conv", "out": 2, "kernel": 3, "padding": 1},
+                       {"name": "c2", "type": "conv", "out": 2, "kernel": 3, "stride": 2, "padding": 1},
+                       {"type": "flatten"}, {"name": "f1", "type": "fc", "out": 3},
+                       {"name": "f2", "type": "fc", "out": 2}]}
+
+
+def _conv_chip(learning):
+    net = parse_net({**CONV_NET, "learning": learning}, "<conv>")
+    rng = np.random.default_rng(0)
+    shapes = [(2, 1, 3, 3), (2, 2, 3, 3), (3, 32), (2, 3)]
+    return net, Chip(net, bundle(net, [rng.integers(-5, 6, s) for s in shapes], thresholds=[300, 10, 10, 10]))
+
+
+def test_per_layer_pulse_reaches_the_kernel_parameters():
+    # c1: 8x8 = 64 output positions, c2: 4x4 = 16, f1/f2: 1
+    net, chip = _conv_chip({"pulse": 0.5, "lr": 2.0, "layer_pulse": {"c2": 0.25, "f1": 0.125}})
+    lp = setup_learning(chip, net.learning, seed=0).lparams
+    assert lp[:, K.L_PULSE].tolist() == [0.5, 0.25, 0.125, 0.5]
+    assert lp[:, K.L_LR].tolist() == [2.0] * 4
+    net, chip = _conv_chip({"pulse": 0.5, "lr": 2.0, "layer_pulse": {"c2": 0.25}, "pulse_scale": "positions",
+                            "dead_zone_spikes": 1.5})
+    setup = setup_learning(chip, net.learning, seed=0)
+    lp = setup.lparams
+    assert lp[:, K.L_PULSE].tolist() == [0.5 / 64, 0.25 / 16, 0.5, 0.5]
+    assert lp[:, K.L_LR].tolist() == [2.0 / 64, 2.0 / 16, 2.0, 2.0]
+    assert lp[:, K.L_DEAD_SPIKES].tolist() == [1.5] * 4
+    # a non-learning layer keeps an all-zero row
+    net, chip = _conv_chip({"layers": ["c2", "f1"], "pulse": 0.5, "layer_pulse": {"f1": 0.125}})
+    lp = setup_learning(chip, net.learning, seed=0).lparams
+    assert lp[:, K.L_PULSE].tolist() == [0.0, 0.5, 0.125, 0.0]
+
+
+def test_per_layer_pulse_drives_the_updates():
+    # sign mode, every pulse a stochastic fraction: a layer whose own pulse is tiny makes no pulses,
+    # whatever the global pulse, and the others still do
+    def pulses(learning):
+        net, chip = _conv_chip({"layers": ["c1", "c2"], "p": 2.0, **learning})
+        setup = setup_learning(chip, net.learning, seed=0)
+        x = np.random.default_rng(1).integers(0, 40, (2, 64)).astype(np.int32)
+        res = chip.run(x, learning=setup, targets=np.full((2, setup.n_targets), 200))
+        return res.counters.sum(axis=(0, 1))[:2, K.C_PULSES]
+    assert all(pulses({"pulse": 0.5}) > 20)
+    c1, c2 = pulses({"pulse": 0.5, "layer_pulse": {"c1": 1e-6}})
+    assert c1 == 0 and c2 > 20
+    c1, c2 = pulses({"pulse": 1e-6, "layer_pulse": {"c1": 0.5}})
+    assert c1 > 20 and c2 == 0
+
+
+def test_learn_overrides_set_per_layer_pulses():
+    from chipsim.calibrate import learning_config
+    from chipsim.runner import RunError
+
+    net, _ = _conv_chip({"pulse": 0.5})
+    cfg = learning_config(net, ("layer_pulse={c1: 0.01, f1: 0.2}", "pulse_scale=positions"))
+    assert cfg.layer_pulse == {"c1": 0.01, "f1": 0.2} and cfg.pulse_scale == "positions"
+    with pytest.raises(RunError, match=r"--learn: learning\.layer_pulse\.c7: expected a learning layer"):
+        learning_config(net, ("layer_pulse={c7: 0.01}",))

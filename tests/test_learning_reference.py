@@ -5,7 +5,8 @@ paper's equations); the kernel writes them row by row. Both must give the
 same weights, biases and counters, because every random draw is addressed by
 (sample, tick, pair) and a shared conv cell sees its updates in ascending
 output position either way. Covered: fractional sign pulses, exact mode with
-stochastic rounding, write noise, saturation, shared cells, bias updates.
+stochastic rounding, write noise, saturation, shared cells, bias updates,
+the dead zone in spikes and multi-bit inputs scaled to their full scale.
 """
 import math
 
@@ -58,7 +59,8 @@ def reference(chip, cfg, setup, x, targets, U, C, write_noise):
     R = (1 << cfg.target_bits) - 1
     nkey, ekey = setup.lkeys[0]
     p_q = int(round(cfg.p * 65536))
-    dead = math.floor(cfg.dead_zone * R * t1)
+    dead = math.floor(cfg.dead_zone * R * t1 + cfg.dead_zone_spikes * R)
+    X = 7 if cfg.multibit_input == "scale" else 1          # input_bits 3: full scale 7
     gain = cfg.lr * 2.0 / t1 * 65536.0 / p_q
     counts = dict(pulses=0, cells=set(), wsat=0, bias_writes=0, boxcar=0, sign=0, noise=0)
 
@@ -82,7 +84,10 @@ def reference(chip, cfg, setup, x, targets, U, C, write_noise):
         err = diff / (R * t1)
         if cfg.bias:
             bits = hash4(ekey, 0, t, n * fan_in + i)
-            db = stochastic_round(gain * err, bits) if cfg.mode == "exact" else sgn * stochastic_round(cfg.pulse, bits)
+            if cfg.mode == "exact":
+                db = stochastic_round(gain * err * X * X, bits)
+            else:
+                db = sgn * stochastic_round(cfg.pulse * X, bits)
             if db != 0:
                 bias[co] = clip(bias[co] + db, bmax)
                 counts["bias_writes"] += 1
@@ -100,8 +105,9 @@ def reference(chip, cfg, setup, x, targets, U, C, write_noise):
                     if cfg.mode == "exact":
                         levels = stochastic_round(gain * err * v, hash4(ekey, 0, t, pair))
                     else:
-                        levels = int(cfg.pulse)
-                        frac = cfg.pulse - levels
+                        pulse = cfg.pulse * v / X if X > 1 else cfg.pulse
+                        levels = int(pulse)
+                        frac = pulse - levels
                         if frac > 0 and unit(hash4(ekey, 0, t, pair)) < frac:
                             levels += 1
                         levels *= sgn
@@ -119,10 +125,13 @@ def reference(chip, cfg, setup, x, targets, U, C, write_noise):
     return W, bias, counts
 
 
-@pytest.mark.parametrize("mode,pulse,lr,write_noise", [("sign", 1.6, 0.0, 0.0), ("sign", 0.7, 0.0, 0.4),
-                                                       ("sign", 1.0, 0.0, 0.0), ("sign", 2.0, 0.0, 0.3),
-                                                       ("exact", 1.0, 3.0, 0.3)])
-def test_conv_learning_tick_matches_reference(mode, pulse, lr, write_noise):
+@pytest.mark.parametrize("mode,pulse,lr,write_noise,multibit,spikes", [
+    ("sign", 1.6, 0.0, 0.0, "count", 0.0), ("sign", 0.7, 0.0, 0.4, "count", 0.0),
+    ("sign", 1.0, 0.0, 0.0, "count", 0.0), ("sign", 2.0, 0.0, 0.3, "count", 0.0),
+    ("exact", 1.0, 3.0, 0.3, "count", 0.0),
+    ("sign", 2.0, 0.0, 0.0, "scale", 0.0), ("sign", 5.6, 0.0, 0.3, "scale", 0.4),
+    ("exact", 1.0, 0.5, 0.0, "scale", 0.0), ("sign", 1.6, 0.0, 0.0, "count", 0.4)])
+def test_conv_learning_tick_matches_reference(mode, pulse, lr, write_noise, multibit, spikes):
     x = np.random.default_rng(5).integers(0, 8, (1, 32)).astype(np.int32)
     x[0, ::5] = 0                                   # some silent inputs: no pulse on their rows
     probe = make_chip()
@@ -134,7 +143,7 @@ def test_conv_learning_tick_matches_reference(mode, pulse, lr, write_noise):
     chip = make_chip()
     chip.write_noise = (write_noise, np.array([np.uint64(987654321)]))
     cfg = LearningConfig(enabled=True, mode=mode, pulse=pulse, lr=lr, p=1.5, warmup=T - 1, target_bits=2,
-                         dead_zone=0.1, bias=True)
+                         dead_zone=0.1, bias=True, multibit_input=multibit, dead_zone_spikes=spikes)
     setup = setup_learning(chip, cfg, seed=3)
     W_ref, b_ref, counts = reference(chip, cfg, setup, x[0], targets[0], U, C, write_noise)
     res = chip.run(x, learning=setup, targets=targets)

@@ -66,7 +66,9 @@ L_LR = 4           # learning rate in LSBs (exact mode)
 L_DEAD = 5         # dead zone of the rate error (sign gate), as a fraction of full rate
 L_T_OFF = 6        # offset of the layer's targets in the per-sample target row
 L_BIAS = 7         # 1.0 if biases learn too
-N_LPARAMS = 8
+L_DEAD_SPIKES = 8  # more dead zone, in spikes of the counter C[t] (the resolution of the rate estimate C/t)
+L_X_FULL = 9       # multi-bit input at full scale (2^input_bits - 1) with `multibit_input: scale`, else 1
+N_LPARAMS = 10
 
 MODE_SIGN = 0
 MODE_EXACT = 1

@@ -5,7 +5,7 @@ For neuron i after the warm-up, with t = ticks elapsed (1-based):
     rate target  r_i = target_i / R            R = 2^target_bits - 1 (host, fixed point)
     error        e_i = r_i - C_i[t] / t        -> compared in integers: target_i * t - C_i * R
     boxcar gate  |U_i[t] - theta_i| < (p / 2) * theta_i            (Eq. 8, p a fraction of theta)
-    sign gate    |e_i| > dead_zone
+    sign gate    |e_i| > dead_zone + dead_zone_spikes / t    (in counts: |r_i t - C_i[t]| > dead_zone t + spikes)
     update       dW_ij = -lr * zeta_i * (1/p) * x_j,  zeta_i = -(2/t) e_i     (Eq. 10-11)
 
 Modes: `sign` writes a programming pulse of +-pulse LSBs in the direction of
@@ -14,7 +14,17 @@ comparator is all it needs; a pulse finer than the register's level fires a
 whole level with probability pulse / level, so `pulse` may be fractional);
 `exact` writes dW in LSBs, stochastically
 rounded with a counter-based draw (seeded, batch- and thread-independent).
-Biases get the same rule with x_j = 1. A convolution cell is shared by every
+Biases get the same rule with x_j = 1.
+
+Multi-bit inputs (the direct encoder's values into the first layer, full
+scale X): by default a nonzero value is one active input, as a spike is. With
+`L_X_FULL` = X > 1 (`multibit_input: scale`), a sign pulse on input value x
+fires with probability (pulse / level) * x / X, so the expected change is
+proportional to x as the gradient is; and the bias, whose register counts in
+1/X of a weight LSB at full-scale input, learns as an input held at X: its
+pulse is pulse * X LSBs (exact mode: the weight rule with x = X, times X).
+
+A convolution cell is shared by every
 output position: each (position, input) pair is one pulse; `cell_writes`
 counts distinct cells per tick (a bitmap of the layer's cells, cleared each
 tick; small enough to stay in cache, unlike a stamp per cell).
@@ -27,8 +37,8 @@ from numba import njit, uint64
 
 from .layout import (B_OFF, C_BIAS_WRITES, C_BOXCAR, C_CELL_WRITES, C_PULSES, C_SIGN, C_UNGATED,
                      C_W_SAT, C_WRITE_NOISE, FAN_IN, IN_C, IN_H, IN_W, KERNEL, KIND, KIND_CONV, L_BIAS,
-                     L_DEAD, L_LR, L_MODE, L_P_Q, L_PULSE, L_T_OFF, MODE_EXACT, N_OFF, N_OUT, OUT_C,
-                     OUT_W, PAD, STRIDE, W_OFF)
+                     L_DEAD, L_DEAD_SPIKES, L_LR, L_MODE, L_P_Q, L_PULSE, L_T_OFF, L_X_FULL, MODE_EXACT, N_OFF,
+                     N_OUT, OUT_C, OUT_W, PAD, STRIDE, W_OFF)
 from .crossbar import index_events, window_rows
 from .rng import fast_normal, hash4
 
@@ -70,13 +80,14 @@ def write_cell(W, cell, delta, wmax, noise, nkey, sample_id, t, pair, counters):
 
 @njit(inline="always", cache=True)
 def update_synapse(W, cell, x, exact, gain_err, sgn, pulse_levels, wmax, wstep, noise, nkey, ekey, sample_id,
-                   t, pair, shared, written, counters):
+                   t, pair, shared, written, counters, x_scale=0.0):
     """One gated (neuron, active input) pair: compute dW, write the cell.
 
     Sign mode moves `pulse_levels` register levels in the direction `sgn`; a
     fractional part becomes a pulse with that probability (a stochastic pulse,
     as in RPU-style analog updates), so the expected change is `pulse` LSBs
-    whatever the register width. Every random draw is addressed by (sample,
+    whatever the register width; with `x_scale` > 0 (= 1 / full-scale input) the
+    pulse fires with probability scaled by x * x_scale. Every random draw is addressed by (sample,
     tick, pair), pair = neuron * fan_in + crossbar row, so an update does not
     depend on the order pairs are visited in. Returns (pulses, 1 if the cell
     was not yet written this tick). Only `shared` (conv) cells can be written
@@ -84,6 +95,8 @@ def update_synapse(W, cell, x, exact, gain_err, sgn, pulse_levels, wmax, wstep, 
     if exact:
         levels = stochastic_round(gain_err * x, hash4(ekey, sample_id, t, pair))
     else:
+        if x_scale > 0.0:
+            pulse_levels = pulse_levels * x * x_scale
         levels = np.int64(pulse_levels)
         frac = pulse_levels - levels
         if frac > 0.0:
@@ -130,10 +143,14 @@ def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multib
     # sign mode: `pulse` LSBs per gated pair = pulse / wstep register levels (fractions are stochastic)
     pulse_levels = lp[L_PULSE] / wstep
     t_off = np.int64(lp[L_T_OFF])
-    dead = np.int64(np.floor(lp[L_DEAD] * target_max * t1))
+    dead = np.int64(np.floor(lp[L_DEAD] * target_max * t1 + lp[L_DEAD_SPIKES] * target_max))
     # exact mode, in register levels: lr * (2 / t) * (1 / p), times e_i and x_j below
     gain = lp[L_LR] * 2.0 / t1 * 65536.0 / p_q / wstep
     learn_bias = lp[L_BIAS] != 0.0
+    # multi-bit inputs at full scale x_full (> 1 only with `multibit_input: scale`): weight pulses fire with
+    # probability x / x_full, the bias learns as an input held at x_full (its LSB is 1 / x_full)
+    x_full = lp[L_X_FULL] if multibit and lp[L_X_FULL] > 1.0 else 1.0
+    x_scale = 1.0 / x_full if x_full > 1.0 else 0.0
     counters[C_UNGATED] += n * fan_in
     bias_draw = n * fan_in          # bias draws are addressed past every synapse pair
     boxcar = 0
@@ -158,9 +175,9 @@ def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multib
             sgn = 1 if diff > 0 else -1
             bits = hash4(ekey, sample_id, t, bias_draw + i)
             if exact:
-                db = stochastic_round(gain * err * wstep, bits)  # bias: LSB resolution
+                db = stochastic_round(gain * err * wstep * x_full * x_full, bits)  # bias: LSB resolution
             else:
-                db = sgn * stochastic_round(lp[L_PULSE], bits)
+                db = sgn * stochastic_round(lp[L_PULSE] * x_full, bits)
             if db != 0:
                 cell = desc[li, B_OFF] + i % out_c
                 bias[cell] = clip_counted(np.int64(bias[cell]) + db, bias_max, counters)
@@ -171,10 +188,10 @@ def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multib
         if is_conv:
             pulses, cells = learn_conv_synapses(desc, li, W, events, values, n_events, multibit, exact, gain,
                                                 pulse_levels, wmax, wstep, noise, nkey, ekey, sample_id, t,
-                                                pos_start, gsel, gerr, signed, written, counters)
+                                                pos_start, gsel, gerr, signed, written, counters, x_scale)
         else:
             levels = np.int64(pulse_levels)
-            whole_pulses = not exact and levels == pulse_levels and levels > 0
+            whole_pulses = not exact and levels == pulse_levels and levels > 0 and x_scale == 0.0
             for e in range(n_events):
                 row = np.int64(events[e])
                 if whole_pulses:   # sign mode, whole pulses: no per-pair draw or float work
@@ -191,7 +208,8 @@ def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multib
                     i = gsel[m]
                     p, new = update_synapse(W, w_off + row * out_c + i, x, exact, gain * gerr[m],
                                             1 if gerr[m] > 0 else -1, pulse_levels, wmax, wstep, noise, nkey,
-                                            ekey, sample_id, t, i * fan_in + row, False, written, counters)
+                                            ekey, sample_id, t, i * fan_in + row, False, written, counters,
+                                            x_scale)
                     pulses += p
                     cells += new
     counters[C_BOXCAR] += boxcar * fan_in
@@ -202,7 +220,8 @@ def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multib
 
 @njit(nogil=True, cache=True)
 def learn_conv_synapses(desc, li, W, events, values, n_events, multibit, exact, gain, pulse_levels, wmax, wstep,
-                        noise, nkey, ekey, sample_id, t, pos_start, gsel, gerr, signed, written, counters):
+                        noise, nkey, ekey, sample_id, t, pos_start, gsel, gerr, signed, written, counters,
+                        x_scale):
     """Synapse writes of a conv layer: per output position (ascending), per active input in its
     window, all gated output channels of that position. Returns (pulses, new cells)."""
     out_c = desc[li, OUT_C]
@@ -216,7 +235,7 @@ def learn_conv_synapses(desc, li, W, events, values, n_events, multibit, exact, 
     in_w = desc[li, IN_W]
     out_w = desc[li, OUT_W]
     levels = np.int64(pulse_levels)
-    whole_pulses = not exact and levels == pulse_levels and levels > 0
+    whole_pulses = not exact and levels == pulse_levels and levels > 0 and x_scale == 0.0
     step = levels * wstep
     index_events(events, n_events, in_c, in_h * in_w, pos_start)
     # this tick's written-cell bits of the layer (boundary bytes shared with a neighbour layer hold
@@ -250,7 +269,7 @@ def learn_conv_synapses(desc, li, W, events, values, n_events, multibit, exact, 
                 i = gsel[m]
                 p, new = update_synapse(W, cell_row + i, x, exact, gain * gerr[m],
                                         1 if gerr[m] > 0 else -1, pulse_levels, wmax, wstep, noise, nkey, ekey,
-                                        sample_id, t, i * fan_in + row, True, written, counters)
+                                        sample_id, t, i * fan_in + row, True, written, counters, x_scale)
                 pulses += p
                 cells += new
         m0 = m1
