@@ -27,7 +27,7 @@ def test_default_run_prints_accuracy_and_writes_files(default_run):
     assert set(summary["layers"]) == {"fc1", "fc2", "fc3"}
     with h5py.File(out / "run.h5") as f:
         assert f["predictions"].shape == (40,)
-        assert f["traces/fc1/spikes"].shape == (40, 32, 128)
+        assert f["traces/fc1/spikes"].shape == (40, 32, 256)         # fc1: 256 neurons (models/digits.yaml)
         assert f["traces/fc2/membrane"].dtype == np.int32
         # traces agree with the counters: recorded spikes of fc1 = counted spikes of fc1
         assert int(f["traces/fc1/spikes"][()].sum()) == summary["layers"]["fc1"]["spikes"]

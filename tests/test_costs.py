@@ -206,8 +206,8 @@ def test_every_preset_prices_a_digits_run(name):
     net = with_chip_preset(load_net(MODELS_DIR / "digits.yaml"), name)
     assert net.chip.costs == CostConfig(**{**dataclasses.asdict(CostConfig()), **preset.settings["costs"]})
     assert net.chip.weight_bits == 8 and net.chip.delay is False          # widths and delay stay the net's
-    chip = Chip(net, bundle(net, [np.ones((128, 64)), np.ones((64, 128)), np.ones((10, 64))],
-                            thresholds=[50, 50, 50]))
+    shapes = [(layer.n_out, layer.fan_in) for layer in net.weighted_layers]
+    chip = Chip(net, bundle(net, [np.ones(s) for s in shapes], thresholds=[50, 50, 50]))
     res = chip.run(np.full((2, 64), 3, np.int32))
     cost = inference_cost(net.chip, chip_geometry(chip), res.counters.sum(axis=0), 2)
     assert np.isfinite(cost["cycles_per_sample"]) and cost["energy_uj_per_sample_total"] > 0

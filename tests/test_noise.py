@@ -205,7 +205,7 @@ def test_summary_records_what_was_realised(tmp_path):
     noise = out.summary["noise"]
     assert noise["requested"]["bits"] == 4 and noise["seed"] == 0
     assert set(noise["realised"]) == {"bits", "mismatch", "silence"}
-    assert noise["realised"]["silence"]["fc1"]["silenced"] == 13       # round(0.1 * 128)
+    assert noise["realised"]["silence"]["fc1"]["silenced"] == 26       # round(0.1 * 256 fc1 neurons)
     import h5py, json
     with h5py.File(tmp_path / "r" / "run.h5") as f:
         assert json.loads(f.attrs["noise"])["requested"]["mismatch_weights"] == 0.2
