@@ -1,14 +1,17 @@
-"""Accuracy before/after one epoch of on-chip calibration, per noise kind and seed (digits by default).
+"""Accuracy before/after one epoch of on-chip calibration, per noise setting and seed (digits by default).
 
     python benchmarks/calibration_table.py [--net digits] [--seeds 3]
+    python benchmarks/calibration_table.py --net vgg11-w4 --data ../shared/data/cifar10-jpeg.tar.xz \
+        --calib-samples 2000 --seeds 1 --noise mismatch=0.2 --noise preset=ltl2022 --noise preset=dynapse
 
 Each row: a noise setting and the learning settings used (the net's YAML defaults
 unless listed). Writes benchmarks/results/calibration-<net>.json and a bar plot of
-accuracy before/after per noise kind next to it (.png).
+accuracy before/after per noise setting next to it (.png).
 """
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,16 +33,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--net", default="digits")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--data", default=None, help="dataset (default: the net's); train split calibrates, test measures")
+    ap.add_argument("--calib-samples", type=int, default=None, help="calibration images (default: the train split)")
+    ap.add_argument("--noise", action="append", default=None,
+                    help="one row per --noise (YAML learning defaults); default: the digits rows")
     args = ap.parse_args()
-    clean = run_inference(RunOptions(net=args.net)).summary["accuracy"]
+    rows = [((n,), ()) for n in args.noise] if args.noise else ROWS
+    clean = run_inference(RunOptions(net=args.net, data=args.data)).summary["accuracy"]
     out = []
-    for noise, learn in ROWS:
+    for noise, learn in rows:
         for seed in range(args.seeds):
             t0 = time.time()
-            s = run_calibration(CalibOptions(net=args.net, noise=noise, learn=learn, seed=seed, epochs=1,
+            s = run_calibration(CalibOptions(net=args.net, data=args.data, noise=noise, learn=learn, seed=seed,
+                                             epochs=1, calib_samples=args.calib_samples,
                                              out=Path(tempfile.mkdtemp()) / "cal"))
             row = {"noise": list(noise), "learn": list(learn), "seed": seed, "accuracy_noise_free": clean,
                    "accuracy_before": s["accuracy_before"], "accuracy_after": s["accuracy_after"],
+                   "test_samples": s["samples"], "calibration_samples": s["calibration_samples"],
                    "seconds": round(time.time() - t0, 1),
                    "fractions": {k: {"boxcar": v["boxcar_fraction"], "sign": v["sign_fraction"]}
                                  for k, v in s["learning_layers"].items()},
@@ -47,13 +57,13 @@ def main() -> None:
             out.append(row)
             print(noise, learn, seed, f"before {row['accuracy_before']:.4f} after {row['accuracy_after']:.4f}",
                   flush=True)
-    for noise, learn in ROWS:
-        rows = [r for r in out if r["noise"] == list(noise)]
-        b = np.mean([r["accuracy_before"] for r in rows]); a = np.mean([r["accuracy_after"] for r in rows])
-        print(f"{noise[0]:<14} noise-free {clean:.4f}  before {b:.4f}  after {a:.4f}  (mean of {len(rows)} seeds)")
+    for noise, learn in rows:
+        done = [r for r in out if r["noise"] == list(noise)]
+        b = np.mean([r["accuracy_before"] for r in done]); a = np.mean([r["accuracy_after"] for r in done])
+        print(f"{noise[0]:<16} noise-free {clean:.4f}  before {b:.4f}  after {a:.4f}  (mean of {len(done)} seeds)")
     path = Path(__file__).parent / "results" / f"calibration-{args.net}.json"
-    write_json(path, {"net": args.net, "rows": out,
-                      "command": f"python benchmarks/calibration_table.py --net {args.net} --seeds {args.seeds}"})
+    write_json(path, {"net": args.net, "data": args.data, "calib_samples": args.calib_samples, "rows": out,
+                      "command": "python benchmarks/calibration_table.py " + " ".join(sys.argv[1:])})
     plot(out, clean, path.with_suffix(".png"), args.net)
     print("wrote", path, "and", path.with_suffix(".png"))
 
