@@ -17,6 +17,7 @@ from .chipstate import blank_bundle, is_chip_state, restore_state
 from .config import NetConfig, load_net
 from .counters import cost_estimate, layer_totals, synops_vs_mac
 from .kernels.layout import N_COUNTERS
+from .models import bundled_nets
 from .results import RunFileWriter, write_summary
 from .weights import WeightBundle, load_weights, random_weights
 
@@ -66,8 +67,11 @@ def resolve_weights(net: NetConfig, spec: str | None, seed: int) -> tuple[Weight
         return random_weights(net, seed), "random"
     path = spec or net.weights
     if path is None:
-        raise RunError(f"--weights: net '{net.name}' ({net.source}) ships no trained weights yet; "
-                       f"expected --weights PATH (an HDF5 file from chipsim) or --weights random")
+        trained = sorted(n for n in bundled_nets() if n.startswith(net.name) and n != net.name)
+        hint = f" (trained and bundled: --net {trained[0]})" if trained else ""
+        raise RunError(f"--weights: net '{net.name}' ({net.source}) ships no trained weights yet{hint}; "
+                       f"expected --weights PATH (an HDF5 file from chipsim, e.g. from "
+                       f"`chipsim pretrain --net {net.name}`) or --weights random")
     if Path(path).is_file() and is_chip_state(path):
         return None, str(path)
     return load_weights(path), str(path)

@@ -76,6 +76,13 @@ def test_vgg11_runs_with_random_weights_on_the_bundled_subset(tmp_path):
     assert summary["layers"]["conv3"]["tiles"] == 5       # 1152 rows / 256 -> 5 bands x 1 column tile
 
 
+def test_vgg11_without_weights_says_what_to_pass(tmp_path):
+    result = CliRunner().invoke(main, ["run", "--net", "vgg11", "--out", str(tmp_path / "v"), "--no-progress"])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "--weights" in result.output and "ships no trained weights" in result.output
+    assert "--net vgg11-w4" in result.output and "chipsim pretrain --net vgg11" in result.output
+
+
 def test_nets_lists_bundled_networks():
     result = CliRunner().invoke(main, ["nets"])
     assert result.exit_code == 0
