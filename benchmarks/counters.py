@@ -4,7 +4,7 @@
     python benchmarks/counters.py --quick      # fewer rounds and samples
 
 The kernels have no counters-off switch (counting is inline, a few adds per layer and
-tick, plus the tile-activation marks per event group). To measure its price without
+tick, plus the tile-activation band counts per event group). To measure its price without
 touching them, this script builds a counters-off copy of chipsim/kernels in a temporary
 package by source rewriting and times both on the same inputs:
 
@@ -47,7 +47,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 _DROP = re.compile(r"^(\s*)(counters\[[^\]]*\]\s*\+=|row \+= first_counts|first_counts\[:\] = row|"
                    r"(bands|targets|mem_sat|cnt_sat|silenced|disabled\[li\])\s*\+=|"
                    r"(mem_sat|cnt_sat) = np\.int32\((mem_sat|cnt_sat) \+|written\[.*\] = 0$).*$")
-_STAMP = re.compile(r"^(\s*)(if (marks\[[a-z_ +*]+\]) != stamp:|if shared:)\s*$")
+_STAMP = re.compile(r"^(\s*)(if shared:)\s*$")
 
 
 def strip_counting(source: str) -> tuple[str, int]:

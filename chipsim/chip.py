@@ -95,7 +95,6 @@ class Chip:
         full = 1 << chip.leak_bits
         lif_a = int(round(net.neuron.alpha * full)) if net.neuron.model == "LIF" else full
         reset = K.RESET_ZERO if net.neuron.reset == "zero" else K.RESET_SUBTRACT
-        max_marks = 0
         self.tiles: dict[str, int] = {}
         self.tile_utilisation: dict[str, float] = {}
         for li, layer in enumerate(self.layers):
@@ -129,8 +128,6 @@ class Chip:
                 w_off += mat.size
                 b_off += oc
                 theta = lw.threshold
-                positions = oh * ow if layer.type == "conv" else 1
-                max_marks = max(max_marks, positions * int(row[K.ROW_BANDS]))
                 tiles = int(row[K.ROW_BANDS] * row[K.COL_TILES])
                 self.tiles[layer.name] = tiles
                 self.tile_utilisation[layer.name] = layer.fan_in * oc / (tiles * chip.tile_rows * chip.tile_cols)
@@ -162,7 +159,6 @@ class Chip:
         first = self.layers[0]
         self.n_inputs = int(np.prod(first.in_shape))
         self.max_layer = int(max(layer.n_out for layer in self.layers))
-        self.max_marks = max_marks
         self.pipeline_fill = L if chip.delay else 0
         #: write noise of on-chip learning: (relative spread, 64-bit key per layer); set by noise.mismatch
         self.write_noise = (0.0, np.zeros(L, np.uint64))
@@ -197,7 +193,6 @@ class Chip:
         p[K.P_DIRECT] = int(self.net.encoder.kind == "direct")
         p[K.P_N_IN] = self.n_inputs
         p[K.P_MAX_N] = self.max_layer
-        p[K.P_MAX_MARKS] = self.max_marks
         p[K.P_RECORD] = record
         p[K.P_BIAS_MAX] = chip.bias_max
         if largest is None:

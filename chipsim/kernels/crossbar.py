@@ -103,31 +103,6 @@ def count_bands_ascending(rows, n, tile_rows, row_bands):
 
 
 @njit(nogil=True, cache=True)
-def window_targets(y, x, k, stride, pad, out_h, out_w, pos_out, kk_out):
-    """Output positions reached by an input at (y, x), with the kernel offset kk = ky * k + kx
-    that connects them; returns how many (edges and stride taken into account)."""
-    n = 0
-    for ky in range(k):
-        ny = y + pad - ky
-        if ny < 0 or ny % stride != 0:
-            continue
-        oy = ny // stride
-        if oy >= out_h:
-            continue
-        for kx in range(k):
-            nx = x + pad - kx
-            if nx < 0 or nx % stride != 0:
-                continue
-            ox = nx // stride
-            if ox >= out_w:
-                continue
-            pos_out[n] = oy * out_w + ox
-            kk_out[n] = ky * k + kx
-            n += 1
-    return n
-
-
-@njit(nogil=True, cache=True)
 def fc_read(cur, acc, W, w_off, bias, b_off, fan_in, out_c, events, n_events, limit, tile_rows, row_bands,
             col_tiles, counters):
     """Binary input: cur + acc = bias + sum over input spikes j of crossbar row j (events ascending)."""
@@ -224,42 +199,64 @@ def conv_read(cur, acc, W, w_off, bias, b_off, in_c, in_h, in_w, out_c, out_h, o
 
 
 @njit(nogil=True, cache=True)
-def multibit_read(cur, W, w_off, in_c, in_w, out_c, out_h, out_w, k, stride, pad, is_conv, events,
-                  values, n_events, tile_rows, row_bands, col_tiles, marks, stamp, counters):
-    """Multi-bit input (direct encoder): cur += W[row] * value, int32 throughout (MACs)."""
-    targets = 0
-    bands = 0
-    pos_t = np.empty(k * k, np.int64)
-    kk_t = np.empty(k * k, np.int64)
+def multibit_fc_read(cur, W, w_off, out_c, events, values, n_events, tile_rows, row_bands, col_tiles, counters):
+    """Multi-bit input into an fc layer (direct encoder): cur += W[j] * value_j, int32 (MACs)."""
     for e in range(n_events):
         j = events[e]
         v = np.int32(values[e])
-        if not is_conv:
-            w_row = W[w_off + j * out_c:w_off + (j + 1) * out_c]
-            for o in range(out_c):
-                cur[o] += w_row[o] * v
-            targets += 1
-            m = j // tile_rows
-            if marks[m] != stamp:
-                marks[m] = stamp
-                bands += 1
-            continue
-        c = j % in_c
-        yx = j // in_c
-        y = yx // in_w
-        n_t = window_targets(y, yx - y * in_w, k, stride, pad, out_h, out_w, pos_t, kk_t)
-        for t in range(n_t):
-            pos = pos_t[t]
-            row = kk_t[t] * in_c + c
-            w_row = W[w_off + row * out_c:w_off + (row + 1) * out_c]
+        w_row = W[w_off + j * out_c:w_off + (j + 1) * out_c]
+        for o in range(out_c):
+            cur[o] += w_row[o] * v
+    if n_events > 0:
+        counters[C_TILE_ACT] += count_bands_ascending(events, n_events, tile_rows, row_bands) * col_tiles
+    counters[C_IN_EVENTS] += n_events
+    counters[C_SYN_MAC] += n_events * out_c
+
+
+@njit(nogil=True, cache=True)
+def multibit_conv_read(cur, W, w_off, in_c, in_h, in_w, out_c, out_h, out_w, k, stride, pad, events, values,
+                       n_events, tile_rows, row_bands, col_tiles, counters):
+    """Multi-bit input into a conv layer (direct encoder): each output position gathers its window's
+    rows times their input values, four rows at a time in int32 registers (MACs).
+
+    Gathered as the binary conv_read is (int32 sums wrap alike in any order,
+    so this equals a scatter per input bit for bit); the direct input is
+    nearly dense, so the per-position walk costs little."""
+    first = np.empty(in_h * in_w + 1, np.int64)
+    index_events(events, n_events, in_c, in_h * in_w, first)
+    Wm = W[w_off:w_off + k * k * in_c * out_c].reshape(k * k * in_c, out_c)
+    rows = np.empty(k * k * in_c, np.int32)
+    which = np.empty(k * k * in_c, np.int32)
+    targets = 0
+    bands = 0
+    for oy in range(out_h):
+        for ox in range(out_w):
+            pos = oy * out_w + ox
             c_row = cur[pos * out_c:(pos + 1) * out_c]
-            for o in range(out_c):
-                c_row[o] += w_row[o] * v
-            targets += 1
-            m = pos * row_bands + row // tile_rows
-            if marks[m] != stamp:
-                marks[m] = stamp
-                bands += 1
+            n = window_rows(oy, ox, k, stride, pad, in_h, in_w, in_c, events, first, rows, which, True)
+            if n == 0:
+                continue
+            r = 0
+            while r + 4 <= n:
+                w0 = Wm[rows[r]]
+                w1 = Wm[rows[r + 1]]
+                w2 = Wm[rows[r + 2]]
+                w3 = Wm[rows[r + 3]]
+                v0 = np.int32(values[which[r]])
+                v1 = np.int32(values[which[r + 1]])
+                v2 = np.int32(values[which[r + 2]])
+                v3 = np.int32(values[which[r + 3]])
+                for o in range(out_c):
+                    c_row[o] += (w0[o] * v0 + w1[o] * v1) + (w2[o] * v2 + w3[o] * v3)
+                r += 4
+            while r < n:
+                w0 = Wm[rows[r]]
+                v0 = np.int32(values[which[r]])
+                for o in range(out_c):
+                    c_row[o] += w0[o] * v0
+                r += 1
+            targets += n
+            bands += count_bands_ascending(rows, n, tile_rows, row_bands)
     counters[C_IN_EVENTS] += n_events
     counters[C_SYN_MAC] += targets * out_c
     counters[C_TILE_ACT] += bands * col_tiles

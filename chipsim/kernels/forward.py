@@ -14,12 +14,12 @@ results do not depend on batch size or thread count.
 import numpy as np
 from numba import njit
 
-from .crossbar import conv_read, fc_read, init_current, multibit_read, pool_read
+from .crossbar import conv_read, fc_read, init_current, multibit_conv_read, multibit_fc_read, pool_read
 from .learning import learn_layer
 from .layout import (B_OFF, COL_TILES, FAN_IN, IN_C, IN_W, IN_H, KERNEL, KIND, KIND_CONV, KIND_FC,
                      KIND_POOL_AVG, MEMORYLESS, N_OFF, N_OUT, OUT_C, OUT_H, OUT_W, P_CMAX, P_DELAY,
                      L_ON, P_ACC_LIMIT, P_BIAS_MAX, P_DIRECT,
-                     P_LEAK_BITS, P_NARROW, P_TARGET_MAX, P_WARMUP, P_MAX_MARKS, P_MAX_N, P_N_IN, P_RECORD, P_T, P_UMAX,
+                     P_LEAK_BITS, P_NARROW, P_TARGET_MAX, P_WARMUP, P_MAX_N, P_N_IN, P_RECORD, P_T, P_UMAX,
                      P_UMIN, PAD, RESET, ROW_BANDS, SPIKING, STRIDE, W_OFF)
 from .neuron import update_neurons
 
@@ -43,7 +43,7 @@ def decode_packed(packed_row, n_in, events):
 
 @njit(nogil=True, cache=True)
 def layer_read(li, desc, W, bias, params, cur, acc, events, values, n_events, multibit,
-               limit, tile_rows, marks, stamp, counters):
+               limit, tile_rows, counters):
     """Crossbar (or pooling) read of layer `li` for one tick: cur + acc = input current."""
     kind = desc[li, KIND]
     n = desc[li, N_OUT]
@@ -51,10 +51,14 @@ def layer_read(li, desc, W, bias, params, cur, acc, events, values, n_events, mu
     positions = desc[li, OUT_H] * desc[li, OUT_W]
     if multibit:
         init_current(cur, acc, bias, desc[li, B_OFF], positions, out_c)
-        multibit_read(cur, W, desc[li, W_OFF], desc[li, IN_C], desc[li, IN_W], out_c,
-                      desc[li, OUT_H], desc[li, OUT_W], desc[li, KERNEL], desc[li, STRIDE],
-                      desc[li, PAD], kind == KIND_CONV, events, values, n_events, tile_rows,
-                      desc[li, ROW_BANDS], desc[li, COL_TILES], marks, stamp, counters)
+        if kind == KIND_CONV:
+            multibit_conv_read(cur, W, desc[li, W_OFF], desc[li, IN_C], desc[li, IN_H], desc[li, IN_W], out_c,
+                               desc[li, OUT_H], desc[li, OUT_W], desc[li, KERNEL], desc[li, STRIDE],
+                               desc[li, PAD], events, values, n_events, tile_rows, desc[li, ROW_BANDS],
+                               desc[li, COL_TILES], counters)
+        else:
+            multibit_fc_read(cur, W, desc[li, W_OFF], out_c, events, values, n_events, tile_rows,
+                             desc[li, ROW_BANDS], desc[li, COL_TILES], counters)
     elif kind == KIND_FC:
         fc_read(cur, acc, W, desc[li, W_OFF], bias, desc[li, B_OFF], desc[li, FAN_IN], out_c, events, n_events,
                 limit, tile_rows, desc[li, ROW_BANDS], desc[li, COL_TILES], counters)
@@ -120,7 +124,6 @@ def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc,
     bias_max = params[P_BIAS_MAX]
     cur = np.empty(max_n, np.int32)
     accum = np.empty(max_n, acc.dtype)
-    marks = np.zeros(max(params[P_MAX_MARKS], 1), np.int32)
     lists = np.empty(U.shape[1], np.int32)
     n_list = np.zeros(L, np.int64)
     in_events = np.empty(n_in, np.int32)
@@ -143,7 +146,6 @@ def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc,
     U[b, :] = 0
     S[b, :] = 0
     C[b, :] = 0
-    stamp = 0
     for t in range(T):
         # host input seen by the first layer this tick
         t_in = t - 1 if delay else t
@@ -155,7 +157,6 @@ def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc,
                 n_host = decode_packed(in_packed[b, t_in], n_in, in_events)
         for step in range(L):
             li = L - 1 - step if delay else step
-            stamp += 1
             row = counters[b, t, li]
             fire_cur, fire_acc = cur, accum
             if li == 0:
@@ -170,7 +171,7 @@ def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc,
                         fire_cur, fire_acc = first_cur, first_acc
                 else:
                     layer_read(0, desc, W, bias, params, cur, accum, events, values, n_ev,
-                               multibit, limit, tile_rows, marks, stamp, row)
+                               multibit, limit, tile_rows, row)
                     if direct and t_in >= 0:
                         first_cur[:] = cur[:desc[0, N_OUT]]
                         first_counts[:] = row
@@ -180,7 +181,7 @@ def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc,
                 n_ev = n_list[li - 1]
                 events, values, multibit = lists[off:off + n_ev], empty_values, False
                 layer_read(li, desc, W, bias, params, cur, accum, events, values, n_ev,
-                           multibit, limit, tile_rows, marks, stamp, row)
+                           multibit, limit, tile_rows, row)
             n_list[li] = layer_fire(li, desc, theta, leak_a, enabled, params, U[b], S[b], C[b],
                                     fire_cur, fire_acc, lists, row, noise_f, noise_k, sample_ids[b], t,
                                     disabled)

@@ -48,14 +48,13 @@ P_LEAK_BITS = 5
 P_DIRECT = 6       # 1: the host sends multi-bit values (direct encoder), 0: packed spikes
 P_N_IN = 7         # number of inputs of the first layer
 P_MAX_N = 8        # largest layer (scratch size)
-P_MAX_MARKS = 9    # largest (positions x row bands) for tile-activation marks
-P_RECORD = 10      # bit 0: spikes, bit 1: membrane
-P_ACC_LIMIT = 11   # rows an accumulator lane takes before it must be flushed
-P_WARMUP = 12      # learning: ticks without updates at the start of each sample
-P_TARGET_MAX = 13  # learning: full-scale rate target, 2^target_bits - 1
-P_BIAS_MAX = 14    # largest |bias| register value
-P_NARROW = 15      # 1: the host proved every neuron-update value fits int32 (32-bit-lane loop)
-N_PARAMS = 16
+P_RECORD = 9       # bit 0: spikes, bit 1: membrane
+P_ACC_LIMIT = 10   # rows an accumulator lane takes before it must be flushed
+P_WARMUP = 11      # learning: ticks without updates at the start of each sample
+P_TARGET_MAX = 12  # learning: full-scale rate target, 2^target_bits - 1
+P_BIAS_MAX = 13    # largest |bias| register value
+P_NARROW = 14      # 1: the host proved every neuron-update value fits int32 (32-bit-lane loop)
+N_PARAMS = 15
 
 # learning parameters per chip layer (array `lparams`, float64, one row per layer)
 L_ON = 0           # 1.0 if the layer learns
