@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .progress import ProgressBar
 
 RECORDABLE = ("spikes", "membrane")
 
@@ -120,7 +121,7 @@ def run(net, weights, data, split, samples, batch_size, seed, threads, noise, ou
 
 
 class _LazyBar:
-    """A click progress bar on stderr, created at the first update (when the total is known)."""
+    """A progress bar on stderr (chipsim.progress), created at the first update (when the total is known)."""
 
     def __init__(self, label: str):
         self.label = label
@@ -128,13 +129,12 @@ class _LazyBar:
 
     def __call__(self, done: int, total: int) -> None:
         if self.bar is None:
-            self.bar = click.progressbar(length=total, label=self.label, show_pos=True, file=sys.stderr)
-            self.bar.__enter__()
+            self.bar = ProgressBar(total, self.label)
         self.bar.update(done)
 
     def close(self) -> None:
         if self.bar is not None:
-            self.bar.__exit__(None, None, None)
+            self.bar.close()
 
 
 def _with_progress(opts, enabled: bool):

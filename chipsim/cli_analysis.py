@@ -11,6 +11,8 @@ from pathlib import Path
 
 import click
 
+from .progress import ProgressBar
+
 
 def apply_chip_option(net: str, chip: str, out: Path, resume) -> tuple[str, Path]:
     """`chipsim run --chip NAME|FILE`: write OUT/net.yaml (the net on that chip), return (its path, out).
@@ -107,8 +109,7 @@ def sweep(nets, axes, seeds, calibrate_epochs, calib_samples, samples, learn, we
     def progress(done: int, todo: int, cell_id: str) -> None:
         nonlocal bar
         if bar is None:
-            bar = click.progressbar(length=todo, label="sweep", show_pos=True, file=sys.stderr)
-            bar.__enter__()
+            bar = ProgressBar(todo, "sweep")
         bar.update(1)
 
     def echo(line: str) -> None:
@@ -123,7 +124,7 @@ def sweep(nets, axes, seeds, calibrate_epochs, calib_samples, samples, learn, we
         sys.exit(130)
     finally:
         if bar is not None:
-            bar.__exit__(None, None, None)
+            bar.close()
     ok = sum(1 for r in result.rows if r["status"] == "ok")
     click.echo(f"{total} cells: {ok} ok ({result.skipped} already finished, {result.ran} run), "
                f"{len(result.failures)} failed; {result.wall_s:.1f} s")

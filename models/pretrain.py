@@ -62,6 +62,7 @@ import numpy as np
 
 from chipsim import __version__
 from chipsim.config import NetConfig, load_net
+from chipsim.progress import ProgressBar
 
 CHECKPOINT = "checkpoint.pt"
 LOG = "log.jsonl"
@@ -129,15 +130,10 @@ def _torch():
 
 
 class _Bar:
-    """A click progress bar on stderr, or nothing."""
+    """A progress bar on stderr (chipsim.progress), or nothing."""
 
     def __init__(self, enabled: bool, length: int, label: str):
-        self.bar = None
-        if enabled:
-            import click
-
-            self.bar = click.progressbar(length=length, label=label, show_pos=True, file=sys.stderr)
-            self.bar.__enter__()
+        self.bar = ProgressBar(length, label) if enabled else None
 
     def update(self, n: int) -> None:
         if self.bar is not None:
@@ -145,7 +141,7 @@ class _Bar:
 
     def close(self) -> None:
         if self.bar is not None:
-            self.bar.__exit__(None, None, None)
+            self.bar.close()
             self.bar = None
 
 

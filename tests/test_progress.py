@@ -1,0 +1,23 @@
+import io
+
+from chipsim.progress import ProgressBar
+
+
+def test_off_a_terminal_a_line_is_printed_at_every_tenth():
+    out = io.StringIO()                       # not a tty: no redrawn bar, lines instead
+    bar = ProgressBar(40, "teacher epoch 1/10", stream=out)
+    for _ in range(40):
+        bar.update(1)
+    bar.close()
+    lines = out.getvalue().splitlines()
+    assert [line.split(":")[1].split("%")[0].strip() for line in lines] == [str(10 * k) for k in range(1, 11)]
+    assert lines[3].startswith("teacher epoch 1/10: 40 % (16/40, ")
+
+
+def test_large_steps_print_each_tenth_once_and_never_past_100():
+    out = io.StringIO()
+    bar = ProgressBar(7, "chip", stream=out)
+    bar.update(3)                             # 3/7: 42 % -> the 40 % line
+    bar.update(10)                            # past the end (a last partial batch counted in full)
+    lines = out.getvalue().splitlines()
+    assert [line.split(" (")[0] for line in lines] == ["chip: 40 %", "chip: 100 %"]
