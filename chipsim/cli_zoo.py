@@ -53,11 +53,13 @@ import click
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="CPU threads for torch and the chip (1 leaves the other cores to others).")
 @click.option("--max-minutes", type=float, default=None,
-              help="Stop after the epoch that passes this many minutes (checkpointed; then --resume).")
+              help="Stop at the first checkpoint past this many minutes (then --resume).")
+@click.option("--checkpoint-minutes", type=click.FloatRange(min=0), default=10.0, show_default=True,
+              help="Also checkpoint within an epoch this often (long epochs: a kill loses at most this).")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 def pretrain(net, data, epochs, method, teacher_only, teacher_file, out, resume, ltl_epochs, ltl_samples, ltl_init,
              ltl_lr, ltl_batch_size, train_mismatch, batch_size, lr, weight_decay, train_samples, eval_samples,
-             percentile, augment, batchnorm, dropout, seed, threads, max_minutes, no_progress):
+             percentile, augment, batchnorm, dropout, seed, threads, max_minutes, checkpoint_minutes, no_progress):
     """Train a teacher ANN from the net YAML, turn it into an SNN, export integer chip weights."""
     from chipsim.models.pretrain import PretrainError, PretrainOptions, Stopped, pretrain as run
 
@@ -67,7 +69,8 @@ def pretrain(net, data, epochs, method, teacher_only, teacher_file, out, resume,
                            batch_size=batch_size, lr=lr,
                            weight_decay=weight_decay, train_samples=train_samples, eval_samples=eval_samples,
                            percentile=percentile, augment=augment, batchnorm=batchnorm, dropout=dropout, seed=seed,
-                           threads=threads, resume=resume, max_minutes=max_minutes, progress=not no_progress,
+                           threads=threads, resume=resume, max_minutes=max_minutes,
+                           checkpoint_minutes=checkpoint_minutes, progress=not no_progress,
                            log=lambda msg: click.echo(msg))
     try:
         summary = run(opts)
@@ -77,7 +80,7 @@ def pretrain(net, data, epochs, method, teacher_only, teacher_file, out, resume,
     except (PretrainError, ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
-        click.echo("interrupted: continue from the last epoch's checkpoint with --resume", err=True)
+        click.echo("interrupted: continue from the last checkpoint with --resume", err=True)
         sys.exit(130)
     if summary.get("out"):
         t, s = summary["teacher_accuracy"], summary["snn_accuracy"]

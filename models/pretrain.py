@@ -2,10 +2,14 @@
 
     chipsim pretrain --net fashion --data fashion-mnist --epochs 15 --method offline-ltl --ltl-samples 20000
 
-Stages, each checkpointed atomically after every epoch (``--resume`` goes on
-from the last one; an epoch is replayed from its start, and every random draw
-of an epoch is keyed by (seed, stage, epoch), so a resumed run equals an
-uninterrupted one):
+Stages, each checkpointed atomically after every epoch and, within an epoch,
+every ``--checkpoint-minutes`` (default 10: a full-width VGG-11 epoch takes
+25-40 minutes on one core, so a kill loses at most that much). ``--resume``
+goes on from the last checkpoint: every random draw of an epoch comes from
+generators seeded by (seed, stage, epoch), and a mid-epoch checkpoint holds
+their states, the batch reached and the running sums, so a resumed run
+equals an uninterrupted one. ``--max-minutes`` stops at the first checkpoint
+past the budget.
 
 1. **teacher**: the ANN built from the net YAML (`chipsim.models.torch.Teacher`),
    SGD with Nesterov momentum, linear warm-up then cosine learning rate,
@@ -102,7 +106,9 @@ class PretrainOptions:
     seed: int = 0
     threads: int = 1
     resume: bool = False
-    max_minutes: float | None = None      #: stop (checkpointed) after the epoch that passes this
+    max_minutes: float | None = None      #: stop (checkpointed) at the first checkpoint past this
+    checkpoint_minutes: float | None = 10.0   #: also checkpoint within an epoch this often (None: epoch ends only)
+    stop_after_batches: int | None = None     #: test hook: checkpoint and stop mid-epoch after this many batches
     progress: bool = True
     log: Callable[[str], None] = field(default=print, repr=False)
 
@@ -116,6 +122,23 @@ class PretrainOptions:
 
 class Stopped(RuntimeError):
     """Training stopped at --max-minutes; the checkpoint holds everything to resume."""
+
+
+def _resume_epoch(start: dict | None, rng, bar) -> int:
+    """Continue an epoch from a mid-epoch checkpoint: the generators where it left them; returns its batch."""
+    if start is None:
+        return 0
+    torch = _torch()
+    rng.bit_generator.state = start["np_rng"]          # the permutation was redrawn from the seed before
+    torch.set_rng_state(start["torch_rng"])
+    bar.update(start["seen"])
+    return start["batch"]
+
+
+def _mid_point(j: int, rng, seen: int, sums) -> dict:
+    """What a mid-epoch checkpoint needs to continue after batch j exactly as an uninterrupted run would."""
+    return {"batch": j + 1, "np_rng": rng.bit_generator.state, "torch_rng": _torch().get_rng_state(),
+            "seen": seen, "sums": sums}
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -318,7 +341,9 @@ def load_checkpoint(path: Path) -> dict:
 
 
 def train_teacher_epoch(model, opt, train, epoch: int, opts: PretrainOptions, net: NetConfig, total_epochs: int,
-                        bar: _Bar) -> dict:
+                        bar: _Bar, start: dict | None = None, mid: Callable[[dict], None] | None = None) -> dict:
+    """One teacher epoch (from a mid-epoch checkpoint `start` if given); `mid` gets a resume point
+    after every batch but the last."""
     torch = _torch()
     import torch.nn.functional as F
 
@@ -333,7 +358,10 @@ def train_teacher_epoch(model, opt, train, epoch: int, opts: PretrainOptions, ne
     order = rng.permutation(n)
     model.train()
     loss_sum = correct = seen = 0
-    for j in range(steps):
+    j0 = _resume_epoch(start, rng, bar)
+    if start is not None:
+        (loss_sum, correct), seen = start["sums"], start["seen"]
+    for j in range(j0, steps):
         idx = np.sort(order[j * bs:(j + 1) * bs])
         x = to_float(train.images[idx], train.pixel_max)
         y = torch.as_tensor(train.labels[idx])
@@ -349,6 +377,8 @@ def train_teacher_epoch(model, opt, train, epoch: int, opts: PretrainOptions, ne
         correct += int((logits.argmax(1) == y).sum())
         seen += len(idx)
         bar.update(len(idx))
+        if mid is not None and j + 1 < steps:
+            mid(_mid_point(j, rng, seen, (loss_sum, correct)))
     return {"loss": loss_sum / seen, "train_accuracy": correct / seen, "lr_end": opt.param_groups[0]["lr"]}
 
 
@@ -388,7 +418,9 @@ def ltl_losses(net: NetConfig, snn, teacher, x, y, norms: dict[str, float]) -> d
 
 
 def train_snn_epoch(snn, teacher, opt, train, epoch: int, opts: PretrainOptions, net: NetConfig,
-                    norms: dict, bar: _Bar) -> dict:
+                    norms: dict, bar: _Bar, start: dict | None = None,
+                    mid: Callable[[dict], None] | None = None) -> dict:
+    """One offline-LTL epoch (from a mid-epoch checkpoint `start` if given); `mid` as in the teacher's."""
     torch = _torch()
     rng = np.random.default_rng(_epoch_seed(opts.seed, "snn", epoch))
     torch.manual_seed(_epoch_seed(opts.seed, "snn-torch", epoch))
@@ -404,7 +436,10 @@ def train_snn_epoch(snn, teacher, opt, train, epoch: int, opts: PretrainOptions,
     snn.weight_noise = opts.train_mismatch
     sums: dict[str, float] = {}
     seen = 0
-    for j in range(steps):
+    j0 = _resume_epoch(start, rng, bar)
+    if start is not None:
+        sums, seen = dict(start["sums"]), start["seen"]
+    for j in range(j0, steps):
         idx = np.sort(order[j * bs:(j + 1) * bs])
         x = augment_batch(to_float(train.images[idx], train.pixel_max), rng, pad, flip)
         y = torch.as_tensor(train.labels[idx])
@@ -418,6 +453,8 @@ def train_snn_epoch(snn, teacher, opt, train, epoch: int, opts: PretrainOptions,
             sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(idx)
         seen += len(idx)
         bar.update(len(idx))
+        if mid is not None and j + 1 < steps:
+            mid(_mid_point(j, rng, seen, dict(sums)))
     return {"layer_losses": {k: v / seen for k, v in sums.items()}, "samples": seen}
 
 
@@ -563,16 +600,47 @@ def pretrain(opts: PretrainOptions) -> dict:
     def out_of_time() -> bool:
         return opts.max_minutes is not None and time.perf_counter() - t_start > opts.max_minutes * 60
 
+    last_save = [time.perf_counter()]
+    batches_run = [0]
+
+    def mid_epoch(stage: str, epoch: int, t0: float, c0: float, before: tuple[float, float]):
+        """The epoch's mid-epoch hook: checkpoint every --checkpoint-minutes (a kill then loses at most
+        that), and stop there once past --max-minutes."""
+        def mid(point: dict) -> None:
+            batches_run[0] += 1
+            hook = opts.stop_after_batches is not None and batches_run[0] >= opts.stop_after_batches
+            due = (opts.checkpoint_minutes is not None
+                   and time.perf_counter() - last_save[0] >= opts.checkpoint_minutes * 60)
+            if not (hook or due):
+                return
+            state["partial"] = {**point, "stage": stage, "epoch": epoch,
+                                "seconds": before[0] + time.perf_counter() - t0,
+                                "cpu_seconds": before[1] + time.process_time() - c0}
+            checkpoint()
+            state["partial"] = None
+            last_save[0] = time.perf_counter()
+            if hook or out_of_time():
+                raise Stopped(f"stopped in {stage} epoch {epoch + 1} after batch {point['batch']} "
+                              f"(checkpointed); continue with --resume")
+        return mid
+
+    def resume_point(stage: str, epoch: int) -> dict | None:
+        start = state.pop("partial", None)
+        return start if start and start["stage"] == stage and start["epoch"] == epoch else None
+
     # ---- stage 1: teacher
     while state["stage"] == "teacher" and state["epoch"] < opts.epochs:
         e = state["epoch"]
         bar = _Bar(opts.progress, len(train), f"teacher epoch {e + 1}/{opts.epochs}")
         t0, c0 = time.perf_counter(), time.process_time()
+        start = resume_point("teacher", e)
+        before = (start["seconds"], start["cpu_seconds"]) if start else (0.0, 0.0)
         try:
-            stats = train_teacher_epoch(teacher, t_opt, train, e, opts, net, opts.epochs, bar)
+            stats = train_teacher_epoch(teacher, t_opt, train, e, opts, net, opts.epochs, bar, start,
+                                        mid_epoch("teacher", e, t0, c0, before))
         finally:
             bar.close()
-        dt, dc = time.perf_counter() - t0, time.process_time() - c0
+        dt, dc = before[0] + time.perf_counter() - t0, before[1] + time.process_time() - c0
         acc = teacher_accuracy(teacher, test)
         state["seconds"]["teacher"] += dt
         state["seconds"]["teacher_cpu"] = state["seconds"].get("teacher_cpu", 0.0) + dc
@@ -635,11 +703,14 @@ def pretrain(opts: PretrainOptions) -> dict:
             per_epoch = min(len(train), opts.ltl_samples or len(train))
             bar = _Bar(opts.progress, per_epoch, f"offline LTL epoch {e + 1}/{opts.ltl_epochs}")
             t0, c0 = time.perf_counter(), time.process_time()
+            start = resume_point("snn", e)
+            before = (start["seconds"], start["cpu_seconds"]) if start else (0.0, 0.0)
             try:
-                stats = train_snn_epoch(snn, teacher, s_opt, train, e, opts, net, norms, bar)
+                stats = train_snn_epoch(snn, teacher, s_opt, train, e, opts, net, norms, bar, start,
+                                        mid_epoch("snn", e, t0, c0, before))
             finally:
                 bar.close()
-            dt, dc = time.perf_counter() - t0, time.process_time() - c0
+            dt, dc = before[0] + time.perf_counter() - t0, before[1] + time.process_time() - c0
             snn.eval()
             f_acc = snn_float_accuracy(snn, eval_subset(test, 1000))
             state["seconds"]["snn"] += dt

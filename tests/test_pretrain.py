@@ -180,6 +180,43 @@ def test_resume_equals_uninterrupted_run(tmp_path):
     assert resumed.attrs["snn_accuracy"] == full.attrs["snn_accuracy"]
 
 
+def test_mid_epoch_resume_equals_uninterrupted_run(tmp_path):
+    """Kills inside teacher and offline-LTL epochs (checkpoint after every batch), each resumed from the
+    batch reached: the same weights, float-SNN and chip accuracies as a run that was never stopped."""
+    pytest.importorskip("torch", reason=TORCH_REASON)
+    import torch
+
+    from chipsim.models.pretrain import Stopped, pretrain
+
+    # digits: 1,437 training images at batch 32 -> 45 teacher batches per epoch; LTL: 64 samples at 16 -> 4
+    # augmentation and dropout draw from the epoch's numpy and torch generators, which the checkpoint must restore
+    kw = dict(method="offline-ltl", epochs=1, ltl_epochs=1, ltl_samples=64, ltl_batch_size=16, eval_samples=40,
+              ltl_lr=1e-3, augment=True, dropout=0.2)
+    full = load_weights(pretrain(_opts(tmp_path, "a.h5", **kw))["out"])
+    where = []
+    # the first run stops after teacher batch 20; the resumed one runs teacher batches 21-45 (24 checkpoints)
+    # and stops after LTL batch 2 (checkpoint 26); the last one finishes
+    stops = iter([20, 26, None])
+    opts = _opts(tmp_path, "b.h5", stop_after_batches=next(stops), checkpoint_minutes=0.0, **kw)
+    while True:
+        try:
+            summary = pretrain(opts)
+            break
+        except Stopped as exc:
+            where.append(str(exc).split(" (")[0])
+            partial = torch.load(tmp_path / "b.pretrain" / "checkpoint.pt", weights_only=False)["partial"]
+            assert (partial["stage"], partial["batch"]) == (("teacher", 20), ("snn", 2))[len(where) - 1]
+            opts = _opts(tmp_path, "b.h5", resume=True, stop_after_batches=next(stops), checkpoint_minutes=0.0, **kw)
+    assert where == ["stopped in teacher epoch 1 after batch 20", "stopped in snn epoch 1 after batch 2"]
+    resumed = load_weights(summary["out"])
+    for name, lw in full.layers.items():
+        assert np.array_equal(lw.weight, resumed.layers[name].weight), name
+        assert np.array_equal(lw.bias, resumed.layers[name].bias)
+        assert lw.threshold == resumed.layers[name].threshold
+    assert resumed.attrs["snn_accuracy"] == full.attrs["snn_accuracy"]
+    assert resumed.attrs["float_snn_accuracy"] == full.attrs["float_snn_accuracy"]
+
+
 def test_refuses_to_overwrite_a_checkpoint_and_resume_needs_one(tmp_path):
     pytest.importorskip("torch", reason=TORCH_REASON)
     from chipsim.models.pretrain import PretrainError, Stopped, pretrain
