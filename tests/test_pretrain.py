@@ -156,6 +156,14 @@ def test_layer_gradients_stay_local():
     assert snn.weighted["fc2"].weight.grad.abs().sum() > 0
 
 
+def _assert_same_chip_weights(a, b):
+    for name, lw in a.layers.items():
+        assert np.array_equal(lw.weight, b.layers[name].weight), name
+        assert np.array_equal(lw.bias, b.layers[name].bias)
+        assert lw.threshold == b.layers[name].threshold
+    assert b.attrs["snn_accuracy"] == a.attrs["snn_accuracy"]
+
+
 def test_resume_equals_uninterrupted_run(tmp_path):
     pytest.importorskip("torch", reason=TORCH_REASON)
     from chipsim.models.pretrain import Stopped, pretrain
@@ -173,11 +181,7 @@ def test_resume_equals_uninterrupted_run(tmp_path):
             opts = _opts(tmp_path, "b.h5", max_minutes=0.0, resume=True, **kw)
     assert stops == 2          # after teacher epoch 1 and LTL epoch 1 (the last epoch of a stage ends it)
     resumed = load_weights(summary["out"])
-    for name, lw in full.layers.items():
-        assert np.array_equal(lw.weight, resumed.layers[name].weight), name
-        assert np.array_equal(lw.bias, resumed.layers[name].bias)
-        assert lw.threshold == resumed.layers[name].threshold
-    assert resumed.attrs["snn_accuracy"] == full.attrs["snn_accuracy"]
+    _assert_same_chip_weights(full, resumed)
 
 
 def test_mid_epoch_resume_equals_uninterrupted_run(tmp_path):
@@ -209,11 +213,7 @@ def test_mid_epoch_resume_equals_uninterrupted_run(tmp_path):
             opts = _opts(tmp_path, "b.h5", resume=True, stop_after_batches=next(stops), checkpoint_minutes=0.0, **kw)
     assert where == ["stopped in teacher epoch 1 after batch 20", "stopped in snn epoch 1 after batch 2"]
     resumed = load_weights(summary["out"])
-    for name, lw in full.layers.items():
-        assert np.array_equal(lw.weight, resumed.layers[name].weight), name
-        assert np.array_equal(lw.bias, resumed.layers[name].bias)
-        assert lw.threshold == resumed.layers[name].threshold
-    assert resumed.attrs["snn_accuracy"] == full.attrs["snn_accuracy"]
+    _assert_same_chip_weights(full, resumed)
     assert resumed.attrs["float_snn_accuracy"] == full.attrs["float_snn_accuracy"]
 
 
