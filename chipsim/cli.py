@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .progress import ProgressBar
+from .progress import LazyProgressBar
 
 RECORDABLE = ("spikes", "membrane")
 
@@ -120,29 +120,12 @@ def run(net, weights, data, split, samples, batch_size, seed, threads, noise, ou
         click.echo(f"wrote {', '.join(str(p) for p in outcome.files)}")
 
 
-class _LazyBar:
-    """A progress bar on stderr (chipsim.progress), created at the first update (when the total is known)."""
-
-    def __init__(self, label: str):
-        self.label = label
-        self.bar = None
-
-    def __call__(self, done: int, total: int) -> None:
-        if self.bar is None:
-            self.bar = ProgressBar(total, self.label)
-        self.bar.update(done)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def _with_progress(opts, enabled: bool):
     from .runner import run_inference
 
     if not enabled:
         return run_inference(opts)
-    opts.progress = bar = _LazyBar("chip")
+    opts.progress = bar = LazyProgressBar("chip")
     try:
         return run_inference(opts)
     finally:
@@ -160,7 +143,7 @@ def _calibrate(net, weights, data, samples, batch_size, seed, noise, out, epochs
                         noise=tuple(noise), out=out or (None if resume else _default_out(net)), epochs=epochs,
                         calib_samples=calib_samples, checkpoint_every=checkpoint_every, resume=resume,
                         learn=tuple(learn))
-    bar = _LazyBar("calibrating")
+    bar = LazyProgressBar("calibrating")
     if not no_progress and not as_json:
         opts.on_batch = bar
     try:

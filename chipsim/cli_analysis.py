@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from .progress import ProgressBar
+from .progress import LazyProgressBar
 
 
 def apply_chip_option(net: str, chip: str, out: Path, resume) -> tuple[str, Path]:
@@ -104,16 +104,13 @@ def sweep(nets, axes, seeds, calibrate_epochs, calib_samples, samples, learn, we
         total = len(expand(opts))
     except SweepError as exc:
         raise click.ClickException(str(exc)) from None
-    bar = None
+    bar = LazyProgressBar("sweep")
 
     def progress(done: int, todo: int, cell_id: str) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = ProgressBar(todo, "sweep")
-        bar.update(1)
+        bar(1, todo)
 
     def echo(line: str) -> None:
-        click.echo(("\n" if bar is not None else "") + line, err=True)
+        click.echo(("\n" if bar.bar is not None else "") + line, err=True)
 
     try:
         result = run_sweep(opts, None if no_progress else progress, echo)
@@ -123,8 +120,7 @@ def sweep(nets, axes, seeds, calibrate_epochs, calib_samples, samples, learn, we
         click.echo(f"\ninterrupted: finished cells are kept; run the same command to resume into {out}", err=True)
         sys.exit(130)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     ok = sum(1 for r in result.rows if r["status"] == "ok")
     click.echo(f"{total} cells: {ok} ok ({result.skipped} already finished, {result.ran} run), "
                f"{len(result.failures)} failed; {result.wall_s:.1f} s")

@@ -21,3 +21,16 @@ def test_large_steps_print_each_tenth_once_and_never_past_100():
     bar.update(10)                            # past the end (a last partial batch counted in full)
     lines = out.getvalue().splitlines()
     assert [line.split(" (")[0] for line in lines] == ["chip: 40 %", "chip: 100 %"]
+
+
+def test_lazy_bar_starts_at_the_first_update_and_closes_safely(capsys):
+    from chipsim.progress import LazyProgressBar
+
+    unused = LazyProgressBar("never")
+    unused.close()                            # nothing started: nothing to close, nothing printed
+    bar = LazyProgressBar("sweep")
+    for _ in range(4):
+        bar(1, 4)                             # the total is known only at the first call
+    bar.close()
+    err = capsys.readouterr().err.splitlines()
+    assert [line.split(" (")[0] for line in err] == ["sweep: 20 %", "sweep: 50 %", "sweep: 70 %", "sweep: 100 %"]
