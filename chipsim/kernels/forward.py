@@ -17,7 +17,7 @@ from numba import njit
 from .crossbar import conv_read, fc_read, init_current, multibit_conv_read, multibit_fc_read, pool_read
 from .learning import learn_layer
 from .layout import (B_OFF, COL_TILES, FAN_IN, IN_C, IN_W, IN_H, KERNEL, KIND, KIND_CONV, KIND_FC,
-                     KIND_POOL_AVG, MEMORYLESS, N_OFF, N_OUT, OUT_C, OUT_H, OUT_W, P_CMAX, P_DELAY,
+                     MEMORYLESS, N_OFF, N_OUT, OUT_C, OUT_H, OUT_W, P_CMAX, P_DELAY,
                      L_ON, P_ACC_LIMIT, P_BIAS_MAX, P_DIRECT,
                      P_LEAK_BITS, P_NARROW, P_TARGET_MAX, P_WARMUP, P_MAX_N, P_N_IN, P_RECORD, P_T, P_UMAX,
                      P_UMIN, PAD, RESET, ROW_BANDS, SPIKING, STRIDE, W_OFF)
