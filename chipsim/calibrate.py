@@ -36,7 +36,7 @@ from .runner import RunError, RunOptions, deploy, encoder_key, load_inputs, prep
 TRAIN_ID_BASE = 1 << 48     #: training sample ids never collide with test sample ids (0..N-1)
 CHECKPOINT = "checkpoint.h5"
 LEARN_COUNTERS = ("updates_ungated", "updates_boxcar_gated", "updates_sign_gated", "pulses", "cell_writes",
-                  "weight_saturations", "write_noise_draws", "bias_writes")
+                  "weight_saturations", "write_noise_draws", "bias_writes", "threshold_writes")
 
 
 @dataclass

@@ -90,7 +90,7 @@ class Chip:
         L = len(self.layers)
         desc = np.zeros((L, K.N_COLS), np.int64)
         mats, biases = [], []
-        thetas, leaks = [], []
+        thetas, leaks, nominal = [], [], []
         w_off = b_off = n_off = 0
         full = 1 << chip.leak_bits
         lif_a = int(round(net.neuron.alpha * full)) if net.neuron.model == "LIF" else full
@@ -140,11 +140,14 @@ class Chip:
                 theta = layer.kernel * layer.kernel if layer.pool == "avg" else 1
                 a = full
             thetas.append(np.full(layer.n_out, theta, np.int32))
+            nominal.append(theta)
             leaks.append(np.full(layer.n_out, a, np.int32))
             n_off += layer.n_out
         wdtype = np.int8 if chip.weight_bits <= 8 else np.int16
         self.desc = desc
         self.n_neurons = n_off
+        #: each layer's threshold as deployed (before noise): the centre of the threshold-trim window
+        self.threshold_nominal = np.array(nominal, np.int64)
         self.registers = Registers(
             weights=np.concatenate(mats).astype(wdtype),
             bias=np.concatenate(biases).astype(np.int32),
@@ -216,6 +219,8 @@ class Chip:
         u_max = max(chip.membrane_max, -chip.membrane_min)
         leaked = (u_max * max(a_max, 1 << F) >> F) + a_max      # |leak(u)| and its partial products
         theta_max = int(np.abs(r.theta).max(initial=0))
+        if learning is not None:                # threshold trim: registers move within their window
+            theta_max = max(theta_max, int(learning.lparams[:, K.L_TH_HI].max(initial=0)))
         if w_max is None:
             w_max = self.largest_weight(learning)
         b_max = int(np.abs(r.bias).max(initial=0))

@@ -245,6 +245,10 @@ class LearningConfig:
     #: multi-bit (direct) inputs: count = a nonzero value is one active input, like a spike; scale = a sign
     #: pulse fires with probability value / full scale, and the bias learns as an input held at full scale
     multibit_input: str = "count"
+    #: threshold trim (not in the paper; 0 = thresholds fixed): a gated neuron moves its own threshold by
+    #: this fraction of the layer's nominal threshold against sign(error), within nominal x (1 -+ threshold_range)
+    threshold_pulse: float = 0.0
+    threshold_range: float = 0.5
 
     def layer_pulse_of(self, name: str, positions: int = 1) -> float:
         """The pulse (sign mode) of learning layer `name` with `positions` output positions."""
@@ -377,6 +381,8 @@ def _parse_learning(r: _Reader, layer_names: tuple[str, ...]) -> LearningConfig:
         pulse_scale=r.choice("pulse_scale", PULSE_SCALES, "none"),
         dead_zone_spikes=r.number("dead_zone_spikes", 0.0, None, 0.0),
         multibit_input=r.choice("multibit_input", MULTIBIT_INPUTS, "count"),
+        threshold_pulse=r.number("threshold_pulse", 0.0, 1.0, 0.0),
+        threshold_range=r.number("threshold_range", 1e-6, 1.0, 0.5),
     )
     r.finish()
     return cfg

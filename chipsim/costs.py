@@ -56,7 +56,8 @@ Marginal per-event energies, each counter times its price:
     synaptic_mac  synaptic events with multi-bit input x energy_mac_pj
     weight_reads  synaptic events of weighted layers  x energy_weight_read_pj   (digital SRAM weights)
     column_reads  tile activations x columns per tile x energy_column_read_pj   (analog crossbar ADCs)
-    neuron_updates, spikes, learn_gates, weight_writes (pulses), bias_writes
+    neuron_updates, spikes, learn_gates, weight_writes (pulses), bias_writes, threshold_writes
+                  (a bias or threshold register write is priced as a weight write)
 Static energy is kept apart: static_power_mw x latency. Published whole-chip
 averages per synaptic operation (TrueNorth 26 pJ, ODIN 12.7 pJ) include leakage
 at one operating point and must not be entered as marginal prices (see
@@ -173,7 +174,7 @@ def chip_from_dict(data: dict):
 # --------------------------------------------------------------------------- pricing
 
 ENERGY_PARTS = ("synaptic_ac", "synaptic_mac", "weight_reads", "column_reads", "neuron_updates", "spikes",
-                "learn_gates", "weight_writes", "bias_writes")
+                "learn_gates", "weight_writes", "bias_writes", "threshold_writes")
 
 
 def _col(x: np.ndarray, name: str) -> np.ndarray:
@@ -248,6 +249,7 @@ def _price(chip, geo: tuple[LayerGeometry, ...], x: np.ndarray, per_tick: bool) 
             "learn_gates": gates[:, li].sum() * costs.energy_learn_gate_pj,
             "weight_writes": t[K.C_PULSES] * costs.energy_weight_write_pj,
             "bias_writes": t[K.C_BIAS_WRITES] * costs.energy_weight_write_pj,
+            "threshold_writes": t[K.C_THRESHOLD_WRITES] * costs.energy_weight_write_pj,
         }
         energy[g.name] = {k: float(v) for k, v in energy[g.name].items()}
     parts = {p: sum(e[p] for e in energy.values()) for p in ENERGY_PARTS}

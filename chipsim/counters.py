@@ -62,8 +62,9 @@ def identity_violations(counters: np.ndarray, geo, ticks: int | None = None) -> 
             bad.append(f"{name}: ungated updates {t[K.C_UNGATED]} not a multiple of neurons x fan-in")
         if t[K.C_CELL_WRITES] > t[K.C_PULSES]:
             bad.append(f"{name}: cell writes {t[K.C_CELL_WRITES]} > pulses {t[K.C_PULSES]}")
-        if t[K.C_W_SAT] > t[K.C_PULSES] + t[K.C_BIAS_WRITES]:
-            bad.append(f"{name}: weight saturations {t[K.C_W_SAT]} > writes {t[K.C_PULSES] + t[K.C_BIAS_WRITES]}")
+        writes = t[K.C_PULSES] + t[K.C_BIAS_WRITES] + t[K.C_THRESHOLD_WRITES]
+        if t[K.C_W_SAT] > writes:
+            bad.append(f"{name}: register saturations {t[K.C_W_SAT]} > writes {writes}")
         if t[K.C_SPIKES] > t[K.C_MEM_UPDATES]:
             bad.append(f"{name}: spikes {t[K.C_SPIKES]} > membrane updates {t[K.C_MEM_UPDATES]}")
         if ticks is not None and t[K.C_MEM_UPDATES] != g.n_out * ticks:

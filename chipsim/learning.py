@@ -5,6 +5,8 @@ net YAML's `learning:` section) and lays out what the kernels read:
 
 * `lparams` (L, N_LPARAMS) float64 and `lkeys` (L, 2) uint64 per chip layer (a layer's pulse is
   `layer_pulse` or `pulse`, divided by its output positions with `pulse_scale: positions`),
+* with `threshold_pulse` > 0, each learning layer's threshold-trim step (LSBs) and window
+  (nominal threshold x (1 -+ threshold_range)),
 * the per-sample target row: the learning layers' neurons, concatenated in
   chip order (y, x, c), each a `target_bits` integer rate,
 * `written`, one bit per crossbar cell (cleared per layer and tick) for counting
@@ -12,6 +14,7 @@ net YAML's `learning:` section) and lays out what the kernels read:
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,6 +71,11 @@ def setup_learning(chip, config: LearningConfig, seed: int) -> LearningSetup:
         row[K.L_BIAS] = 1.0 if config.bias else 0.0
         multibit = li == 0 and net.encoder.kind == "direct"
         row[K.L_X_FULL] = (1 << net.encoder.input_bits) - 1 if multibit and config.multibit_input == "scale" else 1
+        if config.threshold_pulse > 0.0:
+            nominal = int(chip.threshold_nominal[li])
+            row[K.L_TH_STEP] = config.threshold_pulse * nominal
+            row[K.L_TH_LO] = max(1, math.floor(nominal * (1.0 - config.threshold_range)))
+            row[K.L_TH_HI] = min(chip.chip.membrane_max, math.ceil(nominal * (1.0 + config.threshold_range)))
         lkeys[li, 0] = chip.write_noise[1][li]
         lkeys[li, 1] = key64(seed, "learning", li, "rounding")
         slices[layer.name] = slice(offset, offset + layer.n_out)

@@ -26,7 +26,7 @@ from .costs import ENERGY_PARTS, LayerGeometry, calibration_cost, chip_from_dict
 from .kernels import layout as K
 
 LEARN_KEYS = ("updates_ungated", "updates_boxcar_gated", "updates_sign_gated", "pulses", "cell_writes",
-              "weight_saturations", "bias_writes", "write_noise_draws")
+              "weight_saturations", "bias_writes", "threshold_writes", "write_noise_draws")
 PLOTS = ("counts_per_layer.png", "updates_gated.png", "energy_breakdown.png")
 
 

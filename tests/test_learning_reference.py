@@ -6,7 +6,8 @@ same weights, biases and counters, because every random draw is addressed by
 (sample, tick, pair) and a shared conv cell sees its updates in ascending
 output position either way. Covered: fractional sign pulses, exact mode with
 stochastic rounding, write noise, saturation, shared cells, bias updates,
-the dead zone in spikes and multi-bit inputs scaled to their full scale.
+the dead zone in spikes, multi-bit inputs scaled to their full scale and
+the threshold trim (with clips at its window).
 """
 import math
 
@@ -49,6 +50,7 @@ def reference(chip, cfg, setup, x, targets, U, C, write_noise):
     W = chip.registers.weights.astype(np.int64).copy()
     bias = chip.registers.bias.astype(np.int64).copy()
     theta = chip.registers.theta.astype(np.int64)
+    theta_after = theta.copy()
     layer = chip.layers[0]
     out_c, oh, ow = layer.out_shape
     in_c, ih, iw = layer.in_shape
@@ -62,7 +64,11 @@ def reference(chip, cfg, setup, x, targets, U, C, write_noise):
     dead = math.floor(cfg.dead_zone * R * t1 + cfg.dead_zone_spikes * R)
     X = 7 if cfg.multibit_input == "scale" else 1          # input_bits 3: full scale 7
     gain = cfg.lr * 2.0 / t1 * 65536.0 / p_q
-    counts = dict(pulses=0, cells=set(), wsat=0, bias_writes=0, boxcar=0, sign=0, noise=0)
+    counts = dict(pulses=0, cells=set(), wsat=0, bias_writes=0, boxcar=0, sign=0, noise=0, th_writes=0)
+    nominal = int(chip.threshold_nominal[0])
+    th_step = cfg.threshold_pulse * nominal
+    th_lo = max(1, math.floor(nominal * (1 - cfg.threshold_range)))
+    th_hi = math.ceil(nominal * (1 + cfg.threshold_range))
 
     def clip(v, bound):
         if v > bound or v < -bound:
@@ -82,6 +88,14 @@ def reference(chip, cfg, setup, x, targets, U, C, write_noise):
         counts["sign"] += 1
         sgn = 1 if diff > 0 else -1
         err = diff / (R * t1)
+        if th_step > 0:
+            d = stochastic_round(th_step, hash4(ekey, 0, t, n * fan_in + n + i))
+            if d != 0:
+                v = theta[i] - d if diff > 0 else theta[i] + d
+                if not th_lo <= v <= th_hi:
+                    counts["wsat"] += 1
+                theta_after[i] = min(th_hi, max(th_lo, v))
+                counts["th_writes"] += 1
         if cfg.bias:
             bits = hash4(ekey, 0, t, n * fan_in + i)
             if cfg.mode == "exact":
@@ -122,16 +136,17 @@ def reference(chip, cfg, setup, x, targets, U, C, write_noise):
                     W[cell] = clip(W[cell] + delta, wmax)
                     counts["pulses"] += abs(levels)
                     counts["cells"].add(cell)
-    return W, bias, counts
+    return W, bias, theta_after, counts
 
 
-@pytest.mark.parametrize("mode,pulse,lr,write_noise,multibit,spikes", [
-    ("sign", 1.6, 0.0, 0.0, "count", 0.0), ("sign", 0.7, 0.0, 0.4, "count", 0.0),
-    ("sign", 1.0, 0.0, 0.0, "count", 0.0), ("sign", 2.0, 0.0, 0.3, "count", 0.0),
-    ("exact", 1.0, 3.0, 0.3, "count", 0.0),
-    ("sign", 2.0, 0.0, 0.0, "scale", 0.0), ("sign", 5.6, 0.0, 0.3, "scale", 0.4),
-    ("exact", 1.0, 0.5, 0.0, "scale", 0.0), ("sign", 1.6, 0.0, 0.0, "count", 0.4)])
-def test_conv_learning_tick_matches_reference(mode, pulse, lr, write_noise, multibit, spikes):
+@pytest.mark.parametrize("mode,pulse,lr,write_noise,multibit,spikes,th", [
+    ("sign", 1.6, 0.0, 0.0, "count", 0.0, 0.0), ("sign", 0.7, 0.0, 0.4, "count", 0.0, 0.0),
+    ("sign", 1.0, 0.0, 0.0, "count", 0.0, 0.0), ("sign", 2.0, 0.0, 0.3, "count", 0.0, 0.0),
+    ("exact", 1.0, 3.0, 0.3, "count", 0.0, 0.0),
+    ("sign", 2.0, 0.0, 0.0, "scale", 0.0, 0.0), ("sign", 5.6, 0.0, 0.3, "scale", 0.4, 0.0),
+    ("exact", 1.0, 0.5, 0.0, "scale", 0.0, 0.0), ("sign", 1.6, 0.0, 0.0, "count", 0.4, 0.0),
+    ("sign", 1.6, 0.0, 0.0, "count", 0.0, 0.037), ("exact", 1.0, 3.0, 0.3, "count", 0.0, 0.1)])
+def test_conv_learning_tick_matches_reference(mode, pulse, lr, write_noise, multibit, spikes, th):
     x = np.random.default_rng(5).integers(0, 8, (1, 32)).astype(np.int32)
     x[0, ::5] = 0                                   # some silent inputs: no pulse on their rows
     probe = make_chip()
@@ -143,9 +158,10 @@ def test_conv_learning_tick_matches_reference(mode, pulse, lr, write_noise, mult
     chip = make_chip()
     chip.write_noise = (write_noise, np.array([np.uint64(987654321)]))
     cfg = LearningConfig(enabled=True, mode=mode, pulse=pulse, lr=lr, p=1.5, warmup=T - 1, target_bits=2,
-                         dead_zone=0.1, bias=True, multibit_input=multibit, dead_zone_spikes=spikes)
+                         dead_zone=0.1, bias=True, multibit_input=multibit, dead_zone_spikes=spikes,
+                         threshold_pulse=th, threshold_range=0.05)
     setup = setup_learning(chip, cfg, seed=3)
-    W_ref, b_ref, counts = reference(chip, cfg, setup, x[0], targets[0], U, C, write_noise)
+    W_ref, b_ref, th_ref, counts = reference(chip, cfg, setup, x[0], targets[0], U, C, write_noise)
     res = chip.run(x, learning=setup, targets=targets)
     c = res.counters[0, T - 1, 0]
     assert counts["sign"] > 5 and counts["pulses"] > 20, "the case must exercise the circuit"
@@ -157,3 +173,8 @@ def test_conv_learning_tick_matches_reference(mode, pulse, lr, write_noise, mult
     assert c[K.C_W_SAT] == counts["wsat"]
     assert c[K.C_BIAS_WRITES] == counts["bias_writes"]
     assert c[K.C_WRITE_NOISE] == counts["noise"]
+    assert np.array_equal(chip.registers.theta.astype(np.int64), th_ref)
+    assert c[K.C_THRESHOLD_WRITES] == counts["th_writes"]
+    if th > 0:       # the trim must have acted: some thresholds moved, and some hit the 5 % window
+        assert counts["th_writes"] > 3 and not np.array_equal(th_ref, probe.registers.theta)
+        assert counts["wsat"] > 0 if th >= 0.1 else True

@@ -67,7 +67,10 @@ L_T_OFF = 6        # offset of the layer's targets in the per-sample target row
 L_BIAS = 7         # 1.0 if biases learn too
 L_DEAD_SPIKES = 8  # more dead zone, in spikes of the counter C[t] (the resolution of the rate estimate C/t)
 L_X_FULL = 9       # multi-bit input at full scale (2^input_bits - 1) with `multibit_input: scale`, else 1
-N_LPARAMS = 10
+L_TH_STEP = 10     # threshold trim: LSBs per gated update (0: thresholds do not learn); fractions are stochastic
+L_TH_LO = 11       # threshold trim window: lowest and highest threshold register value
+L_TH_HI = 12
+N_LPARAMS = 13
 
 MODE_SIGN = 0
 MODE_EXACT = 1
@@ -86,16 +89,17 @@ C_BOXCAR = 9             # of those, the ones whose neuron passes the boxcar gat
 C_SIGN = 10              # of those, the ones whose neuron also has a nonzero sign(error)
 C_PULSES = 11            # programming pulses applied to weight cells (gated pairs with an active input)
 C_CELL_WRITES = 12       # distinct weight cells written in the tick
-C_W_SAT = 13             # weight or bias writes clipped at the register range
+C_W_SAT = 13             # weight, bias or threshold writes clipped at the register range (or trim window)
 C_WRITE_NOISE = 14       # write-noise draws
 C_SILENCED = 15          # ticks of silenced neurons + spikes dropped by per-tick silencing
 C_BIAS_WRITES = 16       # bias register updates
-N_COUNTERS = 17
+C_THRESHOLD_WRITES = 17  # threshold register updates (threshold trim, `learning.threshold_pulse`)
+N_COUNTERS = 18
 
 COUNTER_NAMES = (
     "spikes", "input_events", "synaptic_events_ac", "synaptic_events_mac", "membrane_updates",
     "membrane_saturations", "counter_saturations", "tile_activations", "updates_ungated",
     "updates_boxcar_gated", "updates_sign_gated", "pulses", "cell_writes", "weight_saturations",
-    "write_noise_draws", "silenced", "bias_writes",
+    "write_noise_draws", "silenced", "bias_writes", "threshold_writes",
 )
 assert len(COUNTER_NAMES) == N_COUNTERS

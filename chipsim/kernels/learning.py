@@ -16,6 +16,13 @@ whole level with probability pulse / level, so `pulse` may be fractional);
 rounded with a counter-based draw (seeded, batch- and thread-independent).
 Biases get the same rule with x_j = 1.
 
+Threshold trim (`L_TH_STEP` > 0, off by default; not in the paper): a gated
+neuron also moves its own threshold register by a step against sign(e_i)
+(firing too little lowers it), within a window around the nominal threshold.
+It is the same gradient sign: dS/dtheta = -boxcar(U - theta). A conv neuron
+shares its weights and bias with every output position, so only a
+per-neuron register can undo its own threshold mismatch.
+
 Multi-bit inputs (the direct encoder's values into the first layer, full
 scale X): by default a nonzero value is one active input, as a spike is. With
 `L_X_FULL` = X > 1 (`multibit_input: scale`), a sign pulse on input value x
@@ -35,10 +42,10 @@ noise s > 0, is scaled by (1 + s * xi) and stochastically rounded (counted).
 import numpy as np
 from numba import njit, uint64
 
-from .layout import (B_OFF, C_BIAS_WRITES, C_BOXCAR, C_CELL_WRITES, C_PULSES, C_SIGN, C_UNGATED,
-                     C_W_SAT, C_WRITE_NOISE, FAN_IN, IN_C, IN_H, IN_W, KERNEL, KIND, KIND_CONV, L_BIAS,
-                     L_DEAD, L_DEAD_SPIKES, L_LR, L_MODE, L_P_Q, L_PULSE, L_T_OFF, L_X_FULL, MODE_EXACT, N_OFF,
-                     N_OUT, OUT_C, OUT_W, PAD, STRIDE, W_OFF)
+from .layout import (B_OFF, C_BIAS_WRITES, C_BOXCAR, C_CELL_WRITES, C_PULSES, C_SIGN, C_THRESHOLD_WRITES,
+                     C_UNGATED, C_W_SAT, C_WRITE_NOISE, FAN_IN, IN_C, IN_H, IN_W, KERNEL, KIND, KIND_CONV, L_BIAS,
+                     L_DEAD, L_DEAD_SPIKES, L_LR, L_MODE, L_P_Q, L_PULSE, L_T_OFF, L_TH_HI, L_TH_LO, L_TH_STEP,
+                     L_X_FULL, MODE_EXACT, N_OFF, N_OUT, OUT_C, OUT_W, PAD, STRIDE, W_OFF)
 from .crossbar import index_events, window_rows
 from .rng import fast_normal, hash4
 
@@ -153,6 +160,10 @@ def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multib
     x_scale = 1.0 / x_full if x_full > 1.0 else 0.0
     counters[C_UNGATED] += n * fan_in
     bias_draw = n * fan_in          # bias draws are addressed past every synapse pair
+    th_draw = bias_draw + n         # threshold-trim draws past the bias draws
+    th_step = lp[L_TH_STEP]
+    th_lo = np.int64(lp[L_TH_LO])
+    th_hi = np.int64(lp[L_TH_HI])
     boxcar = 0
     signed = 0
     for i in range(n):
@@ -171,6 +182,15 @@ def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multib
         gsel[signed] = i
         gerr[signed] = err
         signed += 1
+        if th_step > 0.0:
+            d_th = stochastic_round(th_step, hash4(ekey, sample_id, t, th_draw + i))
+            if d_th != 0:
+                v = th - d_th if diff > 0 else th + d_th      # firing too little: lower the threshold
+                if v < th_lo or v > th_hi:
+                    v = th_lo if v < th_lo else th_hi
+                    counters[C_W_SAT] += 1
+                theta[g] = v
+                counters[C_THRESHOLD_WRITES] += 1
         if learn_bias:
             sgn = 1 if diff > 0 else -1
             bits = hash4(ekey, sample_id, t, bias_draw + i)
