@@ -75,6 +75,8 @@ def test_vgg11_matches_the_paper_code():
     (("learning",), {"dead_zone_spikes": -1}, "x.yaml: learning.dead_zone_spikes: expected a number >= 0.0, got -1"),
     (("learning",), {"multibit_input": "value"},
      "x.yaml: learning.multibit_input: expected one of 'count', 'scale', got 'value'"),
+    (("learning",), {"threshold_pulse": 2}, "x.yaml: learning.threshold_pulse: expected a number in [0.0, 1.0], got 2"),
+    (("learning",), {"threshold_range": 0}, "x.yaml: learning.threshold_range: expected a number in [1e-06, 1.0], got 0"),
 ])
 def test_errors_name_the_key_path(path, value, message):
     with pytest.raises(ConfigError) as err:

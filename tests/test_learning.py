@@ -247,3 +247,28 @@ def test_learn_overrides_set_per_layer_pulses():
     assert cfg.layer_pulse == {"c1": 0.01, "f1": 0.2} and cfg.pulse_scale == "positions"
     with pytest.raises(RunError, match=r"--learn: learning\.layer_pulse\.c7: expected a learning layer"):
         learning_config(net, ("layer_pulse={c7: 0.01}",))
+
+
+def _theta_after(config, **kw):
+    net = fc_chain([2, 1], T=3)
+    chip = Chip(net, bundle(net, [np.array(((6, 3),))], biases=[np.array((0,))], thresholds=[10]))
+    setup = setup_learning(chip, config, seed=0)
+    res = chip.run(np.array([(1, 0)], np.int32), learning=setup, targets=np.array([[kw.get("target", 3)]]))
+    return int(chip.registers.theta[chip.layer_slice("fc1")][0]), res.counters[0].sum(axis=0)[0]
+
+
+def test_threshold_trim_by_hand():
+    # as test_sign_mode_by_hand, plus a threshold step of 0.1 x 10 = 1 LSB against sign(error):
+    # t=1 and t=2 both have a positive error (firing too little), so theta 10 -> 9 -> 8
+    trim = dataclasses.replace(BASE, threshold_pulse=0.1, threshold_range=0.15)     # window [8, 12]
+    theta, c = _theta_after(trim)
+    assert theta == 8 and c[K.C_THRESHOLD_WRITES] == 2 and c[K.C_W_SAT] == 0
+    # window [9, 11]: the second step clips at 9, counted as a register saturation
+    theta, c = _theta_after(dataclasses.replace(trim, threshold_range=0.1))
+    assert theta == 9 and c[K.C_THRESHOLD_WRITES] == 2 and c[K.C_W_SAT] == 1
+    # off by default: thresholds are fixed registers, as in the paper
+    theta, c = _theta_after(BASE)
+    assert theta == 10 and c[K.C_THRESHOLD_WRITES] == 0
+    # too much firing raises it: target 0, the spike at t=1 gives a negative error
+    theta, c = _theta_after(trim, target=0)
+    assert theta > 10 and c[K.C_THRESHOLD_WRITES] >= 1
