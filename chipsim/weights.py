@@ -4,11 +4,19 @@ Layout (conventional, framework-compatible tensor shapes; the chip maps them
 onto crossbars itself)::
 
     /                      attrs: format, chipsim_version, net, provenance (JSON), accuracies
-    /layers/<name>/weight  int16  conv: (out, in_c, k, k); fc: (out, in), `in` in (C, H, W) order
+    /layers/<name>/weight  int8 (int16 when wider)  conv: (out, in_c, k, k); fc: (out, in), `in` in (C, H, W) order
     /layers/<name>/bias    int32  (out,)
         attrs: scale (real value of one LSB), threshold (int, in LSBs), weight_bits
+    /teacher/<name>/weight float32, or weight_codes int8 + weight_scale float32 (one per output channel)
+    /teacher/<name>/bias   float32
 
 Real values: w = weight * scale, b = bias * scale, theta = threshold * scale.
+
+The float teacher (host targets for calibration) is stored at float16
+precision, or, for nets over `TEACHER_CODES_ABOVE` parameters (full-width
+VGG-11: 10.5 M), as 8-bit codes with one scale per output channel, which
+halves the file again; `store_teacher` rounds the parameters to exactly what
+the file will hold, so the accuracy recorded for the teacher is the stored one's.
 """
 from __future__ import annotations
 
@@ -24,6 +32,7 @@ from .atomic import atomic_path
 from .config import NetConfig
 
 FORMAT = "chipsim-weights-1"
+TEACHER_CODES_ABOVE = 2_000_000      #: teacher parameters above which the teacher is stored as 8-bit codes
 
 
 class WeightsError(ValueError):
@@ -48,6 +57,42 @@ class WeightBundle:
         return WeightBundle({k: LayerWeights(v.weight.copy(), v.bias.copy(), v.threshold, v.scale)
                              for k, v in self.layers.items()}, dict(self.attrs),
                             {k: (w.copy(), b.copy()) for k, (w, b) in self.teacher.items()})
+
+
+def _round_mantissa(x: np.ndarray, bits: int) -> np.ndarray:
+    m, e = np.frexp(np.asarray(x, np.float64))
+    return np.ldexp(np.round(m * (1 << bits)) / (1 << bits), e)
+
+
+def teacher_codes(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric 8-bit codes of a teacher weight, one scale per output channel (axis 0).
+
+    The scale keeps 16 mantissa bits, so 127 x scale is exact in float32 and
+    coding the decoded weight again gives the same codes and scales."""
+    flat = np.asarray(w, np.float32).reshape(len(w), -1)
+    peak = np.abs(flat).max(axis=1).astype(np.float64)
+    scale = _round_mantissa(peak / 127.0, 16).astype(np.float32)
+    scale[scale == 0] = 1.0
+    codes = np.clip(np.rint(flat / scale[:, None]), -127, 127).astype(np.int8)
+    return codes.reshape(np.shape(w)), scale
+
+
+def teacher_decode(codes: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    return (codes.reshape(len(codes), -1).astype(np.float32) * scale[:, None]).reshape(codes.shape)
+
+
+def teacher_storage_for(params: dict) -> str:
+    """How a teacher with these parameters is stored: 'float16' or 'int8-per-channel'."""
+    n = sum(int(np.size(w)) + int(np.size(b)) for w, b in params.values())
+    return "int8-per-channel" if n > TEACHER_CODES_ABOVE else "float16"
+
+
+def store_teacher(params: dict, storage: str) -> dict:
+    """The teacher parameters exactly as a weights file with this storage holds them (float32)."""
+    if storage == "int8-per-channel":
+        return {k: (teacher_decode(*teacher_codes(w)), np.asarray(b, np.float32)) for k, (w, b) in params.items()}
+    return {k: tuple(np.asarray(a, np.float32).astype(np.float16).astype(np.float32) for a in v)
+            for k, v in params.items()}
 
 
 def expected_shape(layer) -> tuple[int, ...]:
@@ -93,7 +138,9 @@ def save_weights(path: str | Path, bundle: WeightBundle, net_name: str) -> None:
             group = f.create_group("layers")
             for name, lw in bundle.layers.items():
                 g = group.create_group(name)
-                g.create_dataset("weight", data=lw.weight.astype(np.int16), compression="gzip", compression_opts=9)
+                narrow = np.abs(lw.weight).max(initial=0) <= 127       # int8 compresses a quarter smaller
+                g.create_dataset("weight", data=lw.weight.astype(np.int8 if narrow else np.int16),
+                                 compression="gzip", compression_opts=9)
                 g.create_dataset("bias", data=lw.bias.astype(np.int32), compression="gzip", compression_opts=9)
                 g.attrs["threshold"] = int(lw.threshold)
                 g.attrs["scale"] = float(lw.scale)
@@ -101,10 +148,23 @@ def save_weights(path: str | Path, bundle: WeightBundle, net_name: str) -> None:
             if bundle.teacher:
                 tg = f.create_group("teacher")
                 tg.attrs["about"] = "float teacher ANN (ReLU hidden layers), input = pixel / pixel_max"
+                codes = bundle.attrs.get("teacher_storage") == "int8-per-channel"
                 for name, (w, b) in bundle.teacher.items():
                     g = tg.create_group(name)
-                    g.create_dataset("weight", data=np.asarray(w, np.float32), compression="gzip", compression_opts=9)
+                    if codes:
+                        q, scale = teacher_codes(w)
+                        g.create_dataset("weight_codes", data=q, compression="gzip", compression_opts=9)
+                        g.create_dataset("weight_scale", data=scale)
+                    else:
+                        g.create_dataset("weight", data=np.asarray(w, np.float32), compression="gzip",
+                                         compression_opts=9)
                     g.create_dataset("bias", data=np.asarray(b, np.float32), compression="gzip", compression_opts=9)
+
+
+def _teacher_weight(g) -> np.ndarray:
+    if "weight_codes" in g:
+        return teacher_decode(g["weight_codes"][()], g["weight_scale"][()])
+    return g["weight"][()]
 
 
 def load_weights(path: str | Path) -> WeightBundle:
@@ -119,7 +179,7 @@ def load_weights(path: str | Path) -> WeightBundle:
             for name, g in f["layers"].items():
                 layers[name] = LayerWeights(g["weight"][()].astype(np.int32), g["bias"][()].astype(np.int64),
                                             int(g.attrs["threshold"]), float(g.attrs["scale"]))
-            teacher = {name: (g["weight"][()], g["bias"][()]) for name, g in f["teacher"].items()} \
+            teacher = {name: (_teacher_weight(g), g["bias"][()]) for name, g in f["teacher"].items()} \
                 if "teacher" in f else {}
             attrs = {}
             for key, value in f.attrs.items():

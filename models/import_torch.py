@@ -35,8 +35,9 @@ from pathlib import Path
 
 
 from chipsim.config import NetConfig
+from chipsim.weights import store_teacher, teacher_storage_for
 
-from .pretrain import (PretrainError, _torch, finish, folded_teacher, half_precision, load_split, resolve_net,
+from .pretrain import (PretrainError, _torch, finish, folded_teacher, load_split, resolve_net,
                        teacher_accuracy, y_norms)
 
 
@@ -140,7 +141,9 @@ def import_torch(path: str | Path, net_spec: str, out: str | Path, data: str | N
     torch.set_num_threads(threads)
     net = resolve_net(net_spec)
     model = teacher_from_state_dict(net, path, bn_eps=bn_eps)
-    params = half_precision(folded_params(model))
+    folded = folded_params(model)
+    teacher_storage = teacher_storage_for(folded)
+    params = store_teacher(folded, teacher_storage)
     model = folded_teacher(net, params)
     data_spec = data or net.data
     from chipsim.hostlink.datasets import DatasetError, load_dataset
@@ -159,7 +162,7 @@ def import_torch(path: str | Path, net_spec: str, out: str | Path, data: str | N
     norms = y_norms(net, params, calib, pct)
     bundle = convert(net, params, calib.images, calib.pixel_max, pct,
                      {"calibration": f"{len(calib)} {calib_split} images", "imported": str(path)})
-    attrs = {"teacher_accuracy": t_acc, "method": "convert", "teacher_source": str(path),
+    attrs = {"teacher_accuracy": t_acc, "teacher_storage": teacher_storage, "method": "convert", "teacher_source": str(path),
              "calibration_data": describe_dataset(calib), "y_norm": norms,
              "import_seconds": round(time.perf_counter() - t0, 1)}
     return finish(net, bundle, params, test, data_spec, attrs, Path(out), progress, log)

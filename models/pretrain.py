@@ -39,8 +39,9 @@ past the budget.
    ``--method convert`` skips this stage: threshold balancing with the same
    percentile (models/convert.py).
 3. **export**: per-layer symmetric quantization to the chip's weight bits;
-   the file carries the float teacher (BatchNorm folded, rounded to float16
-   precision: the file compresses better) for host targets,
+   the file carries the float teacher (BatchNorm folded; at float16
+   precision, or 8-bit codes per output channel for nets over 2 M parameters:
+   chipsim.weights.store_teacher) for host targets,
    and attrs teacher_accuracy (float teacher), snn_accuracy (measured on the
    simulated chip, noise-free), the data provenance (name, source, sha256),
    the training settings and times, and `check`: the chip's accuracy on a
@@ -67,6 +68,7 @@ import numpy as np
 from chipsim import __version__
 from chipsim.config import NetConfig, load_net
 from chipsim.progress import ProgressBar
+from chipsim.weights import store_teacher, teacher_storage_for
 
 CHECKPOINT = "checkpoint.pt"
 LOG = "log.jsonl"
@@ -247,13 +249,6 @@ def teacher_accuracy(model, data, batch: int = 500) -> float:
             x = to_float(data.images[i:i + batch], data.pixel_max)
             correct += int((model(x).argmax(1).numpy() == data.labels[i:i + batch]).sum())
     return correct / max(1, len(data))
-
-
-def half_precision(params: dict) -> dict:
-    """Float teacher parameters rounded to float16 precision (kept float32): the weights file
-    compresses them to ~60 %, and host targets (8-bit rates) do not notice."""
-    return {k: tuple(np.asarray(a, np.float32).astype(np.float16).astype(np.float32) for a in v)
-            for k, v in params.items()}
 
 
 def folded_teacher(net: NetConfig, params: dict):
@@ -661,7 +656,9 @@ def pretrain(opts: PretrainOptions) -> dict:
         state["stage"], state["epoch"] = ("export" if opts.method == "convert" else "snn"), 0
 
     teacher.eval()
-    params = half_precision(folded_params(teacher))
+    folded = folded_params(teacher)
+    teacher_storage = teacher_storage_for(folded)
+    params = store_teacher(folded, teacher_storage)
     t_acc = teacher_accuracy(folded_teacher(net, params), test)     # the teacher the file will carry
     teacher_file = work / "teacher.pt"
     work.mkdir(parents=True, exist_ok=True)
@@ -743,6 +740,7 @@ def pretrain(opts: PretrainOptions) -> dict:
         if sys.argv and "pytest" not in sys.argv[0] else ""
     attrs = {
         "teacher_accuracy": t_acc,
+        "teacher_storage": teacher_storage,
         "method": opts.method,
         "pretrain": {**opts.saved(), "percentile": percentile, "teacher_options": dataclasses.asdict(t_opts),
                      "augment": list(augment_settings(net, opts.augment)), "torch": torch.__version__,
