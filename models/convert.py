@@ -9,6 +9,15 @@
    W = round(W'/s), b = round(b'/s), threshold = round(theta / s). With the
    direct encoder the first layer's input is the integer pixel, so its
    weights absorb 1 / pixel_max.
+4. Leak compensation (LIF hidden layers): a leaky membrane loses about
+   (1 - alpha) x its mean each tick, so a converted LIF neuron fires well
+   below a / lambda (on a full-width VGG-11, alpha 0.905: about half the
+   rate, in every layer). Each spiking LIF layer's bias gets
+   + c (1 - alpha) theta, c = `leak_compensation` (default 1: the loss at
+   a mean membrane of theta; a silent neuron's membrane then settles at
+   c theta, still below threshold). Measured on a 72 % VGG-11 teacher,
+   300 test images: chip SNN 26.7 % without, 65.3 % with c = 1
+   (c 0.5 / 0.75 / 1.25 / 1.5: 47.3 / 59.0 / 62.7 / 59.0 %).
 """
 from __future__ import annotations
 
@@ -39,27 +48,47 @@ def activation_scales(net: NetConfig, params: dict, x: np.ndarray, percentile: f
     return scales
 
 
+def balanced(net: NetConfig, params: dict, lambdas: dict[str, float], leak_compensation: float = 1.0) -> dict:
+    """Threshold balancing in real units (steps 2 and 4): W'_l = W_l lambda_{l-1} / lambda_l theta,
+    b'_l = b_l theta / lambda_l (+ c (1 - alpha) theta for spiking LIF layers), lambda_0 = 1.
+    A neuron whose teacher activation is lambda_l then fires at about the full rate."""
+    theta = net.neuron.threshold
+    leaky = net.neuron.model == "LIF"
+    weighted = net.weighted_layers
+    out = {}
+    prev = 1.0
+    for i, layer in enumerate(weighted):
+        w, b = params[layer.name]
+        lam = lambdas[layer.name]
+        b_real = np.asarray(b, np.float64) * (theta / lam)
+        output = i == len(weighted) - 1 and net.readout == "potential"   # integrates without leak
+        if leaky and not output:
+            b_real = b_real + leak_compensation * (1.0 - net.neuron.alpha) * theta
+        out[layer.name] = (np.asarray(w, np.float64) * (prev / lam * theta), b_real)
+        prev = lam
+    return out
+
+
 def convert(net: NetConfig, params: dict, calib_images: np.ndarray, pixel_max: int,
-            percentile: float = 99.9, provenance: dict | None = None) -> WeightBundle:
+            percentile: float = 99.9, provenance: dict | None = None,
+            leak_compensation: float = 1.0) -> WeightBundle:
     x = calib_images.astype(np.float32) / pixel_max
     lambdas = activation_scales(net, params, x, percentile)
+    real = balanced(net, params, lambdas, leak_compensation)
     theta = net.neuron.threshold
     wmax = net.chip.weight_max
     bmax = net.chip.bias_max
     layers = {}
-    prev = 1.0
     for i, layer in enumerate(net.weighted_layers):
-        w, b = params[layer.name]
-        lam = lambdas[layer.name]
-        w_real = w * (prev / lam * theta)
-        b_real = b * (theta / lam)
+        w_real, b_real = real[layer.name]
         if i == 0 and net.encoder.kind == "direct":
             w_real = w_real / pixel_max       # integer pixels drive the first layer
         s = float(np.abs(w_real).max()) / wmax
         w_int = np.clip(np.round(w_real / s), -wmax, wmax).astype(np.int32)
         b_int = np.clip(np.round(b_real / s), -bmax, bmax).astype(np.int64)
         layers[layer.name] = LayerWeights(w_int, b_int, int(max(1, round(theta / s))), s)
-        prev = lam
+    leaky = net.neuron.model == "LIF"
     attrs = {"provenance": json.dumps({"method": "threshold-balancing", "percentile": percentile,
-                                       "lambdas": lambdas, **(provenance or {})})}
+                                       "lambdas": lambdas, "leak_compensation": leak_compensation if leaky else 0.0,
+                                       **(provenance or {})})}
     return WeightBundle(layers, attrs)

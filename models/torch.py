@@ -348,19 +348,13 @@ def load_snn_params(model: SpikingNet, params: dict) -> None:
     copy_params(model.weighted, params)
 
 
-def balanced_params(net: NetConfig, params: dict, lambdas: dict[str, float]) -> dict:
-    """Threshold balancing in real units (as models/convert.py, before quantization):
-    W'_l = W_l lambda_{l-1} / lambda_l theta, b'_l = b_l theta / lambda_l, lambda_0 = 1.
-    A neuron whose teacher activation is lambda_l then fires at the full rate."""
-    theta = net.neuron.threshold
-    out = {}
-    prev = 1.0
-    for layer in net.weighted_layers:
-        w, b = params[layer.name]
-        lam = lambdas[layer.name]
-        out[layer.name] = (np.asarray(w, np.float32) * (prev / lam * theta), np.asarray(b, np.float32) * (theta / lam))
-        prev = lam
-    return out
+def balanced_params(net: NetConfig, params: dict, lambdas: dict[str, float], leak_compensation: float = 1.0) -> dict:
+    """Threshold balancing in real units, as the chip conversion (models/convert.py, before
+    quantization), leak compensation included: the float SNN's starting point."""
+    from .convert import balanced
+
+    return {k: (w.astype(np.float32), b.astype(np.float32))
+            for k, (w, b) in balanced(net, params, lambdas, leak_compensation).items()}
 
 
 def export_snn(net: NetConfig, params: dict, pixel_max: int, provenance: dict | None = None) -> WeightBundle:
