@@ -7,6 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from chipsim.cli import main
+from chipsim.models import MODELS_DIR
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,6 @@ def test_out_dir_is_never_overwritten(default_run):
 
 @pytest.mark.parametrize("args, message", [
     (["--net", "alexnet"], "--net alexnet: no such file, and not a bundled net"),
-    (["--net", "vgg11"], "--weights: net 'vgg11'"),
     (["--record", "voltage"], "expected a comma-separated list of spikes, membrane, got 'voltage'"),
     (["--data", "/nonexistent/cifar"], "--data: /nonexistent/cifar: not found"),
     (["--weights", "/nonexistent/w.h5"], "/nonexistent/w.h5: no such weights file"),
@@ -76,10 +76,15 @@ def test_vgg11_runs_with_random_weights_on_the_bundled_subset(tmp_path):
     assert summary["layers"]["conv3"]["tiles"] == 5       # 1152 rows / 256 -> 5 bands x 1 column tile
 
 
-def test_vgg11_without_weights_says_what_to_pass(tmp_path):
-    result = CliRunner().invoke(main, ["run", "--net", "vgg11", "--out", str(tmp_path / "v"), "--no-progress"])
+def test_a_net_without_weights_says_what_to_pass(tmp_path):
+    # vgg11.yaml as it was before its weights were bundled: `weights: null`
+    text = (MODELS_DIR / "vgg11.yaml").read_text()
+    line = next(x for x in text.splitlines() if x.startswith("weights:"))
+    yaml_path = tmp_path / "vgg11.yaml"
+    yaml_path.write_text(text.replace(line, "weights: null"))
+    result = CliRunner().invoke(main, ["run", "--net", str(yaml_path), "--out", str(tmp_path / "v"), "--no-progress"])
     assert result.exit_code != 0 and "Traceback" not in result.output
-    assert "--weights" in result.output and "ships no trained weights" in result.output
+    assert "--weights: net 'vgg11'" in result.output and "ships no trained weights" in result.output
     assert "--net vgg11-w4" in result.output and "chipsim pretrain --net vgg11" in result.output
 
 
