@@ -95,6 +95,12 @@ def store_teacher(params: dict, storage: str) -> dict:
             for k, v in params.items()}
 
 
+def stored_teacher(params: dict) -> tuple[dict, str]:
+    """(the parameters as the file will hold them, the storage chosen for their size)."""
+    storage = teacher_storage_for(params)
+    return store_teacher(params, storage), storage
+
+
 def expected_shape(layer) -> tuple[int, ...]:
     if layer.type == "conv":
         return (layer.out_shape[0], layer.in_shape[0], layer.kernel, layer.kernel)

@@ -69,24 +69,35 @@ def balanced(net: NetConfig, params: dict, lambdas: dict[str, float], leak_compe
     return out
 
 
+def quantize(net: NetConfig, real: dict, pixel_max: int) -> dict[str, LayerWeights]:
+    """Real-unit parameters (threshold = net.neuron.threshold) -> integer chip layers (step 3).
+
+    Per layer, symmetric: s = max|W| / (2^(b-1) - 1), W = round(W / s), b = round(b / s),
+    threshold = round(theta / s) within [1, membrane_max]. With the direct encoder the first
+    layer's input is the integer pixel, so its weights absorb 1 / pixel_max."""
+    theta = net.neuron.threshold
+    wmax, bmax = net.chip.weight_max, net.chip.bias_max
+    layers = {}
+    for i, layer in enumerate(net.weighted_layers):
+        w, b = (np.asarray(a, np.float64) for a in real[layer.name])
+        if i == 0 and net.encoder.kind == "direct":
+            w = w / pixel_max       # integer pixels drive the first layer
+        s = float(np.abs(w).max()) / wmax
+        if not s > 0:               # an all-zero layer: any scale represents it
+            s = theta / wmax
+        w_int = np.clip(np.round(w / s), -wmax, wmax).astype(np.int32)
+        b_int = np.clip(np.round(b / s), -bmax, bmax).astype(np.int64)
+        thr = int(min(max(1, round(theta / s)), net.chip.membrane_max))
+        layers[layer.name] = LayerWeights(w_int, b_int, thr, s)
+    return layers
+
+
 def convert(net: NetConfig, params: dict, calib_images: np.ndarray, pixel_max: int,
             percentile: float = 99.9, provenance: dict | None = None,
             leak_compensation: float = 1.0) -> WeightBundle:
     x = calib_images.astype(np.float32) / pixel_max
     lambdas = activation_scales(net, params, x, percentile)
-    real = balanced(net, params, lambdas, leak_compensation)
-    theta = net.neuron.threshold
-    wmax = net.chip.weight_max
-    bmax = net.chip.bias_max
-    layers = {}
-    for i, layer in enumerate(net.weighted_layers):
-        w_real, b_real = real[layer.name]
-        if i == 0 and net.encoder.kind == "direct":
-            w_real = w_real / pixel_max       # integer pixels drive the first layer
-        s = float(np.abs(w_real).max()) / wmax
-        w_int = np.clip(np.round(w_real / s), -wmax, wmax).astype(np.int32)
-        b_int = np.clip(np.round(b_real / s), -bmax, bmax).astype(np.int64)
-        layers[layer.name] = LayerWeights(w_int, b_int, int(max(1, round(theta / s))), s)
+    layers = quantize(net, balanced(net, params, lambdas, leak_compensation), pixel_max)
     leaky = net.neuron.model == "LIF"
     attrs = {"provenance": json.dumps({"method": "threshold-balancing", "percentile": percentile,
                                        "lambdas": lambdas, "leak_compensation": leak_compensation if leaky else 0.0,

@@ -35,7 +35,7 @@ from pathlib import Path
 
 
 from chipsim.config import NetConfig
-from chipsim.weights import store_teacher, teacher_storage_for
+from chipsim.weights import stored_teacher
 
 from .pretrain import (PretrainError, _torch, finish, folded_teacher, load_split, resolve_net,
                        teacher_accuracy, y_norms)
@@ -141,9 +141,7 @@ def import_torch(path: str | Path, net_spec: str, out: str | Path, data: str | N
     torch.set_num_threads(threads)
     net = resolve_net(net_spec)
     model = teacher_from_state_dict(net, path, bn_eps=bn_eps)
-    folded = folded_params(model)
-    teacher_storage = teacher_storage_for(folded)
-    params = store_teacher(folded, teacher_storage)
+    params, teacher_storage = stored_teacher(folded_params(model))
     model = folded_teacher(net, params)
     data_spec = data or net.data
     from chipsim.hostlink.datasets import DatasetError, load_dataset

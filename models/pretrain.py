@@ -41,7 +41,7 @@ past the budget.
 3. **export**: per-layer symmetric quantization to the chip's weight bits;
    the file carries the float teacher (BatchNorm folded; at float16
    precision, or 8-bit codes per output channel for nets over 2 M parameters:
-   chipsim.weights.store_teacher) for host targets,
+   chipsim.weights.stored_teacher) for host targets,
    and attrs teacher_accuracy (float teacher), snn_accuracy (measured on the
    simulated chip, noise-free), the data provenance (name, source, sha256),
    the training settings and times, and `check`: the chip's accuracy on a
@@ -68,7 +68,7 @@ import numpy as np
 from chipsim import __version__
 from chipsim.config import NetConfig, load_net
 from chipsim.progress import ProgressBar
-from chipsim.weights import store_teacher, teacher_storage_for
+from chipsim.weights import stored_teacher
 
 CHECKPOINT = "checkpoint.pt"
 LOG = "log.jsonl"
@@ -656,9 +656,7 @@ def pretrain(opts: PretrainOptions) -> dict:
         state["stage"], state["epoch"] = ("export" if opts.method == "convert" else "snn"), 0
 
     teacher.eval()
-    folded = folded_params(teacher)
-    teacher_storage = teacher_storage_for(folded)
-    params = store_teacher(folded, teacher_storage)
+    params, teacher_storage = stored_teacher(folded_params(teacher))
     t_acc = teacher_accuracy(folded_teacher(net, params), test)     # the teacher the file will carry
     teacher_file = work / "teacher.pt"
     work.mkdir(parents=True, exist_ok=True)

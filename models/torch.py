@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from chipsim.config import LayerConfig, NetConfig
-from chipsim.weights import LayerWeights, WeightBundle
+from chipsim.weights import WeightBundle
 
 BN_EPS = 1e-5
 
@@ -358,27 +358,12 @@ def balanced_params(net: NetConfig, params: dict, lambdas: dict[str, float], lea
 
 
 def export_snn(net: NetConfig, params: dict, pixel_max: int, provenance: dict | None = None) -> WeightBundle:
-    """Float SNN parameters (real units, threshold = net.neuron.threshold) -> integer chip weights.
+    """Float SNN parameters (real units, threshold = net.neuron.threshold) -> integer chip weights,
+    quantized as a conversion is (models/convert.quantize)."""
+    from .convert import quantize
 
-    Per layer, symmetric: scale s = max|W| / (2^(b-1) - 1), W = round(W / s), b = round(b / s),
-    threshold = round(theta / s). With the direct encoder the first layer's input is the integer
-    pixel, so its weights absorb 1 / pixel_max."""
-    theta = net.neuron.threshold
-    wmax, bmax = net.chip.weight_max, net.chip.bias_max
-    layers = {}
-    for i, layer in enumerate(net.weighted_layers):
-        w, b = (np.asarray(a, np.float64) for a in params[layer.name])
-        if i == 0 and net.encoder.kind == "direct":
-            w = w / pixel_max
-        s = float(np.abs(w).max()) / wmax
-        if not s > 0:
-            s = theta / wmax
-        w_int = np.clip(np.round(w / s), -wmax, wmax).astype(np.int32)
-        b_int = np.clip(np.round(b / s), -bmax, bmax).astype(np.int64)
-        thr = int(min(max(1, round(theta / s)), net.chip.membrane_max))
-        layers[layer.name] = LayerWeights(w_int, b_int, thr, s)
     attrs = {"provenance": json.dumps({"method": "offline-ltl", **(provenance or {})})}
-    return WeightBundle(layers, attrs)
+    return WeightBundle(quantize(net, params, pixel_max), attrs)
 
 
 def bundle_to_snn_params(net: NetConfig, bundle: WeightBundle, pixel_max: int) -> dict:

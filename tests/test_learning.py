@@ -12,14 +12,20 @@ from chipsim.learning import setup_learning
 from tiny import bundle, fc_chain
 
 
-def learn_fc(config, weights=((6, 3),), bias=(0,), x=(1, 0), target=3, T=3, weight_bits=8):
+def learned_fc_chip(config, weights=((6, 3),), bias=(0,), x=(1, 0), target=3, T=3, weight_bits=8):
+    """A 2 -> 1 fc chip (threshold 10) after one learning sample; returns (chip, counters summed over ticks)."""
     net = fc_chain([2, 1], T=T, weight_bits=weight_bits)
     chip = Chip(net, bundle(net, [np.array(weights)], biases=[np.array(bias)], thresholds=[10]))
     setup = setup_learning(chip, config, seed=0)
     res = chip.run(np.array([x], np.int32), learning=setup, targets=np.array([[target]]))
+    return chip, res.counters[0].sum(axis=0)[0]
+
+
+def learn_fc(config, **kw):
+    chip, counters = learned_fc_chip(config, **kw)
     w = chip.registers.weights[chip.weight_slice("fc1")].tolist()
     b = chip.registers.bias[chip.bias_slice("fc1")].tolist()
-    return w, b, res.counters[0].sum(axis=0)[0]
+    return w, b, counters
 
 
 BASE = LearningConfig(enabled=True, mode="sign", pulse=1, p=1.0, warmup=1, target_bits=2)
@@ -250,11 +256,8 @@ def test_learn_overrides_set_per_layer_pulses():
 
 
 def _theta_after(config, **kw):
-    net = fc_chain([2, 1], T=3)
-    chip = Chip(net, bundle(net, [np.array(((6, 3),))], biases=[np.array((0,))], thresholds=[10]))
-    setup = setup_learning(chip, config, seed=0)
-    res = chip.run(np.array([(1, 0)], np.int32), learning=setup, targets=np.array([[kw.get("target", 3)]]))
-    return int(chip.registers.theta[chip.layer_slice("fc1")][0]), res.counters[0].sum(axis=0)[0]
+    chip, counters = learned_fc_chip(config, **kw)
+    return int(chip.registers.theta[chip.layer_slice("fc1")][0]), counters
 
 
 def test_threshold_trim_by_hand():

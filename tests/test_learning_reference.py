@@ -177,4 +177,5 @@ def test_conv_learning_tick_matches_reference(mode, pulse, lr, write_noise, mult
     assert c[K.C_THRESHOLD_WRITES] == counts["th_writes"]
     if th > 0:       # the trim must have acted: some thresholds moved, and some hit the 5 % window
         assert counts["th_writes"] > 3 and not np.array_equal(th_ref, probe.registers.theta)
-        assert counts["wsat"] > 0 if th >= 0.1 else True
+        if th >= 0.1:          # a step of 4 LSBs against a window of +-2: every write clips
+            assert counts["wsat"] > 0
