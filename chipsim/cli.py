@@ -1,13 +1,13 @@
 """Command line: `chipsim run`, `chipsim nets`. Parse, call, print; no simulation logic here."""
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import click
 
 from . import __version__
+from .cli_errors import user_facing
 from .progress import LazyProgressBar
 
 RECORDABLE = ("spikes", "membrane")
@@ -104,13 +104,8 @@ def run(net, weights, data, split, samples, batch_size, seed, threads, noise, ou
         return
     opts = RunOptions(net=net, weights=weights, data=data, split=split, samples=samples, batch_size=batch_size,
                       seed=seed, record=record_kinds, out=out or _default_out(net), noise=tuple(noise))
-    try:
+    with user_facing((RunError, ValueError, FileNotFoundError), "interrupted: no results written"):
         outcome = _with_progress(opts, enabled=not no_progress and not as_json)
-    except (RunError, ValueError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from None
-    except KeyboardInterrupt:
-        click.echo("interrupted: no results written", err=True)
-        sys.exit(130)
     if as_json:
         import json
 
@@ -146,15 +141,9 @@ def _calibrate(net, weights, data, samples, batch_size, seed, noise, out, epochs
     bar = LazyProgressBar("calibrating")
     if not no_progress and not as_json:
         opts.on_batch = bar
-    try:
+    with user_facing((RunError, ValueError, FileNotFoundError), f"interrupted: resume with --resume {opts.out or resume}",
+                     bar):
         summary = run_calibration(opts)
-    except (RunError, ValueError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from None
-    except KeyboardInterrupt:
-        click.echo(f"interrupted: resume with --resume {opts.out or resume}", err=True)
-        sys.exit(130)
-    finally:
-        bar.close()
     if as_json:
         click.echo(json.dumps(summary, indent=2, default=str))
         return

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from .cli_errors import user_facing
 from .progress import LazyProgressBar
 
 
@@ -112,15 +113,9 @@ def sweep(nets, axes, seeds, calibrate_epochs, calib_samples, samples, learn, we
     def echo(line: str) -> None:
         click.echo(("\n" if bar.bar is not None else "") + line, err=True)
 
-    try:
+    with user_facing((SweepError, ConfigError, FileNotFoundError),
+                     f"\ninterrupted: finished cells are kept; run the same command to resume into {out}", bar):
         result = run_sweep(opts, None if no_progress else progress, echo)
-    except (SweepError, ConfigError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from None
-    except KeyboardInterrupt:
-        click.echo(f"\ninterrupted: finished cells are kept; run the same command to resume into {out}", err=True)
-        sys.exit(130)
-    finally:
-        bar.close()
     ok = sum(1 for r in result.rows if r["status"] == "ok")
     click.echo(f"{total} cells: {ok} ok ({result.skipped} already finished, {result.ran} run), "
                f"{len(result.failures)} failed; {result.wall_s:.1f} s")

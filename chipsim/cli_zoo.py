@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from .cli_errors import user_facing
+
 
 @click.command()
 @click.option("--net", required=True, help="Bundled net name (see `chipsim nets`) or YAML path.")
@@ -73,15 +75,12 @@ def pretrain(net, data, epochs, method, teacher_only, teacher_file, out, resume,
                            checkpoint_minutes=checkpoint_minutes, progress=not no_progress,
                            log=lambda msg: click.echo(msg))
     try:
-        summary = run(opts)
+        with user_facing((PretrainError, ValueError, FileNotFoundError),
+                         "interrupted: continue from the last checkpoint with --resume"):
+            summary = run(opts)
     except Stopped as exc:
         click.echo(str(exc), err=True)
         sys.exit(3)
-    except (PretrainError, ValueError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from None
-    except KeyboardInterrupt:
-        click.echo("interrupted: continue from the last checkpoint with --resume", err=True)
-        sys.exit(130)
     if summary.get("out"):
         t, s = summary["teacher_accuracy"], summary["snn_accuracy"]
         click.echo(f"teacher {t * 100:.2f}%  chip SNN {s * 100:.2f}%  ({summary['out']})")
