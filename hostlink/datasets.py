@@ -630,20 +630,19 @@ def _load_image_folder(root: Path, split: str, limit: int | None) -> Dataset:
     entries = _ordered_entries(files, classes)
     if not entries:
         raise DatasetError(f"{split_dir}: split {split!r} has no images; {expected}")
+    return _image_dataset(root.name, split, entries, classes, str(root), limit,
+                          lambda entry: _read_image_file(entry[3]))
 
+
+def _image_dataset(name: str, split: str, entries: list, classes: tuple[str, ...], source: str,
+                   limit: int | None, read) -> Dataset:
+    """The Dataset of `entries` ((label, class, file name, handle), in _ordered_entries order): the
+    class-balanced selection of `limit` of them, each turned into (where, bytes) by `read` and decoded."""
     labels = np.array([e[0] for e in entries], dtype=np.int64)
     keep = _selection(labels, limit)
-
-    images = _stack_images(_read_image_file(entries[int(i)][3]) for i in keep)
-    return Dataset(
-        name=root.name,
-        split=split,
-        images=images,
-        labels=labels[keep],
-        classes=classes,
-        source=str(root),
-        pixel_max=255,
-    )
+    images = _stack_images(read(entries[int(i)]) for i in keep)
+    return Dataset(name=name, split=split, images=images, labels=labels[keep], classes=classes, source=source,
+                   pixel_max=255)
 
 
 def _archive_stem(path: Path) -> str:
@@ -704,21 +703,9 @@ def _load_archive(path: Path, split: str, limit: int | None) -> Dataset:
     classes = tuple(sorted(classes_at[root]))
     entries = _ordered_entries(files_at[root], classes)
     files_at.clear()
-    labels = np.array([e[0] for e in entries], dtype=np.int64)
-    keep = _selection(labels, limit)
     prefix = "/".join(root + (split,))
-    images = _stack_images(
-        (f"{path}:{prefix}/{entries[i][1]}/{entries[i][2]}", entries[i][3]) for i in keep
-    )
-    return Dataset(
-        name=root[0] if root else _archive_stem(path),
-        split=split,
-        images=images,
-        labels=labels[keep],
-        classes=classes,
-        source=str(path),
-        pixel_max=255,
-    )
+    return _image_dataset(root[0] if root else _archive_stem(path), split, entries, classes, str(path), limit,
+                          lambda entry: (f"{path}:{prefix}/{entry[1]}/{entry[2]}", entry[3]))
 
 
 # --------------------------------------------------------------------------
