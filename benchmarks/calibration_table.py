@@ -97,7 +97,7 @@ def plot(rows: list[dict], clean: float, path: Path, net: str, gap: float = 3.0)
     ax.set_ylabel("test accuracy on chip (%)")
     ax.set_ylim(40, 100)
     ax.legend(fontsize=7, loc="lower right")
-    ax.set_title(f"{net}: on-chip calibration (online LTL), mean of seeds (dots)", fontsize=9)
+    ax.set_title(f"{net}: on-chip calibration (online LTL)\nbars: mean of seeds, dots: each seed", fontsize=9)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
