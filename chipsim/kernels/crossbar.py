@@ -162,26 +162,6 @@ def window_rows(oy, ox, k, stride, pad, in_h, in_w, in_c, events, first, rows, w
     return n
 
 
-@njit(inline="always", cache=True)
-def conv_gather_setup(W, w_off, in_c, in_h, in_w, out_c, k, events, n_events):
-    """What a per-output-position gather needs: the events indexed by input position, the layer's
-    crossbar as a (rows, out_c) matrix, and a buffer for one window's rows."""
-    first = np.empty(in_h * in_w + 1, np.int64)
-    index_events(events, n_events, in_c, in_h * in_w, first)
-    Wm = W[w_off:w_off + k * k * in_c * out_c].reshape(k * k * in_c, out_c)
-    rows = np.empty(k * k * in_c, np.int32)
-    return first, Wm, rows
-
-
-@njit(inline="always", cache=True)
-def count_gathered(counters, synapse_counter, n_events, synapses, tile_activations):
-    """Count a conv read: its input events, its synaptic events (C_SYN_AC accumulates, C_SYN_MAC
-    multiply-accumulates) and its tile activations."""
-    counters[C_IN_EVENTS] += n_events
-    counters[synapse_counter] += synapses
-    counters[C_TILE_ACT] += tile_activations
-
-
 @njit(nogil=True, cache=True)
 def conv_read(cur, acc, W, w_off, bias, b_off, in_c, in_h, in_w, out_c, out_h, out_w, k, stride, pad, events,
               n_events, limit, tile_rows, row_bands, col_tiles, counters):
@@ -195,7 +175,10 @@ def conv_read(cur, acc, W, w_off, bias, b_off, in_c, in_h, in_w, out_c, out_h, o
     sums span the whole window, which matters for narrow layers with few
     active channels per position. Each position's current starts at the bias
     right before its rows are added, while it is in cache."""
-    first, Wm, rows = conv_gather_setup(W, w_off, in_c, in_h, in_w, out_c, k, events, n_events)
+    first = np.empty(in_h * in_w + 1, np.int64)
+    index_events(events, n_events, in_c, in_h * in_w, first)
+    Wm = W[w_off:w_off + k * k * in_c * out_c].reshape(k * k * in_c, out_c)
+    rows = np.empty(k * k * in_c, np.int32)
     targets = 0
     bands = 0
     for oy in range(out_h):
@@ -210,7 +193,9 @@ def conv_read(cur, acc, W, w_off, bias, b_off, in_c, in_h, in_w, out_c, out_h, o
             add_rows_flushed(a_row, c_row, Wm, rows, n, limit)
             targets += n
             bands += count_bands_ascending(rows, n, tile_rows, row_bands)
-    count_gathered(counters, C_SYN_AC, n_events, targets * out_c, bands * col_tiles)
+    counters[C_IN_EVENTS] += n_events
+    counters[C_SYN_AC] += targets * out_c
+    counters[C_TILE_ACT] += bands * col_tiles
 
 
 @njit(nogil=True, cache=True)
@@ -237,7 +222,10 @@ def multibit_conv_read(cur, W, w_off, in_c, in_h, in_w, out_c, out_h, out_w, k, 
     Gathered as the binary conv_read is (int32 sums wrap alike in any order,
     so this equals a scatter per input bit for bit); the direct input is
     nearly dense, so the per-position walk costs little."""
-    first, Wm, rows = conv_gather_setup(W, w_off, in_c, in_h, in_w, out_c, k, events, n_events)
+    first = np.empty(in_h * in_w + 1, np.int64)
+    index_events(events, n_events, in_c, in_h * in_w, first)
+    Wm = W[w_off:w_off + k * k * in_c * out_c].reshape(k * k * in_c, out_c)
+    rows = np.empty(k * k * in_c, np.int32)
     which = np.empty(k * k * in_c, np.int32)
     targets = 0
     bands = 0
@@ -269,7 +257,9 @@ def multibit_conv_read(cur, W, w_off, in_c, in_h, in_w, out_c, out_h, out_w, k, 
                 r += 1
             targets += n
             bands += count_bands_ascending(rows, n, tile_rows, row_bands)
-    count_gathered(counters, C_SYN_MAC, n_events, targets * out_c, bands * col_tiles)
+    counters[C_IN_EVENTS] += n_events
+    counters[C_SYN_MAC] += targets * out_c
+    counters[C_TILE_ACT] += bands * col_tiles
 
 
 @njit(nogil=True, cache=True)
