@@ -84,7 +84,7 @@ def main() -> None:
 def run(net, weights, data, split, samples, batch_size, seed, threads, noise, out, record, no_progress, as_json,
         calibrate_epochs, calib_samples, checkpoint_every, resume, learn, chip):
     """Deploy a net on the simulated chip and run inference on a dataset split (or calibrate it)."""
-    from .runner import RunError, RunOptions
+    from .runner import RunError, RunOptions, run_inference
 
     record_kinds = _parse_record(record)
     if chip is not None:   # writes OUT/net.yaml: the net on that chip (chipsim/cli_analysis.py)
@@ -104,8 +104,11 @@ def run(net, weights, data, split, samples, batch_size, seed, threads, noise, ou
         return
     opts = RunOptions(net=net, weights=weights, data=data, split=split, samples=samples, batch_size=batch_size,
                       seed=seed, record=record_kinds, out=out or _default_out(net), noise=tuple(noise))
-    with user_facing((RunError, ValueError, FileNotFoundError), "interrupted: no results written"):
-        outcome = _with_progress(opts, enabled=not no_progress and not as_json)
+    bar = LazyProgressBar("chip")
+    if not no_progress and not as_json:
+        opts.progress = bar
+    with user_facing((RunError, ValueError, FileNotFoundError), "interrupted: no results written", bar):
+        outcome = run_inference(opts)
     if as_json:
         import json
 
@@ -113,18 +116,6 @@ def run(net, weights, data, split, samples, batch_size, seed, threads, noise, ou
     else:
         _print_summary(outcome.summary)
         click.echo(f"wrote {', '.join(str(p) for p in outcome.files)}")
-
-
-def _with_progress(opts, enabled: bool):
-    from .runner import run_inference
-
-    if not enabled:
-        return run_inference(opts)
-    opts.progress = bar = LazyProgressBar("chip")
-    try:
-        return run_inference(opts)
-    finally:
-        bar.close()
 
 
 def _calibrate(net, weights, data, samples, batch_size, seed, noise, out, epochs, calib_samples, checkpoint_every,
