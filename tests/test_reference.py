@@ -390,3 +390,18 @@ def test_readout_tie_breaks(readout):
     # count: every neuron spikes twice; neurons 1 and 2 tie on the highest membrane (4): index 1 wins.
     # potential: U = 4, 6, 6, 4: neurons 1 and 2 tie, index 1 wins.
     assert int(res.predictions[0]) == 1
+
+
+@pytest.mark.parametrize("in_c,tile_rows", [(4, 2), (8, 4), (2, 4), (3, 6), (3, 2), (5, 5)])
+@pytest.mark.parametrize("density", [0.15, 0.6])
+def test_conv_tile_activations_every_band_layout(in_c, tile_rows, density):
+    """Tile activations of a conv read, counted per window position when kernel offsets own whole
+    row bands (in_c a multiple of tile_rows) or share them (tile_rows a multiple of in_c), and per
+    row otherwise: each must equal the distinct bands among the window's rows, as the reference counts."""
+    net = _net([{"name": "conv", "type": "conv", "out": 3, "kernel": 3, "padding": 1, "stride": 1}],
+               (in_c, 5, 4), T=3, tile_rows=tile_rows, tile_cols=2)
+    rng = np.random.default_rng(in_c * 100 + tile_rows)
+    bundle = make_bundle(net, rng, 1, density, 1.0, False, False)
+    spikes = (rng.random((2, 3, in_c * 20)) < density).astype(np.uint8)
+    res, _ref = check_case(net, bundle, np.packbits(spikes, axis=2), spikes)
+    assert res.counters[..., COUNTER_NAMES.index("tile_activations")].sum() > 0

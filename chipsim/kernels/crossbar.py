@@ -103,6 +103,54 @@ def count_bands_ascending(rows, n, tile_rows, row_bands):
 
 
 @njit(nogil=True, cache=True)
+def position_bands(events, first, in_hw, in_c, tile_rows, bands_at):
+    """bands_at[p] <- distinct row bands among input position p's events, when each kernel offset owns
+    whole bands (in_c a multiple of tile_rows): event channel c lies in band c // tile_rows of its offset."""
+    for p in range(in_hw):
+        base = p * in_c
+        count = 0
+        edge = base        # first event index past the current band
+        for e in range(first[p], first[p + 1]):
+            if events[e] >= edge:
+                count += 1
+                edge = base + ((events[e] - base) // tile_rows + 1) * tile_rows
+        bands_at[p] = count
+
+
+@njit(inline="always", cache=True)
+def window_bands(oy, ox, k, stride, pad, in_h, in_w, in_c, first, tile_rows, row_bands, bands_at, rows, n):
+    """Distinct row bands (crossbar row tiles) among output (oy, ox)'s n window rows (ascending in `rows`).
+
+    Row (ky * k + kx) * in_c + c lies in band ((ky * k + kx) * in_c + c) // tile_rows. When in_c is a
+    multiple of tile_rows, kernel offsets own whole bands and the count is a sum of per-input-position
+    counts (`bands_at`, position_bands); when tile_rows is a multiple of in_c, g = tile_rows // in_c
+    whole offsets share a band, so it is the number of distinct (ky * k + kx) // g among offsets with
+    events. Either way the cost is per window position, not per row; other shapes walk the rows."""
+    if row_bands == 1:
+        return 1
+    whole = in_c % tile_rows == 0
+    if not whole and tile_rows % in_c != 0:
+        return count_bands_ascending(rows, n, tile_rows, row_bands)
+    g = tile_rows // in_c
+    ix0 = ox * stride - pad
+    total = 0
+    last = -1
+    for ky in range(k):
+        iy = oy * stride - pad + ky
+        if iy < 0 or iy >= in_h:
+            continue
+        for ix in range(max(ix0, 0), min(ix0 + k, in_w)):
+            p = iy * in_w + ix
+            if whole:
+                total += bands_at[p]
+            elif first[p + 1] > first[p]:
+                band = (ky * k + ix - ix0) // g
+                total += band != last
+                last = band
+    return total
+
+
+@njit(nogil=True, cache=True)
 def fc_read(cur, acc, W, w_off, bias, b_off, fan_in, out_c, events, n_events, limit, tile_rows, row_bands,
             col_tiles, counters):
     """Binary input: cur + acc = bias + sum over input spikes j of crossbar row j (events ascending)."""
@@ -179,6 +227,9 @@ def conv_read(cur, acc, W, w_off, bias, b_off, in_c, in_h, in_w, out_c, out_h, o
     index_events(events, n_events, in_c, in_h * in_w, first)
     Wm = W[w_off:w_off + k * k * in_c * out_c].reshape(k * k * in_c, out_c)
     rows = np.empty(k * k * in_c, np.int32)
+    bands_at = np.empty(in_h * in_w, np.int64)
+    if row_bands > 1 and in_c % tile_rows == 0:
+        position_bands(events, first, in_h * in_w, in_c, tile_rows, bands_at)
     targets = 0
     bands = 0
     for oy in range(out_h):
@@ -192,7 +243,8 @@ def conv_read(cur, acc, W, w_off, bias, b_off, in_c, in_h, in_w, out_c, out_h, o
                 continue
             add_rows_flushed(a_row, c_row, Wm, rows, n, limit)
             targets += n
-            bands += count_bands_ascending(rows, n, tile_rows, row_bands)
+            bands += window_bands(oy, ox, k, stride, pad, in_h, in_w, in_c, first, tile_rows, row_bands, bands_at,
+                                  rows, n)
     counters[C_IN_EVENTS] += n_events
     counters[C_SYN_AC] += targets * out_c
     counters[C_TILE_ACT] += bands * col_tiles

@@ -89,7 +89,9 @@ def integrate_narrow(u_v, s_v, c_v, th_v, a_v, en_v, cu, ac, n, leak_bits, zero_
     leak_bits <= 15 and a < 2^(31 - leak_bits), so with |u| = hi * 2^F + lo,
     (|u| * a) >> F = hi * a + ((lo * a) >> F) has no product beyond int32; and
     |leak(u)| + theta + |input current| < 2^31. Every np.int32(...) below marks a value the
-    bounds keep in range; Numba would otherwise widen int32 arithmetic to int64.
+    bounds keep in range; Numba would otherwise widen int32 arithmetic to int64. The shifts are
+    np.right_shift, which Numba types int32 -> int32: `>>` would widen to int64, and LLVM cannot narrow
+    a shift by a variable amount back, so the loop ran in 64-bit lanes at half speed.
     The counter saturates without forming C + 1 (C may be 2^31 - 1)."""
     lb = np.int32(leak_bits)
     mask = np.int32((1 << leak_bits) - 1)
@@ -107,7 +109,7 @@ def integrate_narrow(u_v, s_v, c_v, th_v, a_v, en_v, cu, ac, n, leak_bits, zero_
         a = a_v[i]
         neg = u < 0
         au = np.int32(-u) if neg else u
-        mag = np.int32(np.int32(au >> lb) * a + (np.int32(np.int32(au & mask) * a) >> lb))
+        mag = np.int32(np.right_shift(au, lb) * a + np.right_shift(np.int32(np.int32(au & mask) * a), lb))
         u = np.int32(-mag) if neg else mag
         th = th_v[i]
         fired = s_v[i] != 0
