@@ -201,11 +201,17 @@ def window_rows(oy, ox, k, stride, pad, in_h, in_w, in_c, events, first, rows, w
             continue
         e0 = first[iy * in_w + lo]
         run = first[iy * in_w + hi] - e0
-        shift = (ky * k - iy * in_w - ix0) * in_c
+        shift = np.int32((ky * k - iy * in_w - ix0) * in_c)
+        # copy through slices: indexed by the loop counter alone, the loop vectorises (rows[n + q]
+        # would carry Numba's negative-index wrap-around test per element and stay scalar)
+        src = events[e0:e0 + run]
+        dst = rows[n:n + run]
         for q in range(run):
-            rows[n + q] = np.int32(events[e0 + q] + shift)
-            if with_which:
-                which[n + q] = np.int32(e0 + q)
+            dst[q] = src[q] + shift
+        if with_which:
+            dst_which = which[n:n + run]
+            for q in range(run):
+                dst_which[q] = np.int32(e0 + q)
         n += run
     return n
 
