@@ -105,33 +105,38 @@ def count_bands_ascending(rows, n, tile_rows, row_bands):
 @njit(nogil=True, cache=True)
 def position_bands(events, first, in_hw, in_c, tile_rows, bands_at):
     """bands_at[p] <- distinct row bands among input position p's events, when each kernel offset owns
-    whole bands (in_c a multiple of tile_rows): event channel c lies in band c // tile_rows of its offset."""
+    whole bands (in_c a multiple of tile_rows): channel c lies in band c // tile_rows of its offset.
+    A binary search per band edge inside the position's (sorted) events: no per-event work, and none
+    at all when in_c == tile_rows."""
+    m = in_c // tile_rows
     for p in range(in_hw):
-        base = p * in_c
+        lo = first[p]
+        end = first[p + 1]
         count = 0
-        edge = base        # first event index past the current band
-        for e in range(first[p], first[p + 1]):
-            if events[e] >= edge:
-                count += 1
-                edge = base + ((events[e] - base) // tile_rows + 1) * tile_rows
+        edge = p * in_c
+        for j in range(m):
+            edge += tile_rows
+            hi = end
+            if j < m - 1:             # first event at or past the band's end
+                a = lo
+                while a < hi:
+                    mid = (a + hi) >> 1
+                    if events[mid] < edge:
+                        a = mid + 1
+                    else:
+                        hi = mid
+            count += hi > lo
+            lo = hi
         bands_at[p] = count
 
 
 @njit(inline="always", cache=True)
-def window_bands(oy, ox, k, stride, pad, in_h, in_w, in_c, first, tile_rows, row_bands, bands_at, rows, n):
-    """Distinct row bands (crossbar row tiles) among output (oy, ox)'s n window rows (ascending in `rows`).
-
-    Row (ky * k + kx) * in_c + c lies in band ((ky * k + kx) * in_c + c) // tile_rows. When in_c is a
-    multiple of tile_rows, kernel offsets own whole bands and the count is a sum of per-input-position
-    counts (`bands_at`, position_bands); when tile_rows is a multiple of in_c, g = tile_rows // in_c
-    whole offsets share a band, so it is the number of distinct (ky * k + kx) // g among offsets with
-    events. Either way the cost is per window position, not per row; other shapes walk the rows."""
-    if row_bands == 1:
-        return 1
-    whole = in_c % tile_rows == 0
-    if not whole and tile_rows % in_c != 0:
-        return count_bands_ascending(rows, n, tile_rows, row_bands)
-    g = tile_rows // in_c
+def window_bands(oy, ox, k, stride, pad, in_h, in_w, first, bands_at, offset_band, whole):
+    """Distinct row bands (crossbar row tiles) among output (oy, ox)'s window rows, for the structured
+    layouts (see conv_read): `whole`, kernel offsets own whole bands and the count is a sum of
+    per-input-position counts (`bands_at`, position_bands); otherwise whole offsets share bands and it
+    is the number of distinct offset_band[ky * k + kx] among offsets with events. The cost is per
+    window position, not per row."""
     ix0 = ox * stride - pad
     total = 0
     last = -1
@@ -144,7 +149,7 @@ def window_bands(oy, ox, k, stride, pad, in_h, in_w, in_c, first, tile_rows, row
             if whole:
                 total += bands_at[p]
             elif first[p + 1] > first[p]:
-                band = (ky * k + ix - ix0) // g
+                band = offset_band[ky * k + ix - ix0]
                 total += band != last
                 last = band
     return total
@@ -233,9 +238,19 @@ def conv_read(cur, acc, W, w_off, bias, b_off, in_c, in_h, in_w, out_c, out_h, o
     index_events(events, n_events, in_c, in_h * in_w, first)
     Wm = W[w_off:w_off + k * k * in_c * out_c].reshape(k * k * in_c, out_c)
     rows = np.empty(k * k * in_c, np.int32)
-    bands_at = np.empty(in_h * in_w, np.int64)
-    if row_bands > 1 and in_c % tile_rows == 0:
+    # tile activations: row (ky * k + kx) * in_c + c lies in band ((ky * k + kx) * in_c + c) // tile_rows.
+    # When in_c is a multiple of tile_rows each kernel offset owns whole bands ("whole"); when tile_rows
+    # is a multiple of in_c whole offsets share one. Both count per window position; other shapes walk
+    # the rows (count_bands_ascending).
+    whole = in_c % tile_rows == 0
+    structured = row_bands > 1 and (whole or tile_rows % in_c == 0)
+    bands_at = np.empty(in_h * in_w if structured and whole else 0, np.int64)
+    offset_band = np.empty(k * k, np.int64)
+    if structured and whole:
         position_bands(events, first, in_h * in_w, in_c, tile_rows, bands_at)
+    elif structured:
+        for kk in range(k * k):
+            offset_band[kk] = kk * in_c // tile_rows
     targets = 0
     bands = 0
     for oy in range(out_h):
@@ -249,8 +264,10 @@ def conv_read(cur, acc, W, w_off, bias, b_off, in_c, in_h, in_w, out_c, out_h, o
                 continue
             add_rows_flushed(a_row, c_row, Wm, rows, n, limit)
             targets += n
-            bands += window_bands(oy, ox, k, stride, pad, in_h, in_w, in_c, first, tile_rows, row_bands, bands_at,
-                                  rows, n)
+            if structured:
+                bands += window_bands(oy, ox, k, stride, pad, in_h, in_w, first, bands_at, offset_band, whole)
+            else:
+                bands += count_bands_ascending(rows, n, tile_rows, row_bands)
     counters[C_IN_EVENTS] += n_events
     counters[C_SYN_AC] += targets * out_c
     counters[C_TILE_ACT] += bands * col_tiles
