@@ -392,13 +392,17 @@ def test_readout_tie_breaks(readout):
     assert int(res.predictions[0]) == 1
 
 
-@pytest.mark.parametrize("in_c,tile_rows", [(4, 2), (8, 4), (2, 4), (3, 6), (3, 2), (5, 5)])
+@pytest.mark.parametrize("in_c,tile_rows", [(4, 2), (8, 4), (2, 4), (3, 6), (3, 2), (5, 5),
+                                             (16, 8), (32, 8), (16, 64), (12, 8), (16, 1000)])
 @pytest.mark.parametrize("density", [0.15, 0.6])
-def test_conv_tile_activations_every_band_layout(in_c, tile_rows, density):
-    """Tile activations of a conv read, counted per window position when kernel offsets own whole
-    row bands (in_c a multiple of tile_rows) or share them (tile_rows a multiple of in_c), and per
-    row otherwise: each must equal the distinct bands among the window's rows, as the reference counts."""
-    net = _net([{"name": "conv", "type": "conv", "out": 3, "kernel": 3, "padding": 1, "stride": 1}],
+@pytest.mark.parametrize("stride", [1, 2])
+def test_conv_read_orders_and_tile_activations_every_band_layout(in_c, tile_rows, density, stride):
+    """A binary conv read sums gathered per output position (few events per input position) or one
+    kernel offset at a time (>= 8 per position: in_c >= 16 at density 0.6). Tile activations are counted
+    per window position when kernel offsets own whole row bands (in_c a multiple of tile_rows) or share
+    them (tile_rows a multiple of in_c), per row otherwise. Currents, spikes and every counter must match
+    the reference in each combination, including one-band crossbars (tile_rows 1000)."""
+    net = _net([{"name": "conv", "type": "conv", "out": 3, "kernel": 3, "padding": 1, "stride": stride}],
                (in_c, 5, 4), T=3, tile_rows=tile_rows, tile_cols=2)
     rng = np.random.default_rng(in_c * 100 + tile_rows)
     bundle = make_bundle(net, rng, 1, density, 1.0, False, False)
