@@ -1,12 +1,18 @@
-"""One sample through the whole chip, tick by tick; a batch in parallel over samples.
+"""One sample through the whole chip, layer by layer; a batch in parallel over samples.
 
-Tick order: for t = 0..T-1 every layer reads its input events, integrates and
-fires. Without delay the layers run first to last, so layer l sees layer l-1's
-spikes of the same tick (as the paper's code and most software SNNs do). With
-delay (Eq. 2 as written: S^{l-1}[t-1]) they run last to first, so each layer
-still finds the previous tick's spikes of the layer below in its list; the
-first layer then sees the host input of tick t-1, and the output needs as many
-ticks as there are layers to fill the pipeline.
+Time semantics: at tick t layer l integrates the spikes layer l-1 fired at
+tick t (no delay, as the paper's code and most software SNNs do) or at tick
+t-1 (delay: Eq. 2 as written, S^{l-1}[t-1]; the first layer then sees the host
+input of tick t-1, and the output needs as many ticks as there are layers to
+fill the pipeline).
+
+Execution order: a layer depends only on the layer below and on its own state
+(its weights, thresholds, membranes, counters and learning circuit), so each
+layer runs all T ticks before the next one starts, reading the spike lists the
+layer below kept for every tick. The results are those of running every layer
+at each tick in turn, bit for bit, but a layer's weights and membranes stay in
+cache across its T ticks instead of being evicted by the other layers every
+tick (VGG-11's 2.4 MB conv6-conv8 crossbars were read from memory each tick).
 
 Samples are independent: the host spreads them over threads (chip.py), and
 results do not depend on batch size or thread count.
@@ -75,9 +81,10 @@ def layer_read(li, desc, W, bias, params, cur, acc, events, values, n_events, mu
 
 
 @njit(nogil=True, cache=True)
-def layer_fire(li, desc, theta, leak_a, enabled, params, U, S, C, cur, acc, lists, counters,
+def layer_fire(li, desc, theta, leak_a, enabled, params, U, S, C, cur, acc, spike_list, counters,
                noise_f, noise_k, sample_id, t, disabled):
-    """Neuron update of layer `li` for one tick; returns its spike count.
+    """Neuron update of layer `li` for one tick; writes the indices of the neurons that spiked
+    to spike_list (at least the layer's size) and returns their count.
 
     noise_f[li] = (thermal sigma, per-tick silence p), noise_k[li] = their 64-bit keys."""
     n = desc[li, N_OUT]
@@ -85,7 +92,7 @@ def layer_fire(li, desc, theta, leak_a, enabled, params, U, S, C, cur, acc, list
     return update_neurons(cur, acc, n, n_off, U, S, C, theta, leak_a, enabled, params[P_LEAK_BITS],
                           desc[li, RESET], desc[li, SPIKING] != 0, desc[li, MEMORYLESS] != 0,
                           params[P_UMIN], params[P_UMAX], params[P_CMAX], params[P_NARROW] != 0,
-                          disabled[li], lists[n_off:n_off + n],
+                          disabled[li], spike_list,
                           counters, noise_f[li, 0], noise_f[li, 1], noise_k[li, 0], noise_k[li, 1],
                           sample_id, t, params[P_T])
 
@@ -93,7 +100,7 @@ def layer_fire(li, desc, theta, leak_a, enabled, params, U, S, C, cur, acc, list
 @njit(nogil=True, cache=True)
 def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc, noise_f, noise_k,
                sample_ids, in_packed, in_direct, U, S, C, counters, rec_S, rec_U,
-               learn, targets, lparams, lkeys, wlim, write_sigma, written, disabled):
+               learn, targets, lparams, lkeys, wlim, write_sigma, written, disabled, lists_a, lists_b):
     """Run sample `b` for T ticks from a zero state; with `learn`, apply online LTL as it goes.
 
     `acc` is a 1-element array whose dtype selects the accumulator (int16 or
@@ -108,7 +115,8 @@ def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc,
     tick; `targets[b]` holds the host's rate targets of all learning layers,
     `lparams`/`lkeys` the per-layer settings and keys, `wlim` (L, 2) the
     weight range and level step, `written` a bitmap of the cells (distinct-write
-    counting of shared conv cells).
+    counting of shared conv cells). `lists_a` and `lists_b` (T * largest layer,
+    int32) hold the spike lists of two adjacent layers for every tick.
     """
     T = params[P_T]
     L = desc.shape[0]
@@ -124,8 +132,6 @@ def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc,
     bias_max = params[P_BIAS_MAX]
     cur = np.empty(max_n, np.int32)
     accum = np.empty(max_n, acc.dtype)
-    lists = np.empty(U.shape[1], np.int32)
-    n_list = np.zeros(L, np.int64)
     in_events = np.empty(n_in, np.int32)
     in_values = np.zeros(n_in, np.int32)
     empty_values = np.zeros(1, np.int32)
@@ -146,54 +152,57 @@ def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc,
     U[b, :] = 0
     S[b, :] = 0
     C[b, :] = 0
-    for t in range(T):
-        # host input seen by the first layer this tick
-        t_in = t - 1 if delay else t
-        n_host = 0
-        if t_in >= 0:
-            if direct:
-                n_host = n_direct
-            else:
-                n_host = decode_packed(in_packed[b, t_in], n_in, in_events)
-        for step in range(L):
-            li = L - 1 - step if delay else step
+    # spike lists of the layer below (for every tick) and of this layer: tick t's list is
+    # lists[t * max_n:t * max_n + n_spikes[t]]
+    below, here = lists_a, lists_b
+    n_below = np.zeros(T, np.int64)
+    n_here = np.zeros(T, np.int64)
+    for li in range(L):
+        off = desc[li, N_OFF]
+        n = desc[li, N_OUT]
+        for t in range(T):
+            t_in = t - 1 if delay else t        # the tick whose spikes (or host input) this layer integrates
             row = counters[b, t, li]
             fire_cur, fire_acc = cur, accum
             if li == 0:
-                events, values, n_ev, multibit = in_events, in_values, n_host, direct
+                n_ev = 0
+                if t_in >= 0:
+                    n_ev = n_direct if direct else decode_packed(in_packed[b, t_in], n_in, in_events)
+                events, values, multibit = in_events, in_values, direct
                 if direct and t_in >= 0 and have_first and not (first_learns and t > warmup):
                     row += first_counts
                     if noise_f[0, 0] > 0.0:     # thermal noise rewrites the current in place: use a copy
-                        n0 = desc[0, N_OUT]
-                        cur[:n0] = first_cur
-                        accum[:n0] = 0
+                        cur[:n] = first_cur
+                        accum[:n] = 0
                     else:
                         fire_cur, fire_acc = first_cur, first_acc
                 else:
                     layer_read(0, desc, W, bias, params, cur, accum, events, values, n_ev,
                                multibit, limit, tile_rows, row)
                     if direct and t_in >= 0:
-                        first_cur[:] = cur[:desc[0, N_OUT]]
+                        first_cur[:] = cur[:n]
                         first_counts[:] = row
                         have_first = True
             else:
-                off = desc[li - 1, N_OFF]
-                n_ev = n_list[li - 1]
-                events, values, multibit = lists[off:off + n_ev], empty_values, False
+                n_ev = n_below[t_in] if t_in >= 0 else 0
+                start = max(t_in, 0) * max_n
+                events, values, multibit = below[start:start + n_ev], empty_values, False
                 layer_read(li, desc, W, bias, params, cur, accum, events, values, n_ev,
                            multibit, limit, tile_rows, row)
-            n_list[li] = layer_fire(li, desc, theta, leak_a, enabled, params, U[b], S[b], C[b],
-                                    fire_cur, fire_acc, lists, row, noise_f, noise_k, sample_ids[b], t,
-                                    disabled)
+            n_here[t] = layer_fire(li, desc, theta, leak_a, enabled, params, U[b], S[b], C[b],
+                                   fire_cur, fire_acc, here[t * max_n:(t + 1) * max_n], row, noise_f, noise_k,
+                                   sample_ids[b], t, disabled)
             if learn and t >= warmup and lparams[li, L_ON] != 0.0:
                 learn_layer(li, desc, W, bias, theta, U[b], C[b], events, values, n_ev, multibit,
                             targets[b], lparams[li], t + 1, target_max, wlim[li, 0], wlim[li, 1],
                             bias_max, write_sigma, lkeys[li, 0], lkeys[li, 1], sample_ids[b], t,
                             pos_start, gsel, gerr, written, row)
-        if record & 1:
-            rec_S[b, t, :] = S[b, :]
-        if record & 2:
-            rec_U[b, t, :] = U[b, :]
+            if record & 1:
+                rec_S[b, t, off:off + n] = S[b, off:off + n]
+            if record & 2:
+                rec_U[b, t, off:off + n] = U[b, off:off + n]
+        below, here = here, below
+        n_below, n_here = n_here, n_below
 
 
 @njit(nogil=True, cache=True)
@@ -212,7 +221,9 @@ def run_samples(start, stop, desc, W, bias, theta, leak_a, enabled, params, tile
     for li in range(L):
         for i in range(desc[li, N_OFF], desc[li, N_OFF] + desc[li, N_OUT]):
             disabled[li] += enabled[i] == 0
+    lists_a = np.empty(params[P_T] * params[P_MAX_N], np.int32)
+    lists_b = np.empty(params[P_T] * params[P_MAX_N], np.int32)
     for b in range(start, stop):
         run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc, noise_f, noise_k,
                    sample_ids, in_packed, in_direct, U, S, C, counters, rec_S, rec_U,
-                   learn, targets, lparams, lkeys, wlim, write_sigma, written, disabled)
+                   learn, targets, lparams, lkeys, wlim, write_sigma, written, disabled, lists_a, lists_b)
