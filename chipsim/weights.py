@@ -3,10 +3,11 @@
 Layout (conventional, framework-compatible tensor shapes; the chip maps them
 onto crossbars itself)::
 
-    /                      attrs: format, chipsim_version, net, provenance (JSON), accuracies
+    /                      attrs: format, chipsim_version, net, weight_bits, provenance (JSON), accuracies
     /layers/<name>/weight  int8 (int16 when wider)  conv: (out, in_c, k, k); fc: (out, in), `in` in (C, H, W) order
     /layers/<name>/bias    int32  (out,)
-        attrs: scale (real value of one LSB), threshold (int, in LSBs), weight_bits
+        attrs: scale (real value of one LSB), threshold (int, in LSBs), weight_bits (signed cells:
+               values in [-(2^(weight_bits-1) - 1), 2^(weight_bits-1) - 1])
     /teacher/<name>/weight float32, or weight_codes int8 + weight_scale float32 (one per output channel)
     /teacher/<name>/bias   float32
 
@@ -132,15 +133,17 @@ def check_bundle(net: NetConfig, bundle: WeightBundle, source: str) -> None:
                                f"[1, {net.chip.membrane_max}], got {lw.threshold}")
 
 
-def save_weights(path: str | Path, bundle: WeightBundle, net_name: str) -> None:
-    """Write a bundle atomically (compressed integer datasets)."""
+def save_weights(path: str | Path, bundle: WeightBundle, net: NetConfig) -> None:
+    """Write a bundle for `net` atomically (compressed integer datasets); every layer records the
+    net's weight bit width."""
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["chipsim_version"] = __version__
-            f.attrs["net"] = net_name
             for key, value in bundle.attrs.items():
                 f.attrs[key] = json.dumps(value) if isinstance(value, (dict, list)) else value
+            f.attrs["format"] = FORMAT
+            f.attrs["chipsim_version"] = __version__
+            f.attrs["net"] = net.name
+            f.attrs["weight_bits"] = net.chip.weight_bits
             group = f.create_group("layers")
             for name, lw in bundle.layers.items():
                 g = group.create_group(name)
@@ -150,6 +153,7 @@ def save_weights(path: str | Path, bundle: WeightBundle, net_name: str) -> None:
                 g.create_dataset("bias", data=lw.bias.astype(np.int32), compression="gzip", compression_opts=9)
                 g.attrs["threshold"] = int(lw.threshold)
                 g.attrs["scale"] = float(lw.scale)
+                g.attrs["weight_bits"] = net.chip.weight_bits
                 g.attrs["units"] = "LSB; real value = integer * scale"
             if bundle.teacher:
                 tg = f.create_group("teacher")

@@ -45,7 +45,7 @@ def main() -> None:
     snn_acc = float((pred == test.labels).mean())
     bundle.attrs.update({"teacher_accuracy": teacher_acc, "snn_accuracy": snn_acc,
                          "accuracy_split": "digits test (360)"})
-    save_weights(MODELS_DIR / "weights" / "digits.h5", bundle, net.name)
+    save_weights(MODELS_DIR / "weights" / "digits.h5", bundle, net)
     print(json.dumps({"teacher_accuracy": teacher_acc, "snn_accuracy": snn_acc,
                       "seconds": round(time.time() - t0, 1)}))
 

@@ -485,7 +485,7 @@ def finish(net: NetConfig, bundle, params: dict, test, data_spec: str, attrs: di
         "chipsim_version": __version__,
         "chip_eval_seconds": round(chip_s, 1),
     })
-    save_weights(out, bundle, net.name)
+    save_weights(out, bundle, net)
     log(f"chip SNN accuracy {snn_acc * 100:.2f}% on {len(test)} test samples "
         f"({chip_s:.0f} s); check subset {spec} ({len(check_data)}): {check_acc * 100:.2f}%")
     log(f"wrote {out}")

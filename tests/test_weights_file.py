@@ -35,7 +35,7 @@ def test_stored_teacher_reloads_bit_for_bit(tmp_path, storage):
     rng = np.random.default_rng(1)
     teacher = store_teacher(_teacher(rng, [(256, 64), (128, 256), (10, 128)]), storage)
     bundle = WeightBundle(base.layers, {**base.attrs, "teacher_storage": storage}, teacher)
-    save_weights(tmp_path / "w.h5", bundle, "digits")
+    save_weights(tmp_path / "w.h5", bundle, net)
     back = load_weights(tmp_path / "w.h5")
     for name, (w, b) in teacher.items():
         assert np.array_equal(back.teacher[name][0], w) and np.array_equal(back.teacher[name][1], b)
@@ -51,9 +51,27 @@ def test_int8_teacher_storage_is_smaller_and_chosen_for_big_nets(tmp_path):
     sizes = {}
     for storage in ("float16", "int8-per-channel"):
         bundle = WeightBundle(base.layers, {"teacher_storage": storage}, store_teacher(raw, storage))
-        save_weights(tmp_path / f"{storage}.h5", bundle, "digits")
+        save_weights(tmp_path / f"{storage}.h5", bundle, net)
         sizes[storage] = (tmp_path / f"{storage}.h5").stat().st_size
     assert sizes["int8-per-channel"] < 0.75 * sizes["float16"]
     assert teacher_storage_for(raw) == "float16"
     big = {"w": (np.zeros((TEACHER_CODES_ABOVE // 100 + 1, 100), np.float32), np.zeros(1, np.float32))}
     assert teacher_storage_for(big) == "int8-per-channel"
+
+
+def test_weight_files_record_the_bit_width(tmp_path):
+    """save_weights records the net's weight bit width on the file and on every layer; the bundled
+    files record it too (vgg11.h5, written before per-layer widths, on the file only) and it equals
+    their net's chip.weight_bits."""
+    import h5py
+    net = load_net(resolve_net("digits"))
+    save_weights(tmp_path / "w.h5", load_weights(net.weights), net)
+    with h5py.File(tmp_path / "w.h5", "r") as f:
+        assert f.attrs["weight_bits"] == net.chip.weight_bits
+        assert [g.attrs["weight_bits"] for g in f["layers"].values()] == [net.chip.weight_bits] * 3
+    for name in ("digits", "fashion", "vgg11", "vgg11-w4"):
+        bundled = load_net(resolve_net(name))
+        with h5py.File(bundled.weights, "r") as f:
+            assert f.attrs["weight_bits"] == bundled.chip.weight_bits, name
+            per_layer = {g.attrs.get("weight_bits", f.attrs["weight_bits"]) for g in f["layers"].values()}
+            assert per_layer == {bundled.chip.weight_bits}, name
