@@ -294,6 +294,9 @@ class NetConfig:
 
 def _parse_neuron(r: _Reader) -> NeuronConfig:
     model = r.choice("model", NEURON_MODELS, "IF")
+    if model == "LIF" and "alpha" not in r.data:
+        raise ConfigError(f"{r.source}: {r.key_path('alpha')}: missing; expected a number in (0, 1) for LIF "
+                          "(the leak factor per tick)")
     alpha = r.number("alpha", 0.0, 1.0, 1.0)
     if model == "LIF" and not 0.0 < alpha < 1.0:
         r.fail(r.key_path("alpha"), "a number in (0, 1) for LIF", alpha)

@@ -19,7 +19,7 @@ from .counters import cost_estimate, layer_totals, synops_vs_mac
 from .kernels.layout import N_COUNTERS
 from .models import bundled_nets
 from .results import RunFileWriter, write_summary
-from .weights import WeightBundle, load_weights, random_weights
+from .weights import WeightBundle, WeightsError, load_weights, random_weights
 
 
 class RunError(ValueError):
@@ -72,9 +72,17 @@ def resolve_weights(net: NetConfig, spec: str | None, seed: int) -> tuple[Weight
         raise RunError(f"--weights: net '{net.name}' ({net.source}) ships no trained weights yet{hint}; "
                        f"expected --weights PATH (an HDF5 file from chipsim, e.g. from "
                        f"`chipsim pretrain --net {net.name}`) or --weights random")
-    if Path(path).is_file() and is_chip_state(path):
+    # name where the path came from: the --weights flag, or the net YAML's `weights` key
+    origin = "--weights" if spec else f"{net.source}: weights"
+    if not Path(path).is_file():
+        raise RunError(f"{origin}: {path}: no such file; expected an HDF5 weights file or a saved chip state "
+                       f"written by chipsim")
+    if is_chip_state(path):
         return None, str(path)
-    return load_weights(path), str(path)
+    try:
+        return load_weights(path), str(path)
+    except WeightsError as exc:
+        raise RunError(f"{origin}: {exc}") from None
 
 
 def deploy(net: NetConfig, bundle: WeightBundle | None, weights_source: str, noise: tuple[str, ...],

@@ -57,7 +57,8 @@ def test_out_dir_is_never_overwritten(default_run):
     (["--net", "alexnet"], "--net alexnet: no such file, and not a bundled net"),
     (["--record", "voltage"], "expected a comma-separated list of spikes, membrane, got 'voltage'"),
     (["--data", "/nonexistent/cifar"], "--data: /nonexistent/cifar: not found"),
-    (["--weights", "/nonexistent/w.h5"], "/nonexistent/w.h5: no such weights file"),
+    (["--weights", "/nonexistent/w.h5"], "--weights: /nonexistent/w.h5: no such file"),
+    (["--weights", __file__], f"--weights: {__file__}: not a readable chipsim weights file"),
     (["--batch-size", "0"], "--batch-size"),
 ])
 def test_bad_input_gives_a_clear_error(tmp_path, args, message):
@@ -86,6 +87,20 @@ def test_a_net_without_weights_says_what_to_pass(tmp_path):
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert "--weights: net 'vgg11'" in result.output and "ships no trained weights" in result.output
     assert "--net vgg11-w4" in result.output and "chipsim pretrain --net vgg11" in result.output
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("weights: weights/digits.h5", "weights: nowhere.h5", "digits.yaml: weights: {dir}/nowhere.h5: no such file"),
+    ("model: IF", "model: LIF", "digits.yaml: neuron.alpha: missing; expected a number in (0, 1) for LIF"),
+])
+def test_net_yaml_errors_name_the_file_and_key(tmp_path, old, new, message):
+    text = (MODELS_DIR / "digits.yaml").read_text()
+    assert old in text
+    (tmp_path / "digits.yaml").write_text(text.replace(old, new))
+    result = CliRunner().invoke(main, ["run", "--net", str(tmp_path / "digits.yaml"), "--out", str(tmp_path / "x"),
+                                       "--no-progress", "--samples", "2"])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert message.format(dir=tmp_path) in result.output
 
 
 def test_nets_lists_bundled_networks():
