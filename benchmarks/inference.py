@@ -33,18 +33,18 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import os
 import platform
 import socket
 import statistics
 import sys
-import tempfile
 import time
 import traceback
 from pathlib import Path
 
 import numpy as np
+
+from chipsim.atomic import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 NET_PATH = ROOT / "models" / "vgg11.yaml"
@@ -139,22 +139,6 @@ def measure_round_robin(ms: list[Measurement], rounds: int, deadline: float, min
             log(f"  stopping after {done} rounds: the time budget would be exceeded")
             break
     return done
-
-
-def atomic_write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def cpu_model() -> str:
@@ -802,7 +786,7 @@ def main(argv=None) -> int:
     }
     result["machine"]["loadavg_at_end"] = loadavg()
     result["wall_s"] = round(time.perf_counter() - t_start, 1)
-    atomic_write_json(out_path, result)
+    write_json(out_path, result)
     print_table(result)
     print(f"\nwrote {out_path} ({result['wall_s']} s)")
     return 0

@@ -12,17 +12,42 @@ from pathlib import Path
 from typing import Iterator
 
 
+def file_mode() -> int:
+    """Permissions open() would give a new file under the process umask (mkstemp's temporary files
+    are 0600, which would hide finished results from the user's group)."""
+    try:        # Linux: read the umask without changing it (os.umask would, for every thread, briefly)
+        with open("/proc/self/status") as f:
+            mask = next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return 0o666 & ~mask
+
+
+def temp_beside(path: Path) -> Path:
+    """A new empty temporary file in `path`'s folder (created if needed), named after it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def commit(tmp: Path, path: Path) -> None:
+    """Flush the finished temporary file to disk, give it the usual permissions, rename it to `path`."""
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.chmod(tmp, file_mode())
+    os.replace(tmp, path)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it over `path` on success."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = temp_beside(path)
     try:
         yield tmp_path
-        os.replace(tmp_path, path)
+        commit(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

@@ -16,15 +16,13 @@ looks finished.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from . import __version__
-from .atomic import write_json
+from .atomic import commit, temp_beside, write_json
 from .kernels.layout import COUNTER_NAMES
 
 
@@ -34,9 +32,7 @@ class RunFileWriter:
     def __init__(self, out_dir: Path, attrs: dict, layer_slices: dict[str, slice], record: tuple[str, ...],
                  time_steps: int):
         self.path = out_dir / "run.h5"
-        fd, tmp = tempfile.mkstemp(prefix=".run.h5.", suffix=".tmp", dir=out_dir)
-        os.close(fd)
-        self.tmp = Path(tmp)
+        self.tmp = temp_beside(self.path)
         self.file = h5py.File(self.tmp, "w")
         for key, value in attrs.items():
             self.file.attrs[key] = json.dumps(value, default=str) if isinstance(value, (dict, list, tuple)) else value
@@ -69,7 +65,7 @@ class RunFileWriter:
         for key, value in arrays.items():
             self.file.create_dataset(key, data=value, compression="gzip", compression_opts=4)
         self.file.close()
-        os.replace(self.tmp, self.path)
+        commit(self.tmp, self.path)
         return self.path
 
     def abort(self) -> None:
