@@ -8,6 +8,7 @@ import click
 
 from . import __version__
 from .cli_errors import user_facing
+from .first_run import announce_compile
 from .progress import LazyProgressBar
 
 RECORDABLE = ("spikes", "membrane")
@@ -85,6 +86,8 @@ def run(net, weights, data, split, samples, batch_size, seed, threads, noise, ou
         calibrate_epochs, calib_samples, checkpoint_every, resume, learn, chip):
     """Deploy a net on the simulated chip and run inference on a dataset split (or calibrate it)."""
     from .runner import RunError, RunOptions, run_inference
+
+    announce_compile()
 
     record_kinds = _parse_record(record)
     if chip is not None:   # writes OUT/net.yaml: the net on that chip (chipsim/cli_analysis.py)

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from .cli_errors import user_facing
+from .first_run import announce_compile
 from .progress import LazyProgressBar
 
 
@@ -97,6 +98,7 @@ def sweep(nets, axes, seeds, calibrate_epochs, calib_samples, samples, learn, we
 
     if workers is not None and scheduler is not None:
         raise click.UsageError("--workers and --scheduler exclude each other (the scheduler's cluster has its own)")
+    announce_compile()
     try:
         opts = SweepOptions(nets=tuple(nets), axes=tuple(parse_axis(a) for a in axes), out=out, seeds=seeds,
                             calibrate_epochs=calibrate_epochs, samples=samples, calib_samples=calib_samples,
