@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -252,6 +253,19 @@ class Chip:
         return np.int16 if 8 * largest <= np.iinfo(np.int16).max else np.int32
 
     # ------------------------------------------------------------------ running
+    def warm_up(self, record: tuple[str, ...] = ()) -> float:
+        """Compile (or load from Numba's cache) the inference kernel for this chip's register types by
+        running an empty batch; returns the seconds it took, so runs can time the chip apart from the
+        one-off compilation."""
+        t0 = time.perf_counter()
+        T = self.net.time_steps
+        if self.net.encoder.kind == "direct":
+            empty = np.zeros((0, self.n_inputs), np.int32)
+        else:
+            empty = np.zeros((0, T, (self.n_inputs + 7) // 8), np.uint8)
+        self.run(empty, record)
+        return time.perf_counter() - t0
+
     def run(self, inputs: np.ndarray, record: tuple[str, ...] = (), sample_ids: np.ndarray | None = None,
             learning: "LearningSetup | None" = None, targets: np.ndarray | None = None) -> BatchResult:
         """Run a batch. `inputs`: packed spikes (B, T, ceil(n_in/8)) uint8 for rate/if encoders,

@@ -35,8 +35,10 @@ def _print_summary(summary: dict) -> None:
                f"T {summary['time_steps']}  encoder {summary['encoder']}")
     if summary.get("data_note"):
         click.echo(f"data: {summary['data_note']}")
+    compiled = summary.get("kernel_load_s", 0.0)
     click.echo(f"accuracy {summary['accuracy'] * 100:.2f}%   chip {summary['samples_per_s']:.1f} samples/s "
-               f"({summary['chip_s']:.2f} s chip, {summary['wall_s']:.2f} s wall)")
+               f"({summary['chip_s']:.2f} s chip, {summary['wall_s']:.2f} s wall"
+               f"{f', after {compiled:.0f} s compiling the kernels' if compiled >= 2 else ''})")
     header = f"{'layer':<10}{'neurons':>9}{'rate':>8}{'spk/smp':>11}{'syn/smp':>12}{'tiles':>7}{'util':>7}{'sat':>6}"
     click.echo(header)
     n = max(1, summary["samples"])

@@ -26,6 +26,8 @@ def test_default_run_prints_accuracy_and_writes_files(default_run):
     assert summary["net"] == "digits" and summary["samples"] == 40 and summary["seed"] == 0
     assert 0.8 <= summary["accuracy"] <= 1.0
     assert set(summary["layers"]) == {"fc1", "fc2", "fc3"}
+    # the kernel's compilation (or cache load) is timed apart from the chip's run
+    assert summary["kernel_load_s"] >= 0 and summary["chip_s"] <= summary["wall_s"]
     with h5py.File(out / "run.h5") as f:
         assert f["predictions"].shape == (40,)
         assert f["traces/fc1/spikes"].shape == (40, 32, 256)         # fc1: 256 neurons (models/digits.yaml)
