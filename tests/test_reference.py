@@ -413,49 +413,53 @@ def test_conv_read_orders_and_tile_activations_every_band_layout(in_c, tile_rows
 
 @pytest.mark.parametrize("stride,pad", [(1, 1), (2, 1), (1, 0)])
 @pytest.mark.parametrize("limit", [3, 255])
-def test_conv_read_run_spans_equal_dense_sum(stride, pad, limit):
-    """conv_read's run-major order sums a whole kernel row per event run when that row's weights
-    fit `block_bytes`, else one kernel offset per run; the chip-level nets above are small enough
-    to always take the whole-row span. Called directly with both spans (and the gather order, at a
-    sparse input), the current and every counter must equal a dense integer sum of the window."""
+@pytest.mark.parametrize("one_band", [False, True])
+def test_conv_read_orders_equal_dense_sum(stride, pad, limit, one_band):
+    """conv_read sums in one of three orders: scatter (fewer events than input positions, one row band),
+    gather, or run-major, whose runs span a whole kernel row when that row's weights fit `block_bytes`,
+    else one kernel offset (the chip-level nets above are small enough to always take the whole row).
+    Called directly with both spans at every density, the current and every counter must equal a dense
+    integer sum of the window."""
     from chipsim.kernels.crossbar import conv_read
     from chipsim.kernels.layout import C_IN_EVENTS, C_SYN_AC, C_TILE_ACT, N_COUNTERS
     in_c, in_h, in_w, out_c, k = 16, 6, 5, 24, 3
+    tile_rows, row_bands = (1000, 1) if one_band else (in_c, k * k)   # one band, or one per kernel offset
     out_h = (in_h + 2 * pad - k) // stride + 1
     out_w = (in_w + 2 * pad - k) // stride + 1
     rng = np.random.default_rng(7 + stride + 10 * pad)
     W = rng.integers(-127, 128, size=k * k * in_c * out_c).astype(np.int8)
     bias = rng.integers(-500, 500, size=out_c).astype(np.int32)
     Wm = W.reshape(k, k, in_c, out_c).astype(np.int64)
-    for density in (0.7, 0.1):                  # >= 8 events per input position: run-major; else gather
+    # >= 8 events per input position: run-major; 1.6: gather; 0.5 (< 1): scatter when one band
+    for density in (0.7, 0.1, 0.03):
         x = rng.random((in_h, in_w, in_c)) < density
         events = np.flatnonzero(x.reshape(-1)).astype(np.int32)
         xp = np.zeros((in_h + 2 * pad, in_w + 2 * pad, in_c), np.int64)
         xp[pad:pad + in_h, pad:pad + in_w] = x
         dense = np.empty((out_h, out_w, out_c), np.int64)
+        windows = []
         for oy in range(out_h):
             for ox in range(out_w):
                 win = xp[oy * stride:oy * stride + k, ox * stride:ox * stride + k]
                 dense[oy, ox] = bias + np.einsum("yxc,yxco->o", win, Wm)
+                windows.append(win)
         results = []
         for block_bytes in (0, 1 << 30):         # span 1 (one offset per run), span k (a kernel row)
             cur = np.zeros(out_h * out_w * out_c, np.int32)
             acc = np.zeros(out_h * out_w * out_c, np.int16)
             counters = np.zeros(N_COUNTERS, np.int64)
             conv_read(cur, acc, W, 0, bias, 0, in_c, in_h, in_w, out_c, out_h, out_w, k, stride, pad, events,
-                      len(events), limit, in_c, k * k, 2, counters, block_bytes)
+                      len(events), limit, tile_rows, row_bands, 2, counters, block_bytes)
             total = cur.astype(np.int64) + acc
             assert np.array_equal(total.reshape(out_h, out_w, out_c), dense), (density, block_bytes)
             results.append(counters)
         assert np.array_equal(results[0], results[1])
         assert results[0][C_IN_EVENTS] == len(events)
-        targets = sum(int(x[max(oy * stride - pad, 0):oy * stride - pad + k,
-                            max(ox * stride - pad, 0):ox * stride - pad + k].sum())
-                      for oy in range(out_h) for ox in range(out_w))
-        assert results[0][C_SYN_AC] == targets * out_c
-        # tile_rows == in_c: each kernel offset is one row band; a band is active at an output position
-        # when its input position has any event; two column tiles
-        bands = sum(int(x[max(oy * stride - pad, 0):oy * stride - pad + k,
-                          max(ox * stride - pad, 0):ox * stride - pad + k].any(axis=2).sum())
-                    for oy in range(out_h) for ox in range(out_w))
+        assert results[0][C_SYN_AC] == sum(int(w.sum()) for w in windows) * out_c
+        # tile activations (two column tiles): one band: positions whose window has an event; a band
+        # per kernel offset: the window's input positions that have an event
+        if one_band:
+            bands = sum(int(w.any()) for w in windows)
+        else:
+            bands = sum(int(w.any(axis=2).sum()) for w in windows)
         assert results[0][C_TILE_ACT] == bands * 2

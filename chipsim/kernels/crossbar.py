@@ -293,13 +293,50 @@ def run_major_rows(cur, acc, Wm, in_c, in_h, in_w, out_c, out_h, out_w, k, strid
 
 
 @njit(nogil=True, cache=True)
+def scatter_rows(cur, Wm, in_c, in_w, out_c, out_h, out_w, k, stride, pad, events, n_events, touched):
+    """cur += each event's crossbar row at every output position whose window holds the event;
+    returns the rows added and sets touched[pos] = 1 for each output position that got one.
+
+    For sparse input (fewer events than input positions) visiting the events beats visiting every
+    output position's window. The rows go straight into the int32 current: at most k * k rows per
+    event, and integer sums are exact in any order, so this equals the other orders bit for bit."""
+    targets = 0
+    for e in range(n_events):
+        j = events[e]
+        p = j // in_c                       # a division per event is cheap on sparse input
+        c = j - p * in_c
+        iy = p // in_w
+        ix = p - iy * in_w
+        for ky in range(k):
+            ty = iy + pad - ky              # = oy * stride for the output row that reads (iy, ky)
+            if ty < 0 or ty % stride != 0 or ty // stride >= out_h:
+                continue
+            oy = ty // stride
+            for kx in range(k):
+                tx = ix + pad - kx
+                if tx < 0 or tx % stride != 0 or tx // stride >= out_w:
+                    continue
+                pos = oy * out_w + tx // stride
+                w_row = Wm[(ky * k + kx) * in_c + c]
+                c_row = cur[pos * out_c:(pos + 1) * out_c]
+                for o in range(out_c):
+                    c_row[o] += w_row[o]
+                touched[pos] = 1
+                targets += 1
+    return targets
+
+
+@njit(nogil=True, cache=True)
 def conv_read(cur, acc, W, w_off, bias, b_off, in_c, in_h, in_w, out_c, out_h, out_w, k, stride, pad, events,
               n_events, limit, tile_rows, row_bands, col_tiles, counters, block_bytes=BLOCK_BYTES):
     """Binary input: the crossbar rows of the active inputs in each output position's window.
 
     The events (sorted, so each input position's channels are contiguous) are
-    indexed by input position once. Two orders give the same sums (integer
+    indexed by input position once. Three orders give the same sums (integer
     sums are exact in any order, so the current is the same bit for bit):
+      * scatter (fewer events than input positions, one row band: a rate-coded
+        first layer): scatter_rows adds each event's rows to the outputs that
+        read it, so the work is per event, not per output window;
       * run-major (runs of at least eight events on average, and a band layout
         counted per position, see below): run_major_rows, which sums each run
         straight from the event list. A run spans a whole kernel row when the
@@ -331,7 +368,14 @@ def conv_read(cur, acc, W, w_off, bias, b_off, in_c, in_h, in_w, out_c, out_h, o
     targets = 0
     bands = 0
     span = k if k * in_c * out_c * W.itemsize <= block_bytes else 1
-    if (structured or row_bands == 1) and n_events * span >= 8 * in_h * in_w:
+    if row_bands == 1 and n_events < in_h * in_w:
+        init_current(cur, acc, bias, b_off, out_h * out_w, out_c)
+        touched = np.zeros(out_h * out_w, np.uint8)
+        targets = scatter_rows(cur, Wm, in_c, in_w, out_c, out_h, out_w, k, stride, pad, events, n_events,
+                               touched)
+        for pos in range(out_h * out_w):
+            bands += touched[pos]
+    elif (structured or row_bands == 1) and n_events * span >= 8 * in_h * in_w:
         init_current(cur, acc, bias, b_off, out_h * out_w, out_c)
         targets = run_major_rows(cur, acc, Wm, in_c, in_h, in_w, out_c, out_h, out_w, k, stride, pad, events,
                                  first, limit, span)
