@@ -34,9 +34,12 @@ def temp_beside(path: Path) -> Path:
 
 def commit(tmp: Path, path: Path) -> None:
     """Flush the finished temporary file to disk, give it the usual permissions, rename it to `path`."""
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.chmod(tmp, file_mode())
+    try:        # some file systems (vfat, exFAT, some FUSE or CIFS mounts) refuse these: keep the result
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, file_mode())
+    except OSError:
+        pass
     os.replace(tmp, path)
 
 

@@ -122,10 +122,14 @@ def encoder_key(seed: int) -> int:
     return int(np.random.SeedSequence([seed, 0x656E63]).generate_state(1, np.uint64)[0])
 
 
-def prepare_out_dir(out: Path) -> Path:
+def check_out_dir(out: Path) -> None:
     if (out / "summary.json").exists():
         raise RunError(f"--out {out}: already holds a finished run (summary.json); "
                        f"expected a new or empty folder, nothing is overwritten")
+
+
+def prepare_out_dir(out: Path) -> Path:
+    check_out_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     return out
 
@@ -151,6 +155,11 @@ def run_inference(opts: RunOptions) -> RunOutcome:
         ids = np.arange(i * bs, min(n, (i + 1) * bs))
         return ids, encoder.encode(data.images[ids], ids), data.labels[ids]
 
+    if opts.out:
+        check_out_dir(Path(opts.out))        # before the compile: a refused --out should not wait for it
+    # compile (or load) the kernel apart from the timed run, before any output exists: an interrupted
+    # first compile leaves nothing behind
+    kernel_s = chip.warm_up(opts.record)
     out_dir = prepare_out_dir(Path(opts.out)) if opts.out else None
     writer = None
     if out_dir is not None:
@@ -162,7 +171,6 @@ def run_inference(opts: RunOptions) -> RunOutcome:
     preds = np.empty(n, np.int64)
     per_tick = np.zeros((net.time_steps, L, N_COUNTERS), np.int64)
     per_sample = np.zeros((n, L, N_COUNTERS), np.int64)
-    kernel_s = chip.warm_up(opts.record)     # compile or load the kernel apart from the timed run
     stream = BatchStream(make_batch, n_batches)
     t0 = time.perf_counter()
     chip_s = 0.0

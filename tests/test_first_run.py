@@ -2,6 +2,7 @@
 import importlib.util
 import sys
 
+import pytest
 from click.testing import CliRunner
 
 import chipsim.first_run as first_run
@@ -40,3 +41,32 @@ def test_run_announces_compiling_only_when_not_cached(tmp_path, monkeypatch):
         assert result.exit_code == 0, result.output
         assert (first_run.NOTE in result.stderr) == shown
         assert first_run.NOTE not in result.stdout
+
+
+@pytest.mark.parametrize("net_name, record", [("digits", ()), ("digits", ("spikes", "membrane"))])
+def test_warm_up_compiles_the_specialization_the_run_uses(monkeypatch, net_name, record):
+    """Chip.warm_up runs an empty batch so that compiling is timed apart from the run: it must reach
+    the kernel with exactly the argument types of a real batch, or the run would compile again."""
+    import numba
+    import numpy as np
+
+    import chipsim.chip as chip_module
+    from chipsim.chip import Chip
+    from chipsim.config import load_net
+    from chipsim.models import resolve_net
+    from chipsim.weights import load_weights
+
+    seen = []
+    real = chip_module.run_samples
+
+    def spy(*args):
+        seen.append(tuple(numba.typeof(a) for a in args))
+        return real(*args)
+
+    monkeypatch.setattr(chip_module, "run_samples", spy)
+    net = load_net(resolve_net(net_name))
+    chip = Chip(net, load_weights(net.weights))
+    chip.warm_up(record)
+    assert len(seen) == 1                                    # the warm-up reached the kernel
+    chip.run(np.ones((3, chip.n_inputs), np.int32), record)
+    assert len(seen) >= 2 and len(set(seen)) == 1       # warm-up, then the batch (maybe in several ranges)

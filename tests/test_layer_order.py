@@ -66,21 +66,22 @@ def tick_major_run_samples(start, stop, desc, W, bias, theta, leak_a, enabled, p
                 rec_U[b, t, :] = U[b, :]
 
 
-def conv_net(delay: bool, encoder: str):
+def conv_net(delay: bool, encoder: str, pool: str):
     return parse_net({
         "name": "order", "input_shape": [2, 6, 6], "time_steps": 7,
         "encoder": {"kind": encoder, "input_bits": 4},
         "neuron": {"model": "LIF", "alpha": 0.875, "reset": "subtract"},
         "chip": {"weight_bits": 6, "delay": delay, "tile_rows": 8, "tile_cols": 4},
         "layers": [{"name": "conv1", "type": "conv", "out": 4, "kernel": 3, "padding": 1},
+                   {"name": "pool1", "type": "pool", "kind": pool, "kernel": 2},
                    {"name": "conv2", "type": "conv", "out": 5, "kernel": 3, "padding": 1, "stride": 2},
                    {"type": "flatten"},
                    {"name": "fc3", "type": "fc", "out": 6},
                    {"name": "fc4", "type": "fc", "out": 3}]}, "<order>")
 
 
-def make_chip(delay: bool, encoder: str, seed: int) -> Chip:
-    net = conv_net(delay, encoder)
+def make_chip(delay: bool, encoder: str, pool: str, seed: int) -> Chip:
+    net = conv_net(delay, encoder, pool)
     rng = np.random.default_rng(seed)
     weights = [rng.integers(-12, 20, (layer.out_shape[0], layer.fan_in)) for layer in net.weighted_layers]
     return Chip(net, bundle(net, weights, thresholds=[40, 30, 25, 20]))
@@ -96,14 +97,16 @@ def inputs(chip: Chip, encoder: str, batch: int, rng: np.random.Generator) -> np
 @pytest.mark.parametrize("delay", [False, True])
 @pytest.mark.parametrize("encoder", ["direct", "rate"])
 @pytest.mark.parametrize("learning", [False, True])
-def test_layer_major_kernel_equals_tick_major_order(delay, encoder, learning, monkeypatch):
+@pytest.mark.parametrize("pool", ["avg", "or"])
+def test_layer_major_kernel_equals_tick_major_order(delay, encoder, learning, pool, monkeypatch):
     results = []
     for driver in ("kernel", "tick-major"):
-        chip = make_chip(delay, encoder, seed=3)
+        chip = make_chip(delay, encoder, pool, seed=3)
         apply_noise(chip, ["thermal=0.05", "silence=0.05", "silence.scope=tick"], seed=2)
         setup = targets = None
         if learning:
-            setup = setup_learning(chip, LearningConfig(enabled=True, warmup=2, p=0.7, target_bits=3), seed=4)
+            config = LearningConfig(enabled=True, warmup=2, p=0.7, target_bits=3, threshold_pulse=0.05)
+            setup = setup_learning(chip, config, seed=4)
             targets = np.random.default_rng(5).integers(0, 8, (6, setup.n_targets))
         x = inputs(chip, encoder, 6, np.random.default_rng(6))
         with monkeypatch.context() as m:
@@ -111,11 +114,14 @@ def test_layer_major_kernel_equals_tick_major_order(delay, encoder, learning, mo
                 m.setattr(chip_module, "run_samples", tick_major_run_samples)
                 m.setattr(chip_module.numba, "get_num_threads", lambda: 1)
             res = chip.run(x, record=("spikes", "membrane"), learning=setup, targets=targets)
-        results.append((res, chip.registers.weights.copy(), chip.registers.bias.copy()))
-    (a, wa, ba), (b, wb, bb) = results
+        r = chip.registers
+        results.append((res, r.weights.copy(), r.bias.copy(), r.theta.copy()))
+    (a, wa, ba, ta), (b, wb, bb, tb) = results
     assert a.counters[..., K.C_SPIKES].sum() > 0
     if learning:
         assert a.counters[..., K.C_PULSES].sum() > 0
     for name in ("predictions", "counts", "potentials", "counters", "spikes", "membrane"):
         assert np.array_equal(getattr(a, name), getattr(b, name)), name
-    assert np.array_equal(wa, wb) and np.array_equal(ba, bb)
+    assert np.array_equal(wa, wb) and np.array_equal(ba, bb) and np.array_equal(ta, tb)
+    if learning:                                 # the threshold trim moved some thresholds
+        assert not np.array_equal(ta, make_chip(delay, encoder, pool, seed=3).registers.theta)

@@ -420,7 +420,7 @@ def test_conv_read_orders_equal_dense_sum(stride, pad, limit, one_band):
     else one kernel offset (the chip-level nets above are small enough to always take the whole row).
     Called directly with both spans at every density, the current and every counter must equal a dense
     integer sum of the window."""
-    from chipsim.kernels.crossbar import conv_read
+    from chipsim.kernels.crossbar import ORDER_GATHER, ORDER_RUN_MAJOR, ORDER_SCATTER, conv_read, conv_read_order
     from chipsim.kernels.layout import C_IN_EVENTS, C_SYN_AC, C_TILE_ACT, N_COUNTERS
     in_c, in_h, in_w, out_c, k = 16, 6, 5, 24, 3
     tile_rows, row_bands = (1000, 1) if one_band else (in_c, k * k)   # one band, or one per kernel offset
@@ -430,8 +430,10 @@ def test_conv_read_orders_equal_dense_sum(stride, pad, limit, one_band):
     W = rng.integers(-127, 128, size=k * k * in_c * out_c).astype(np.int8)
     bias = rng.integers(-500, 500, size=out_c).astype(np.int32)
     Wm = W.reshape(k, k, in_c, out_c).astype(np.int64)
-    # >= 8 events per input position: run-major; 1.6: gather; 0.5 (< 1): scatter when one band
-    for density in (0.7, 0.1, 0.03):
+    # >= 8 events per input position: run-major (at 2.7 only with the kernel-row span); 1.6: gather;
+    # 0.5 (< 1): scatter when one band
+    orders = set()
+    for density in (0.7, 0.17, 0.1, 0.03):
         x = rng.random((in_h, in_w, in_c)) < density
         events = np.flatnonzero(x.reshape(-1)).astype(np.int32)
         xp = np.zeros((in_h + 2 * pad, in_w + 2 * pad, in_c), np.int64)
@@ -445,6 +447,8 @@ def test_conv_read_orders_equal_dense_sum(stride, pad, limit, one_band):
                 windows.append(win)
         results = []
         for block_bytes in (0, 1 << 30):         # span 1 (one offset per run), span k (a kernel row)
+            orders.add(conv_read_order(len(events), in_h, in_w, 1 if block_bytes == 0 else k, not one_band,
+                                       row_bands))
             cur = np.zeros(out_h * out_w * out_c, np.int32)
             acc = np.zeros(out_h * out_w * out_c, np.int16)
             counters = np.zeros(N_COUNTERS, np.int64)
@@ -463,3 +467,4 @@ def test_conv_read_orders_equal_dense_sum(stride, pad, limit, one_band):
         else:
             bands = sum(int(w.any(axis=2).sum()) for w in windows)
         assert results[0][C_TILE_ACT] == bands * 2
+    assert orders == ({ORDER_SCATTER} if one_band else set()) | {ORDER_GATHER, ORDER_RUN_MAJOR}

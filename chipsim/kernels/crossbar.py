@@ -292,6 +292,24 @@ def run_major_rows(cur, acc, Wm, in_c, in_h, in_w, out_c, out_h, out_w, k, strid
     return targets
 
 
+#: conv_read orders (see its docstring)
+ORDER_SCATTER = 0
+ORDER_RUN_MAJOR = 1
+ORDER_GATHER = 2
+
+
+@njit(inline="always", cache=True)
+def conv_read_order(n_events, in_h, in_w, span, structured, row_bands):
+    """Which order conv_read sums in: scatter for fewer events than input positions on one row band,
+    run-major for runs of at least eight events on average (with a band layout counted per window
+    position), else gather."""
+    if row_bands == 1 and n_events < in_h * in_w:
+        return ORDER_SCATTER
+    if (structured or row_bands == 1) and n_events * span >= 8 * in_h * in_w:
+        return ORDER_RUN_MAJOR
+    return ORDER_GATHER
+
+
 @njit(nogil=True, cache=True)
 def scatter_rows(cur, Wm, in_c, in_w, out_c, out_h, out_w, k, stride, pad, events, n_events, touched):
     """cur += each event's crossbar row at every output position whose window holds the event;
@@ -368,14 +386,15 @@ def conv_read(cur, acc, W, w_off, bias, b_off, in_c, in_h, in_w, out_c, out_h, o
     targets = 0
     bands = 0
     span = k if k * in_c * out_c * W.itemsize <= block_bytes else 1
-    if row_bands == 1 and n_events < in_h * in_w:
+    order = conv_read_order(n_events, in_h, in_w, span, structured, row_bands)
+    if order == ORDER_SCATTER:
         init_current(cur, acc, bias, b_off, out_h * out_w, out_c)
         touched = np.zeros(out_h * out_w, np.uint8)
         targets = scatter_rows(cur, Wm, in_c, in_w, out_c, out_h, out_w, k, stride, pad, events, n_events,
                                touched)
         for pos in range(out_h * out_w):
             bands += touched[pos]
-    elif (structured or row_bands == 1) and n_events * span >= 8 * in_h * in_w:
+    elif order == ORDER_RUN_MAJOR:
         init_current(cur, acc, bias, b_off, out_h * out_w, out_c)
         targets = run_major_rows(cur, acc, Wm, in_c, in_h, in_w, out_c, out_h, out_w, k, stride, pad, events,
                                  first, limit, span)
