@@ -23,8 +23,9 @@ What it does
      All configurations are timed round-robin (one batch each per round, order rotated,
      median over rounds), because the machine is shared: load hits all of them alike.
      Per-round ratios and images per CPU-second are reported as well.
-  4. Writes benchmarks/results/inference-<hostname>-<date>[-quick].json (atomically)
-     and prints a table.
+  4. Writes benchmarks/results/inference-<hostname>-<date>[-quick].json (atomically),
+     a figure beside it (.png: img/s per configuration; time per image against synaptic
+     events per image) and prints a table. `--replot JSON` redraws the figure only.
 
 Random uniform-noise images are used throughout: the benchmark measures speed at a
 controlled activity, not accuracy.
@@ -607,7 +608,15 @@ def main(argv=None) -> int:
                     help="seconds: after 3 rounds, stop timing when the next round would end later (default 540)")
     ap.add_argument("--no-peers", action="store_true", help="time the chip only")
     ap.add_argument("--out", type=Path, default=None, help="output JSON path")
+    ap.add_argument("--replot", type=Path, default=None, metavar="JSON",
+                    help="only redraw the figure (JSON path with .png) from an earlier result")
     args = ap.parse_args(argv)
+    if args.replot is not None:
+        import json
+
+        plot(json.loads(args.replot.read_text()), args.replot.with_suffix(".png"))
+        print(f"wrote {args.replot.with_suffix('.png')}")
+        return 0
 
     quick = args.quick
     batch = args.batch or (4 if quick else 16)
@@ -831,9 +840,56 @@ def main(argv=None) -> int:
     result["machine"]["loadavg_at_end"] = loadavg()
     result["wall_s"] = round(time.perf_counter() - t_start, 1)
     write_json(out_path, result)
+    plot(result, out_path.with_suffix(".png"))
     print_table(result)
-    print(f"\nwrote {out_path} ({result['wall_s']} s)")
+    print(f"\nwrote {out_path} and {out_path.with_suffix('.png').name} ({result['wall_s']} s)")
     return 0
+
+
+def plot(result: dict, path: Path) -> None:
+    """Left: images per second of every configuration (1 and 2 threads). Right: the chip's time per
+    image against its synaptic events per image at 5/10/20 % activity, with the linear fit."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from chipsim.atomic import atomic_path
+
+    chip = result["chip"]["results"]
+    rows = [(f"chip {e['target_rate']:.0%}", e) for e in chip.values()]
+    if result["chip"].get("rate_coded_input"):
+        rows.append(("chip 10%\nrate input", result["chip"]["rate_coded_input"]))
+    rows += [(name, p) for name, p in result["peers"]["results"].items() if "threads_1" in p]
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [1.6, 1]})
+    x = np.arange(len(rows))
+    for dx, n in ((-0.2, 1), (0.2, 2)):
+        ax.bar(x + dx, [e.get(f"threads_{n}", {}).get("img_s", 0) for _, e in rows], width=0.4,
+               label=f"{n} thread{'s' if n > 1 else ''}")
+    ax.axhline(TARGET_IMG_S_PER_CORE, color="k", ls=":", lw=1, label=f"target {TARGET_IMG_S_PER_CORE:g} img/s per core")
+    ax.set_xticks(x, [name for name, _ in rows], fontsize=7)
+    ax.set_ylabel("images per second")
+    ax.legend(fontsize=7)
+    ax.set_title(f"VGG-11, T={result['config']['time_steps']}, CIFAR-10 size (median of rounds)", fontsize=9)
+    for n, marker in ((1, "o"), (2, "s")):
+        fit = result["chip"]["time_vs_synops_fit"].get(f"threads_{n}")
+        if not fit:
+            continue
+        pts = np.array(fit["points_synops_s_per_img"])
+        xs = pts[:, 0] / 1e6
+        bx.plot(xs, pts[:, 1] * 1e3, marker, label=f"{n} thread{'s' if n > 1 else ''}")
+        line = np.linspace(0, xs.max() * 1.05, 20)
+        bx.plot(line, fit["intercept_ms_per_img"] + fit["ns_per_synop"] * line, "k--", lw=0.8)   # ns x 1e6 events = ms
+    bx.set_xlabel("synaptic events per image (millions)")
+    bx.set_ylabel("ms per image")
+    bx.set_xlim(left=0)
+    bx.set_ylim(bottom=0)
+    bx.legend(fontsize=7)
+    bx.set_title("chip time is linear in spikes (5/10/20 % activity)", fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
 
 
 def blas_info() -> list:
