@@ -350,7 +350,7 @@ def conv_read(cur, acc, W, w_off, bias, b_off, in_c, in_h, in_w, out_c, out_h, o
     """Binary input: the crossbar rows of the active inputs in each output position's window.
 
     The events (sorted, so each input position's channels are contiguous) are
-    indexed by input position once. Three orders give the same sums (integer
+    indexed by input position once (except for the scatter). Three orders give the same sums (integer
     sums are exact in any order, so the current is the same bit for bit):
       * scatter (fewer events than input positions, one row band: a rate-coded
         first layer): scatter_rows adds each event's rows to the outputs that
@@ -367,8 +367,6 @@ def conv_read(cur, acc, W, w_off, bias, b_off, in_c, in_h, in_w, out_c, out_h, o
         current starts at the bias right before, while it is in cache.
     On VGG-11 at 10 % activity the run-major order reads conv2-conv7 10-20 %
     faster than the gather."""
-    first = np.empty(in_h * in_w + 1, np.int64)
-    index_events(events, n_events, in_c, in_h * in_w, first)
     Wm = W[w_off:w_off + k * k * in_c * out_c].reshape(k * k * in_c, out_c)
     # tile activations: row (ky * k + kx) * in_c + c lies in band ((ky * k + kx) * in_c + c) // tile_rows.
     # When in_c is a multiple of tile_rows each kernel offset owns whole bands ("whole"); when tile_rows
@@ -376,6 +374,12 @@ def conv_read(cur, acc, W, w_off, bias, b_off, in_c, in_h, in_w, out_c, out_h, o
     # the rows (count_bands_ascending).
     whole = in_c % tile_rows == 0
     structured = row_bands > 1 and (whole or tile_rows % in_c == 0)
+    span = k if k * in_c * out_c * W.itemsize <= block_bytes else 1
+    order = conv_read_order(n_events, in_h, in_w, span, structured, row_bands)
+    # the scatter walks the events themselves: no per-position index
+    first = np.empty(0 if order == ORDER_SCATTER else in_h * in_w + 1, np.int64)
+    if order != ORDER_SCATTER:
+        index_events(events, n_events, in_c, in_h * in_w, first)
     bands_at = np.empty(in_h * in_w if structured and whole else 0, np.int64)
     offset_band = np.empty(k * k, np.int64)
     if structured and whole:
@@ -385,8 +389,6 @@ def conv_read(cur, acc, W, w_off, bias, b_off, in_c, in_h, in_w, out_c, out_h, o
             offset_band[kk] = kk * in_c // tile_rows
     targets = 0
     bands = 0
-    span = k if k * in_c * out_c * W.itemsize <= block_bytes else 1
-    order = conv_read_order(n_events, in_h, in_w, span, structured, row_bands)
     if order == ORDER_SCATTER:
         init_current(cur, acc, bias, b_off, out_h * out_w, out_c)
         touched = np.zeros(out_h * out_w, np.uint8)
