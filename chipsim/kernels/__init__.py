@@ -72,6 +72,7 @@ def _register_locator(files: list[Path], digest: str) -> type | None:
         return None
     ours = {str(p.resolve()) for p in files}
     name = cache_folder_name(digest)
+    cleaned: set[Path] = set()          # parent folders already rid of old digests in this process
 
     class KernelSourcesLocator(base):
         """Caches a kernel in a folder named after the digest of all kernel sources: under
@@ -107,7 +108,9 @@ def _register_locator(files: list[Path], digest: str) -> type | None:
                     locator.ensure_cache_path()
                 except OSError:
                     continue
-                remove_old_folders(parent, name)
+                if parent not in cleaned:
+                    cleaned.add(parent)
+                    remove_old_folders(parent, name)
                 return locator
             return None
 
