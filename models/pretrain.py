@@ -479,7 +479,6 @@ def finish(net: NetConfig, bundle, params: dict, test, data_spec: str, attrs: di
         "test_data": describe_dataset(test),
         "check": {"data": spec, "split": "test", "samples": len(check_data), "accuracy": check_acc,
                   "about": "chip accuracy (noise-free, seed 0) on load_dataset(data, 'test', limit=samples)"},
-        "weight_bits": net.chip.weight_bits,
         "scales": {name: lw.scale for name, lw in bundle.layers.items()},
         "thresholds": {name: int(lw.threshold) for name, lw in bundle.layers.items()},
         "chipsim_version": __version__,
