@@ -215,7 +215,7 @@ def build_chip(seed: int):
     return net, bundle, Chip(net, bundle)
 
 
-def build_rate_input_chip(net, bundle, images_chip_order: np.ndarray, seed: int):
+def build_rate_input_chip(net, bundle, seed: int):
     """The same net and weights fed by the rate encoder (seeded Bernoulli spikes) instead of the
     direct one: returns (chip, encode), encode(images in chip order) -> packed input spikes."""
     import dataclasses
@@ -687,7 +687,7 @@ def main(argv=None) -> int:
     chip_res = {keys[r]: chip_res[keys[r]] for r in RATES}
     # the rate-coded input variant at the headline activity (input spikes ~10 % too)
     t0 = time.perf_counter()
-    rate_chip, encode = build_rate_input_chip(net, bundle, x_tune, seed=3)
+    rate_chip, encode = build_rate_input_chip(net, bundle, seed=3)
     xr_tune, xr_bench = encode(x_tune), encode(x_bench)
     rate_tune = tune_activity(rate_chip, HEADLINE_RATE, xr_tune)
     counters = rate_chip.run(xr_bench).counters
