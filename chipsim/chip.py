@@ -258,13 +258,16 @@ class Chip:
         running an empty batch; returns the seconds it took, so runs can time the chip apart from the
         one-off compilation."""
         t0 = time.perf_counter()
-        T = self.net.time_steps
-        if self.net.encoder.kind == "direct":
-            empty = np.zeros((0, self.n_inputs), np.int32)
-        else:
-            empty = np.zeros((0, T, (self.n_inputs + 7) // 8), np.uint8)
-        self.run(empty, record)
+        shape, dtype = self.input_format(0)
+        self.run(np.zeros(shape, dtype), record)
         return time.perf_counter() - t0
+
+    def input_format(self, batch: int) -> tuple[tuple[int, ...], type]:
+        """Shape and dtype of a batch of chip input: multi-bit values (batch, n_in) for the direct
+        encoder, else packed spikes (batch, T, ceil(n_in / 8))."""
+        if self.net.encoder.kind == "direct":
+            return (batch, self.n_inputs), np.int32
+        return (batch, self.net.time_steps, (self.n_inputs + 7) // 8), np.uint8
 
     def run(self, inputs: np.ndarray, record: tuple[str, ...] = (), sample_ids: np.ndarray | None = None,
             learning: "LearningSetup | None" = None, targets: np.ndarray | None = None) -> BatchResult:
@@ -276,16 +279,15 @@ class Chip:
         T = self.net.time_steps
         direct = self.net.encoder.kind == "direct"
         B = inputs.shape[0]
+        shape, dtype = self.input_format(B)
+        if inputs.shape != shape:
+            raise ValueError(f"{'direct input' if direct else 'packed spikes'}: expected shape "
+                             f"(batch, {', '.join(map(str, shape[1:]))}), got {inputs.shape}")
         if direct:
-            if inputs.shape != (B, self.n_inputs):
-                raise ValueError(f"direct input: expected shape (batch, {self.n_inputs}), got {inputs.shape}")
-            in_direct = np.ascontiguousarray(inputs, dtype=np.int32)
+            in_direct = np.ascontiguousarray(inputs, dtype=dtype)
             in_packed = np.zeros((1, 1, 1), np.uint8)
         else:
-            nbytes = (self.n_inputs + 7) // 8
-            if inputs.shape != (B, T, nbytes):
-                raise ValueError(f"packed spikes: expected shape (batch, {T}, {nbytes}), got {inputs.shape}")
-            in_packed = np.ascontiguousarray(inputs, dtype=np.uint8)
+            in_packed = np.ascontiguousarray(inputs, dtype=dtype)
             in_direct = np.zeros((1, 1), np.int32)
         rec = (1 if "spikes" in record else 0) | (2 if "membrane" in record else 0)
         N = self.n_neurons
