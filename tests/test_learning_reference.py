@@ -1,10 +1,13 @@
 """One learning tick of a conv layer against a plain-Python reference, bit for bit.
 
-The reference visits the gated pairs neuron by neuron (the order of the
-paper's equations); the kernel writes them row by row. Both must give the
-same weights, biases and counters, because every random draw is addressed by
-(sample, tick, pair) and a shared conv cell sees its updates in ascending
-output position either way. Covered: fractional sign pulses, exact mode with
+The reference gates neuron by neuron (the order of the paper's equations),
+then draws each output position's fractional pulses by geometric skipping
+over its (window row, gated channel) pairs with its own Python formula; the
+kernel writes them row by row. Both must give the same weights, biases and
+counters, because every random draw is addressed by (sample, tick, group or
+pair) and a shared conv cell sees its updates in ascending output position
+either way. (That skipping is statistically per-pair Bernoulli is
+tests/test_sparse_draws.py's job.) Covered: fractional sign pulses, exact mode with
 stochastic rounding, write noise, saturation, shared cells, bias updates,
 the dead zone in spikes, multi-bit inputs scaled to their full scale and
 the threshold trim (with clips at its window).
@@ -17,7 +20,7 @@ import pytest
 from chipsim.chip import Chip
 from chipsim.config import LearningConfig, parse_net
 from chipsim.kernels import layout as K
-from chipsim.kernels.rng import fast_normal, hash4
+from chipsim.kernels.rng import fast_normal, hash4, mix64
 from chipsim.learning import setup_learning
 
 from tiny import bundle
@@ -32,6 +35,31 @@ def unit(bits) -> float:
 
 def stochastic_round(x: float, bits) -> int:
     return int(math.floor(x + unit(bits)))
+
+
+GOLDEN = 0x9E3779B97F4A7C15
+SALT = 0x736B69702D647261
+MASK = (1 << 64) - 1
+
+
+def skip_fired(ekey, t, group, total, q, ratios=None) -> set:
+    """Indices (0..total-1) that fire in one skip group of sample 0, tick t: gaps
+    floor(log(1 - u) / log(1 - q)) between firing pairs, u the stream's draws 1, 3, 5, ...;
+    with `ratios`, a candidate at f fires when draw 2, 4, 6, ... is below ratios[f]."""
+    fired = set()
+    if q <= 0:
+        return fired
+    stream = int(hash4(np.uint64(int(ekey) ^ SALT), 0, t, group))
+    draw = lambda j: unit(mix64(np.uint64((stream + GOLDEN * (j + 1)) & MASK)))  # noqa: E731
+    f, k = 0, 0
+    while True:
+        f += math.floor(math.log1p(-draw(2 * k)) / math.log1p(-q))
+        if f >= total:
+            return fired
+        if ratios is None or draw(2 * k + 1) < ratios[f]:
+            fired.add(f)
+        f += 1
+        k += 1
 
 
 def make_chip(weight_bits=5):
@@ -76,9 +104,9 @@ def reference(chip, cfg, setup, x, targets, U, C, write_noise):
         return max(-bound, min(bound, v))
 
     n = out_c * oh * ow
+    P = oh * ow
+    gated = []                                   # (neuron, sign, error) in ascending neuron order
     for i in range(n):
-        pos, co = divmod(i, out_c)
-        oy, ox = divmod(pos, ow)
         if 2 * abs(int(U[i]) - int(theta[i])) * 65536 >= p_q * theta[i]:
             continue
         counts["boxcar"] += 1
@@ -86,25 +114,52 @@ def reference(chip, cfg, setup, x, targets, U, C, write_noise):
         if -dead <= diff <= dead:
             continue
         counts["sign"] += 1
-        sgn = 1 if diff > 0 else -1
-        err = diff / (R * t1)
-        if th_step > 0:
-            d = stochastic_round(th_step, hash4(ekey, 0, t, n * fan_in + n + i))
+        gated.append((i, 1 if diff > 0 else -1, diff / (R * t1)))
+    # threshold trim: whole steps plus a fraction drawn by skipping over the gated neurons (group P + 1)
+    if th_step > 0:
+        extra = skip_fired(ekey, t, P + 1, len(gated), th_step - math.floor(th_step))
+        for m, (i, sgn, err) in enumerate(gated):
+            d = math.floor(th_step) + (m in extra)
             if d != 0:
-                v = theta[i] - d if diff > 0 else theta[i] + d
+                v = theta[i] - d if sgn > 0 else theta[i] + d
                 if not th_lo <= v <= th_hi:
                     counts["wsat"] += 1
                 theta_after[i] = min(th_hi, max(th_lo, v))
                 counts["th_writes"] += 1
-        if cfg.bias:
-            bits = hash4(ekey, 0, t, n * fan_in + i)
+    if cfg.bias:
+        b_pulse = cfg.pulse * X
+        extra = skip_fired(ekey, t, P, len(gated), b_pulse - math.floor(b_pulse))
+        for m, (i, sgn, err) in enumerate(gated):
+            co = i % out_c
             if cfg.mode == "exact":
-                db = stochastic_round(gain * err * X * X, bits)
+                db = stochastic_round(gain * err * X * X, hash4(ekey, 0, t, n * fan_in + i))
             else:
-                db = sgn * stochastic_round(cfg.pulse * X, bits)
+                db = sgn * (math.floor(b_pulse) + (m in extra))
             if db != 0:
                 bias[co] = clip(bias[co] + db, bmax)
                 counts["bias_writes"] += 1
+    levels_f = cfg.pulse                         # register levels per pulse (weight_step 1)
+    fractional = cfg.mode == "sign" and not (X > 1 and levels_f >= 1) and \
+        not (levels_f == int(levels_f) and levels_f > 0 and X == 1)
+
+    def write(i, row, v, levels, sgn):
+        pair = i * fan_in + row
+        delta = sgn * levels
+        if write_noise > 0:
+            scale = 1.0 + write_noise * fast_normal(np.uint64(hash4(nkey, 0, t, 2 * pair)))
+            delta = stochastic_round(delta * scale, hash4(nkey, 0, t, 2 * pair + 1))
+            counts["noise"] += 1
+        cell = row * out_c + i % out_c
+        W[cell] = clip(W[cell] + delta, wmax)
+        counts["pulses"] += levels
+        counts["cells"].add(cell)
+
+    for pos in range(P):                          # output positions in ascending order
+        chans = [(i, sgn, err) for (i, sgn, err) in gated if i // out_c == pos]
+        if not chans:
+            continue
+        oy, ox = divmod(pos, ow)
+        window = []                               # (row, input value) of the active inputs, rows ascending
         for ky in range(k):
             for kx in range(k):
                 y, x_ = oy - 1 + ky, ox - 1 + kx
@@ -112,30 +167,35 @@ def reference(chip, cfg, setup, x, targets, U, C, write_noise):
                     continue
                 for c in range(in_c):
                     v = int(x[(y * iw + x_) * in_c + c])
-                    if v == 0:
-                        continue
-                    row = (ky * k + kx) * in_c + c
-                    pair = i * fan_in + row
-                    if cfg.mode == "exact":
-                        levels = stochastic_round(gain * err * v, hash4(ekey, 0, t, pair))
-                    else:
-                        pulse = cfg.pulse * v / X if X > 1 else cfg.pulse
-                        levels = int(pulse)
-                        frac = pulse - levels
-                        if frac > 0 and unit(hash4(ekey, 0, t, pair)) < frac:
-                            levels += 1
-                        levels *= sgn
-                    if levels == 0:
-                        continue
-                    delta = levels
-                    if write_noise > 0:
-                        scale = 1.0 + write_noise * fast_normal(np.uint64(hash4(nkey, 0, t, 2 * pair)))
-                        delta = stochastic_round(delta * scale, hash4(nkey, 0, t, 2 * pair + 1))
-                        counts["noise"] += 1
-                    cell = row * out_c + co
-                    W[cell] = clip(W[cell] + delta, wmax)
-                    counts["pulses"] += abs(levels)
-                    counts["cells"].add(cell)
+                    if v != 0:
+                        window.append(((ky * k + kx) * in_c + c, v))
+        g = len(chans)
+        if fractional:   # pairs f = r * g + m of this position's group, fired by skipping
+            ratios = [v / X for (_, v) in window for _ in range(g)] if X > 1 else None
+            extra = skip_fired(ekey, t, pos, len(window) * g, levels_f - math.floor(levels_f), ratios)
+            for r, (row, v) in enumerate(window):
+                for m, (i, sgn, err) in enumerate(chans):
+                    levels = math.floor(levels_f) + (r * g + m in extra)
+                    if levels:
+                        write(i, row, v, levels, sgn)
+            continue
+        for row, v in window:
+            for i, sgn, err in chans:
+                pair = i * fan_in + row
+                if cfg.mode == "exact":
+                    levels = stochastic_round(gain * err * v, hash4(ekey, 0, t, pair))
+                else:
+                    pulse = cfg.pulse * v / X if X > 1 else cfg.pulse
+                    levels = int(pulse)
+                    frac = pulse - levels
+                    if frac > 0 and unit(hash4(ekey, 0, t, pair)) < frac:
+                        levels += 1
+                if levels < 0:
+                    levels, s = -levels, -1
+                else:
+                    s = 1
+                if levels != 0:
+                    write(i, row, v, levels, s * (sgn if cfg.mode == "sign" else 1))
     return W, bias, theta_after, counts
 
 
@@ -145,7 +205,8 @@ def reference(chip, cfg, setup, x, targets, U, C, write_noise):
     ("exact", 1.0, 3.0, 0.3, "count", 0.0, 0.0),
     ("sign", 2.0, 0.0, 0.0, "scale", 0.0, 0.0), ("sign", 5.6, 0.0, 0.3, "scale", 0.4, 0.0),
     ("exact", 1.0, 0.5, 0.0, "scale", 0.0, 0.0), ("sign", 1.6, 0.0, 0.0, "count", 0.4, 0.0),
-    ("sign", 1.6, 0.0, 0.0, "count", 0.0, 0.037), ("exact", 1.0, 3.0, 0.3, "count", 0.0, 0.1)])
+    ("sign", 1.6, 0.0, 0.0, "count", 0.0, 0.037), ("exact", 1.0, 3.0, 0.3, "count", 0.0, 0.1),
+    ("sign", 0.9, 0.0, 0.3, "scale", 0.0, 0.0), ("sign", 0.8, 0.0, 0.0, "scale", 0.4, 0.037)])
 def test_conv_learning_tick_matches_reference(mode, pulse, lr, write_noise, multibit, spikes, th):
     x = np.random.default_rng(5).integers(0, 8, (1, 32)).astype(np.int32)
     x[0, ::5] = 0                                   # some silent inputs: no pulse on their rows

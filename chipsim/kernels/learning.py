@@ -11,7 +11,11 @@ For neuron i after the warm-up, with t = ticks elapsed (1-based):
 Modes: `sign` writes a programming pulse of +-pulse LSBs in the direction of
 sign(e_i) to every cell (i, j) whose input j was active this tick (a
 comparator is all it needs; a pulse finer than the register's level fires a
-whole level with probability pulse / level, so `pulse` may be fractional);
+whole level with probability pulse / level, so `pulse` may be fractional:
+those Bernoulli draws come from geometric skipping over each group's pairs,
+kernels/skip.py, so the cost follows the pulses that fire, not the gated
+pairs; the bias and threshold-trim fractions are skipped over the gated
+neurons the same way);
 `exact` writes dW in LSBs, stochastically
 rounded with a counter-based draw (seeded, batch- and thread-independent).
 Biases get the same rule with x_j = 1.
@@ -48,6 +52,7 @@ from .layout import (B_OFF, C_BIAS_WRITES, C_BOXCAR, C_CELL_WRITES, C_PULSES, C_
                      L_X_FULL, MODE_EXACT, N_OFF, N_OUT, OUT_C, OUT_W, PAD, STRIDE, W_OFF)
 from .crossbar import index_events, window_rows
 from .rng import fast_normal, hash4
+from .skip import accept, group_stream, log_keep, next_fire
 
 _TWO53 = 1.0 / 9007199254740992.0
 
@@ -127,24 +132,99 @@ def mark_written(written, cell):
 
 
 @njit(nogil=True, cache=True)
+def sign_pulses(W, w_off, out_c, fan_in, rows, xs, n_rows, gsel, gerr, m0, m1, col_off, pulse_levels, x_scale,
+                wstep, wmax, noise, nkey, stream, sample_id, t, shared, written, counters):
+    """Sign-mode writes of one group with a fractional pulse, by geometric skipping (kernels/skip.py).
+
+    The group's pairs are (row r of `rows`, gated neuron gsel[m0 + m]) in the
+    order f = r * g + m, g = m1 - m0. Each pair writes floor(pulse_levels)
+    levels, plus one more with probability frac(pulse_levels); with multi-bit
+    scaling (x_scale = 1 / full scale > 0, only when pulse_levels < 1) a
+    candidate on row r fires with probability xs[r] * x_scale (thinning), so
+    the pair fires with probability pulse_levels * x / X as the per-pair rule
+    does. With no whole level only the pairs that fire are visited. The cell
+    of a pair is w_off + row * out_c + neuron - col_off; `pair` addresses its
+    write-noise draws as on the per-pair path. Returns (pulses, new cells)."""
+    g = m1 - m0
+    total = n_rows * g
+    whole = np.int64(pulse_levels)
+    lk = log_keep(pulse_levels - whole)
+    pulses = 0
+    cells = 0
+    k = 0
+    f = next_fire(stream, 0, 0, lk, total)
+    if whole == 0:
+        while f < total:
+            r = f // g
+            m = m0 + f - r * g
+            fire = True
+            if x_scale > 0.0:
+                fire = accept(stream, k, xs[r] * x_scale)
+            k += 1
+            if fire:
+                i = gsel[m]
+                row = np.int64(rows[r])
+                cell = w_off + row * out_c + i - col_off
+                write_cell(W, cell, wstep if gerr[m] > 0 else -wstep, wmax, noise, nkey, sample_id, t,
+                           i * fan_in + row, counters)
+                pulses += 1
+                cells += mark_written(written, cell) if shared else 1
+            f = next_fire(stream, k, f + 1, lk, total)
+        return pulses, cells
+    f_pair = 0
+    for r in range(n_rows):
+        row = np.int64(rows[r])
+        base = w_off + row * out_c - col_off
+        for m in range(m0, m1):
+            levels = whole
+            if f_pair == f:
+                levels += 1
+                k += 1
+                f = next_fire(stream, k, f + 1, lk, total)
+            f_pair += 1
+            i = gsel[m]
+            write_cell(W, base + i, levels * wstep if gerr[m] > 0 else -levels * wstep, wmax, noise, nkey,
+                       sample_id, t, i * fan_in + row, counters)
+            pulses += levels
+            cells += mark_written(written, base + i) if shared else 1
+    return pulses, cells
+
+
+@njit(inline="always", cache=True)
+def fractional_sign(exact, pulse_levels, x_scale):
+    """Whether a sign-mode group goes through `sign_pulses` (a fractional pulse); exact mode, whole
+    pulses and scaled multi-bit pulses of a level or more keep their per-pair paths."""
+    if exact or (x_scale > 0.0 and pulse_levels >= 1.0):
+        return False
+    return not (np.int64(pulse_levels) == pulse_levels and pulse_levels > 0.0 and x_scale == 0.0)
+
+
+@njit(nogil=True, cache=True)
 def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multibit, targets, lp, t1,
                 target_max, wmax, wstep, bias_max, noise, nkey, ekey, sample_id, t, pos_start, gsel, gerr,
                 written, counters):
     """Apply online LTL to layer `li` after its neuron update in tick t (t1 = t + 1 ticks elapsed).
 
-    Two passes: the gates pick the neurons that update (and update their
-    biases); then the synapses are written row by row, all gated columns of
-    one active crossbar row together, as a row-parallel crossbar write does.
-    That order touches each weight row once per output position (instead of
-    once per gated neuron), and gives the same weights as neuron by neuron:
-    draws are addressed by pair, and a shared conv cell still sees its
-    updates in ascending output position."""
+    Three passes: the gates pick the neurons that update; their threshold
+    and bias registers move; then the synapses are written row by row, all
+    gated columns of one active crossbar row together, as a row-parallel
+    crossbar write does. That order touches each weight row once per output
+    position (instead of once per gated neuron), and a shared conv cell sees
+    its updates in ascending output position.
+
+    Draw groups (kernels/skip.py), per tick: a conv output position p's
+    synapse pairs are group p, an fc layer's are group 0; with P output
+    positions (1 for fc), the gated neurons' fractional bias pulses are group
+    P and their threshold-trim fractions group P + 1. Exact mode, and scaled
+    multi-bit pulses of a level or more, draw per pair (pair = neuron *
+    fan_in + row)."""
     n = desc[li, N_OUT]
     n_off = desc[li, N_OFF]
     out_c = desc[li, OUT_C]
     w_off = desc[li, W_OFF]
     fan_in = desc[li, FAN_IN]
     is_conv = desc[li, KIND] == KIND_CONV
+    positions = n // out_c
     exact = lp[L_MODE] == MODE_EXACT
     p_q = np.int64(lp[L_P_Q])
     # sign mode: `pulse` LSBs per gated pair = pulse / wstep register levels (fractions are stochastic)
@@ -159,11 +239,6 @@ def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multib
     x_full = lp[L_X_FULL] if multibit and lp[L_X_FULL] > 1.0 else 1.0
     x_scale = 1.0 / x_full if x_full > 1.0 else 0.0
     counters[C_UNGATED] += n * fan_in
-    bias_draw = n * fan_in          # bias draws are addressed past every synapse pair
-    th_draw = bias_draw + n         # threshold-trim draws past the bias draws
-    th_step = lp[L_TH_STEP]
-    th_lo = np.int64(lp[L_TH_LO])
-    th_hi = np.int64(lp[L_TH_HI])
     boxcar = 0
     signed = 0
     for i in range(n):
@@ -178,26 +253,56 @@ def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multib
         diff = np.int64(targets[t_off + i]) * t1 - np.int64(C[g]) * target_max
         if diff <= dead and diff >= -dead:        # sign gate: no update inside the dead zone
             continue
-        err = diff / (target_max * t1)             # e_i as a real number
         gsel[signed] = i
-        gerr[signed] = err
+        gerr[signed] = diff / (target_max * t1)   # e_i as a real number
         signed += 1
-        if th_step > 0.0:
-            d_th = stochastic_round(th_step, hash4(ekey, sample_id, t, th_draw + i))
-            if d_th != 0:
-                v = th - d_th if diff > 0 else th + d_th      # firing too little: lower the threshold
-                if v < th_lo or v > th_hi:
-                    v = th_lo if v < th_lo else th_hi
-                    counters[C_W_SAT] += 1
-                theta[g] = v
-                counters[C_THRESHOLD_WRITES] += 1
-        if learn_bias:
-            sgn = 1 if diff > 0 else -1
-            bits = hash4(ekey, sample_id, t, bias_draw + i)
+    th_step = lp[L_TH_STEP]
+    if signed > 0 and th_step > 0.0:
+        # whole steps for every gated neuron, the fraction by skipping over them (group P + 1)
+        th_lo = np.int64(lp[L_TH_LO])
+        th_hi = np.int64(lp[L_TH_HI])
+        whole = np.int64(th_step)
+        lk = log_keep(th_step - whole)
+        stream = group_stream(ekey, sample_id, t, positions + 1)
+        k = 0
+        f = next_fire(stream, 0, 0, lk, signed)
+        for m in range(signed):
+            d_th = whole
+            if m == f:
+                d_th += 1
+                k += 1
+                f = next_fire(stream, k, m + 1, lk, signed)
+            if d_th == 0:
+                continue
+            g = n_off + gsel[m]
+            th = np.int64(theta[g])
+            v = th - d_th if gerr[m] > 0 else th + d_th      # firing too little: lower the threshold
+            if v < th_lo or v > th_hi:
+                v = th_lo if v < th_lo else th_hi
+                counters[C_W_SAT] += 1
+            theta[g] = v
+            counters[C_THRESHOLD_WRITES] += 1
+    if signed > 0 and learn_bias:
+        b_pulse = lp[L_PULSE] * x_full
+        whole = np.int64(b_pulse)
+        lk = log_keep(b_pulse - whole)
+        stream = group_stream(ekey, sample_id, t, positions)
+        k = 0
+        f = next_fire(stream, 0, 0, lk, signed)
+        bias_draw = n * fan_in          # exact mode: bias draws are addressed past every synapse pair
+        for m in range(signed):
+            i = gsel[m]
             if exact:
-                db = stochastic_round(gain * err * wstep * x_full * x_full, bits)  # bias: LSB resolution
+                db = stochastic_round(gain * gerr[m] * wstep * x_full * x_full, hash4(ekey, sample_id, t,
+                                                                                      bias_draw + i))
             else:
-                db = sgn * stochastic_round(lp[L_PULSE] * x_full, bits)
+                db = whole
+                if m == f:
+                    db += 1
+                    k += 1
+                    f = next_fire(stream, k, m + 1, lk, signed)
+                if gerr[m] < 0:
+                    db = -db
             if db != 0:
                 cell = desc[li, B_OFF] + i % out_c
                 bias[cell] = clip_counted(np.int64(bias[cell]) + db, bias_max, counters)
@@ -209,6 +314,11 @@ def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multib
             pulses, cells = learn_conv_synapses(desc, li, W, events, values, n_events, multibit, exact, gain,
                                                 pulse_levels, wmax, wstep, noise, nkey, ekey, sample_id, t,
                                                 pos_start, gsel, gerr, signed, written, counters, x_scale)
+        elif fractional_sign(exact, pulse_levels, x_scale):
+            pulses, cells = sign_pulses(W, w_off, out_c, fan_in, events, values, n_events, gsel, gerr, 0, signed,
+                                        0, pulse_levels, x_scale, wstep, wmax, noise, nkey,
+                                        group_stream(ekey, sample_id, t, 0), sample_id, t, False, written,
+                                        counters)
         else:
             levels = np.int64(pulse_levels)
             whole_pulses = not exact and levels == pulse_levels and levels > 0 and x_scale == 0.0
@@ -256,6 +366,7 @@ def learn_conv_synapses(desc, li, W, events, values, n_events, multibit, exact, 
     out_w = desc[li, OUT_W]
     levels = np.int64(pulse_levels)
     whole_pulses = not exact and levels == pulse_levels and levels > 0 and x_scale == 0.0
+    fractional = fractional_sign(exact, pulse_levels, x_scale)
     step = levels * wstep
     index_events(events, n_events, in_c, in_h * in_w, pos_start)
     # this tick's written-cell bits of the layer (boundary bytes shared with a neighbour layer hold
@@ -263,6 +374,7 @@ def learn_conv_synapses(desc, li, W, events, values, n_events, multibit, exact, 
     written[w_off >> 3:((w_off + fan_in * out_c) >> 3) + 1] = 0
     rows = np.empty(k * k * in_c, np.int32)
     which = np.empty(k * k * in_c, np.int32)
+    xs = np.empty(k * k * in_c, np.int32)      # multi-bit scaling: the input value of each window row
     chan = np.empty(out_c, np.int64)           # whole noiseless pulses: the gated channels of a position
     delta = np.empty(out_c, np.int64)          # ... and their signed steps
     pulses = 0
@@ -276,6 +388,17 @@ def learn_conv_synapses(desc, li, W, events, values, n_events, multibit, exact, 
             m1 += 1
         oy = pos // out_w
         n = window_rows(oy, pos - oy * out_w, k, stride, pad, in_h, in_w, in_c, events, pos_start, rows, which, True)
+        if fractional:
+            if x_scale > 0.0:
+                for r in range(n):
+                    xs[r] = values[which[r]]
+            p, c = sign_pulses(W, w_off, out_c, fan_in, rows, xs, n, gsel, gerr, m0, m1, pos * out_c,
+                               pulse_levels, x_scale, wstep, wmax, noise, nkey,
+                               group_stream(ekey, sample_id, t, pos), sample_id, t, True, written, counters)
+            pulses += p
+            cells += c
+            m0 = m1
+            continue
         if whole_pulses and noise == 0.0:
             # the common case, hoisted: no draws, no float work, saturations counted once per position
             g = m1 - m0
