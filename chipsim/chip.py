@@ -20,6 +20,7 @@ from .config import NetConfig
 from .kernels import layout as K
 from .kernels.forward import run_samples
 from .learning import LearningSetup
+from .pipeline import LayerPipeline
 from .weights import WeightBundle, check_bundle
 
 
@@ -166,6 +167,8 @@ class Chip:
         self.pipeline_fill = L if chip.delay else 0
         #: write noise of on-chip learning: (relative spread, 64-bit key per layer); set by noise.mismatch
         self.write_noise = (0.0, np.zeros(L, np.uint64))
+        #: learning on several threads: one layer pipeline per thread count (it keeps its measured layer costs)
+        self._pipelines: dict[int, LayerPipeline] = {}
 
     # ------------------------------------------------------------------ queries
     def layer_slice(self, name: str) -> slice:
@@ -275,7 +278,8 @@ class Chip:
         or multi-bit values (B, n_in) int32 in chip input order for the direct encoder.
         `sample_ids`: global sample indices that key dynamic noise (default 0..B-1).
         With `learning` (from `setup_learning`) and per-sample rate `targets`, the chip learns
-        online while it runs (samples in order, weights changing as they go)."""
+        online while it runs (samples in order, weights changing as they go; on several threads
+        as a layer pipeline across samples, chipsim/pipeline.py, with the same result)."""
         T = self.net.time_steps
         direct = self.net.encoder.kind == "direct"
         B = inputs.shape[0]
@@ -319,8 +323,17 @@ class Chip:
             args[6] = self.params(rec, learning, largest)
             args[8] = np.zeros(1, self.acc_dtype(largest))
             wlim = np.stack([r.weight_max, r.weight_step], axis=1).astype(np.int64)
-            run_samples(0, B, *args, True, np.ascontiguousarray(targets, np.uint16), learning.lparams,
-                        learning.lkeys, wlim, float(self.write_noise[0]), learning.written)
+            tail = [True, np.ascontiguousarray(targets, np.uint16), learning.lparams, learning.lkeys, wlim,
+                    float(self.write_noise[0]), learning.written]
+            threads = min(numba.get_num_threads(), len(self.layers))
+            if threads <= 1 or B == 1:
+                run_samples(0, B, *args, *tail)
+            else:   # layer ranges of consecutive samples at once: the same result as run_samples
+                pipes = self.__dict__.setdefault("_pipelines", {})
+                pipe = pipes.get(threads)
+                if pipe is None:
+                    pipe = pipes[threads] = LayerPipeline(len(self.layers), threads)
+                pipe.run(args, tail, B, self.net.time_steps, self.max_layer)
         out = self.layer_slice(self.layer_names[-1])
         counts, pots = C[:, out], U[:, out]
         return BatchResult(readout(counts, pots, self.net.readout, self.chip.membrane_min), counts, pots,

@@ -98,17 +98,77 @@ def layer_fire(li, desc, theta, leak_a, enabled, params, U, S, C, cur, acc, spik
 
 
 @njit(nogil=True, cache=True)
-def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc, noise_f, noise_k,
+def update_replayed_current(desc, W, bias, w_snap, b_snap, x, first_cur):
+    """Keep the replayed first-layer current exact across a learning tick of the direct-input layer.
+
+    The direct input x is the same every tick, so the current is
+    cur = bias + W^T x; after an update, cur' = cur + dW^T x + d_bias, with dW
+    and d_bias read off against the snapshots taken before the tick (w_snap,
+    b_snap). A pulse costs the output positions that read its cell instead of
+    a full multi-bit read of the layer every tick; int32 sums wrap alike in
+    any order, so the result is that read bit for bit."""
+    w_off = desc[0, W_OFF]
+    b_off = desc[0, B_OFF]
+    out_c = desc[0, OUT_C]
+    fan_in = desc[0, FAN_IN]
+    positions = desc[0, OUT_H] * desc[0, OUT_W]
+    for o in range(out_c):
+        d = np.int64(bias[b_off + o]) - np.int64(b_snap[o])
+        if d != 0:
+            b_snap[o] = bias[b_off + o]
+            for p in range(positions):
+                first_cur[p * out_c + o] = np.int32(np.int64(first_cur[p * out_c + o]) + d)
+    is_conv = desc[0, KIND] == KIND_CONV
+    k = desc[0, KERNEL]
+    stride = desc[0, STRIDE]
+    pad = desc[0, PAD]
+    in_c = desc[0, IN_C]
+    in_h = desc[0, IN_H]
+    in_w = desc[0, IN_W]
+    out_h = desc[0, OUT_H]
+    out_w = desc[0, OUT_W]
+    for cell in range(fan_in * out_c):
+        d = np.int64(W[w_off + cell]) - np.int64(w_snap[cell])
+        if d == 0:
+            continue
+        w_snap[cell] = W[w_off + cell]
+        row = cell // out_c
+        o = cell - row * out_c
+        if not is_conv:
+            first_cur[o] = np.int32(np.int64(first_cur[o]) + d * np.int64(x[row]))
+            continue
+        kk = row // in_c          # row = (ky * k + kx) * in_c + c
+        c = row - kk * in_c
+        ky = kk // k
+        kx = kk - ky * k
+        for oy in range(out_h):
+            iy = oy * stride - pad + ky
+            if iy < 0 or iy >= in_h:
+                continue
+            for ox in range(out_w):
+                ix = ox * stride - pad + kx
+                if ix < 0 or ix >= in_w:
+                    continue
+                v = np.int64(x[(iy * in_w + ix) * in_c + c])
+                if v != 0:
+                    q = (oy * out_w + ox) * out_c + o
+                    first_cur[q] = np.int32(np.int64(first_cur[q]) + d * v)
+
+
+@njit(nogil=True, cache=True)
+def run_layers(b, l0, l1, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc, noise_f, noise_k,
                sample_ids, in_packed, in_direct, U, S, C, counters, rec_S, rec_U,
-               learn, targets, lparams, lkeys, wlim, write_sigma, written, disabled, lists_a, lists_b):
-    """Run sample `b` for T ticks from a zero state; with `learn`, apply online LTL as it goes.
+               learn, targets, lparams, lkeys, wlim, write_sigma, written, disabled, lists_a, lists_b,
+               hand_in, n_hand_in, hand_out, n_hand_out):
+    """Run layers l0..l1-1 of sample `b` for T ticks from a zero state; with `learn`, apply online LTL
+    as it goes.
 
     `acc` is a 1-element array whose dtype selects the accumulator (int16 or
     int32). With the direct encoder the first layer's input is the same every
     tick, so its crossbar read is computed once and replayed, counted every
     tick as the hardware reads it every tick; when the first layer learns,
-    only until its first update of the sample (ticks t <= warmup: updates
-    follow the neuron update, so tick `warmup` still reads the old weights).
+    each of its updates is added to the replayed current
+    (`update_replayed_current`), which equals a fresh read bit for bit.
 
     Learning (kernels/learning.py) runs after a learning layer's neuron update
     from tick `warmup` on, using the input events that layer integrated this
@@ -117,7 +177,16 @@ def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc,
     weight range and level step, `written` a bitmap of the cells (distinct-write
     counting of shared conv cells). `lists_a` and `lists_b` (T * largest layer,
     int32) hold the spike lists of two adjacent layers for every tick.
+
+    A layer range (a pipeline stage, chipsim/pipeline.py) takes the spike
+    lists of layer l0 - 1 from `hand_in` (tick t's list is
+    hand_in[t * max_n:t * max_n + n_hand_in[t]]) and leaves those of layer
+    l1 - 1 in `hand_out` when l1 < L; the whole net is l0 = 0, l1 = L. Only
+    the range's own neurons, counters and registers are touched, so ranges
+    of different samples may run at once.
     """
+    if l1 <= l0:            # an empty range: nothing to run (the pipeline's warm-up call)
+        return
     T = params[P_T]
     L = desc.shape[0]
     n_in = params[P_N_IN]
@@ -143,23 +212,35 @@ def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc,
     first_acc = np.zeros(desc[0, N_OUT] if direct else 1, acc.dtype)
     first_counts = np.zeros(counters.shape[3], np.int64)
     have_first = False
-    if direct:
+    # the direct-input first layer's cells and biases before a learning tick (update_replayed_current)
+    w_snap = np.empty(desc[0, FAN_IN] * desc[0, OUT_C] if first_learns and direct else 1, W.dtype)
+    b_snap = np.empty(desc[0, OUT_C] if first_learns and direct else 1, bias.dtype)
+    if direct and l0 == 0:
         for j in range(n_in):
             if in_direct[b, j] != 0:
                 in_events[n_direct] = j
                 in_values[n_direct] = in_direct[b, j]
                 n_direct += 1
-    U[b, :] = 0
-    S[b, :] = 0
-    C[b, :] = 0
+    lo = desc[l0, N_OFF]
+    hi = desc[l1 - 1, N_OFF] + desc[l1 - 1, N_OUT]
+    U[b, lo:hi] = 0
+    S[b, lo:hi] = 0
+    C[b, lo:hi] = 0
     # spike lists of the layer below (for every tick) and of this layer: tick t's list is
     # lists[t * max_n:t * max_n + n_spikes[t]]
-    below, here = lists_a, lists_b
-    n_below = np.zeros(T, np.int64)
-    n_here = np.zeros(T, np.int64)
-    for li in range(L):
+    below = hand_in
+    n_below = n_hand_in
+    n_a = np.zeros(T, np.int64)
+    n_b = np.zeros(T, np.int64)
+    for li in range(l0, l1):
         off = desc[li, N_OFF]
         n = desc[li, N_OUT]
+        if li == l1 - 1 and l1 < L:
+            here, n_here = hand_out, n_hand_out
+        elif (li - l0) % 2 == 0:
+            here, n_here = lists_a, n_a
+        else:
+            here, n_here = lists_b, n_b
         for t in range(T):
             t_in = t - 1 if delay else t        # the tick whose spikes (or host input) this layer integrates
             row = counters[b, t, li]
@@ -169,7 +250,7 @@ def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc,
                 if t_in >= 0:
                     n_ev = n_direct if direct else decode_packed(in_packed[b, t_in], n_in, in_events)
                 events, values, multibit = in_events, in_values, direct
-                if direct and t_in >= 0 and have_first and not (first_learns and t > warmup):
+                if direct and t_in >= 0 and have_first:
                     row += first_counts
                     if noise_f[0, 0] > 0.0:     # thermal noise rewrites the current in place: use a copy
                         cur[:n] = first_cur
@@ -193,16 +274,32 @@ def run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc,
                                    fire_cur, fire_acc, here[t * max_n:(t + 1) * max_n], row, noise_f, noise_k,
                                    sample_ids[b], t, disabled)
             if learn and t >= warmup and lparams[li, L_ON] != 0.0:
+                replayed = li == 0 and direct and have_first
+                if replayed:
+                    w_snap[:] = W[desc[0, W_OFF]:desc[0, W_OFF] + w_snap.shape[0]]
+                    b_snap[:] = bias[desc[0, B_OFF]:desc[0, B_OFF] + b_snap.shape[0]]
                 learn_layer(li, desc, W, bias, theta, U[b], C[b], events, values, n_ev, multibit,
                             targets[b], lparams[li], t + 1, target_max, wlim[li, 0], wlim[li, 1],
                             bias_max, write_sigma, lkeys[li, 0], lkeys[li, 1], sample_ids[b], t,
                             pos_start, gsel, gerr, written, row)
+                if replayed:
+                    update_replayed_current(desc, W, bias, w_snap, b_snap, in_direct[b], first_cur)
             if record & 1:
                 rec_S[b, t, off:off + n] = S[b, off:off + n]
             if record & 2:
                 rec_U[b, t, off:off + n] = U[b, off:off + n]
-        below, here = here, below
-        n_below, n_here = n_here, n_below
+        below, n_below = here, n_here
+
+
+@njit(nogil=True, cache=True)
+def disabled_counts(desc, enabled):
+    """Silenced (disabled) neurons per layer: fixed during a run."""
+    L = desc.shape[0]
+    disabled = np.zeros(L, np.int64)
+    for li in range(L):
+        for i in range(desc[li, N_OFF], desc[li, N_OFF] + desc[li, N_OUT]):
+            disabled[li] += enabled[i] == 0
+    return disabled
 
 
 @njit(nogil=True, cache=True)
@@ -214,16 +311,18 @@ def run_samples(start, stop, desc, W, bias, theta, leak_a, enabled, params, tile
     Inference calls this from several host threads on disjoint sample ranges
     (the kernel releases the GIL; each sample only writes its own rows), so
     results do not depend on the thread count; learning calls it once for the
-    whole batch, because the weights change from sample to sample. One
+    whole batch when it runs on one thread (the weights change from sample to
+sample; on more threads chipsim/pipeline.py runs layer ranges of
+consecutive samples at once, calling `run_layers` directly). One
     compiled function serves both, which halves the first-run compile time."""
     L = desc.shape[0]
-    disabled = np.zeros(L, np.int64)      # silenced (disabled) neurons per layer: fixed during the run
-    for li in range(L):
-        for i in range(desc[li, N_OFF], desc[li, N_OFF] + desc[li, N_OUT]):
-            disabled[li] += enabled[i] == 0
+    disabled = disabled_counts(desc, enabled)
     lists_a = np.empty(params[P_T] * params[P_MAX_N], np.int32)
     lists_b = np.empty(params[P_T] * params[P_MAX_N], np.int32)
+    no_lists = np.empty(1, np.int32)
+    no_counts = np.zeros(1, np.int64)
     for b in range(start, stop):
-        run_sample(b, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc, noise_f, noise_k,
+        run_layers(b, 0, L, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc, noise_f, noise_k,
                    sample_ids, in_packed, in_direct, U, S, C, counters, rec_S, rec_U,
-                   learn, targets, lparams, lkeys, wlim, write_sigma, written, disabled, lists_a, lists_b)
+                   learn, targets, lparams, lkeys, wlim, write_sigma, written, disabled, lists_a, lists_b,
+                   no_lists, no_counts, no_lists, no_counts)
