@@ -65,21 +65,22 @@ def balanced_stages(costs, n_stages: int) -> list[tuple[int, int]]:
 class LayerPipeline:
     """Runs learning batches of one chip over `threads` host threads, layer ranges pipelined."""
 
-    def __init__(self, L: int, threads: int, smoothing: float = 0.5):
+    def __init__(self, L: int, threads: int, smoothing: float = 0.5,
+                 stages: list[tuple[int, int]] | None = None):
         self.L = L
         self.threads = threads
         self.smoothing = smoothing
+        self.stages = stages                        #: fixed layer ranges (tests); None: balanced by cost
         self.costs: np.ndarray | None = None      #: seconds per sample of each layer (exponential average)
         self.last_stages: list[tuple[int, int]] = []
 
-    def run(self, args: list, tail: list, batch: int, T: int, max_n: int,
-            stages: list[tuple[int, int]] | None = None) -> None:
+    def run(self, args: list, tail: list, batch: int, T: int, max_n: int) -> None:
         """`args`: run_samples' arguments after (start, stop); `tail`: its learning arguments
-        (learn, targets, lparams, lkeys, wlim, write_sigma, written). `stages` fixes the layer
-        ranges (tests); by default they come from the measured costs."""
+        (learn, targets, lparams, lkeys, wlim, write_sigma, written)."""
         desc, enabled = args[0], args[5]
         disabled = disabled_counts(desc, enabled)
         first = 0
+        stages = self.stages
         if stages is None:
             self._probe(args, tail, disabled, T, max_n)
             first = 1

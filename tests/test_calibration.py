@@ -29,35 +29,75 @@ def calibrate(tmp_path, name, **kw):
 
 def registers(path):
     with h5py.File(path) as f:
-        return {k: f["registers"][k][()] for k in ("weights", "bias")}
+        return {k: f["registers"][k][()] for k in ("weights", "bias", "theta")}
 
 
-def test_resume_after_kill_is_bit_identical(tmp_path):
-    full = calibrate(tmp_path, "full")
+#: fractional sign pulses drawn by skipping, every layer learning (the direct-input fc1 too, scaled by its
+#: input values), threshold trim: the shipped nets' scheme
+SPARSE = ("mode=sign", "pulse=0.3", "layers=[fc1, fc2, fc3]", "multibit_input=scale", "threshold_pulse=0.01",
+          "warmup=16", "dead_zone=0.05")
+
+
+@pytest.mark.parametrize("learn", [LEARN, SPARSE], ids=["exact", "sparse"])
+def test_resume_after_kill_is_bit_identical(tmp_path, learn):
+    full = calibrate(tmp_path, "full", learn=learn)
     with pytest.raises(_Killed):
-        calibrate(tmp_path, "killed", stop_after_batches=9)     # 6 batches per epoch: dies in epoch 2
+        calibrate(tmp_path, "killed", stop_after_batches=9, learn=learn)     # 6 batches per epoch: dies in epoch 2
     assert (tmp_path / "killed" / "checkpoint.h5").exists()
     assert not (tmp_path / "killed" / "summary.json").exists()
     resumed = run_calibration(CalibOptions(resume=tmp_path / "killed"))
     a, b = registers(tmp_path / "full" / "calibrated.h5"), registers(tmp_path / "killed" / "calibrated.h5")
     assert np.array_equal(a["weights"], b["weights"]) and np.array_equal(a["bias"], b["bias"])
+    assert np.array_equal(a["theta"], b["theta"])
     assert resumed["resumed"] and resumed["accuracy_per_epoch"] == full["accuracy_per_epoch"]
     assert resumed["learning_layers"] == full["learning_layers"]
+    if learn == SPARSE:
+        assert full["learning_layers"]["fc1"]["pulses"] > 100 and full["learning_layers"]["fc1"]["threshold_writes"]
 
 
-def test_learning_is_independent_of_batch_size_and_threads(tmp_path):
-    a = calibrate(tmp_path, "b16", epochs=1)
-    b = calibrate(tmp_path, "b5", epochs=1, batch_size=5)
+_THREE_THREADS = """
+import json, sys, numba
+numba.set_num_threads(3)
+from chipsim.calibrate import CalibOptions, run_calibration
+s = run_calibration(CalibOptions(**json.loads(sys.argv[1])))
+print(json.dumps(s["learning_layers"]))
+"""
+
+
+@pytest.mark.parametrize("learn", [LEARN, SPARSE], ids=["exact", "sparse"])
+def test_learning_is_independent_of_batch_size_and_threads(tmp_path, learn):
+    """Batches of 1, 8, 16 and 64 samples; 1, 2 and 3 threads (3 in a process that allows them):
+    the calibrated chip is the same bit for bit."""
+    import subprocess
+    import sys
+
+    runs = {}
+    for bs in (16, 1, 8, 64):
+        runs[f"b{bs}"] = calibrate(tmp_path, f"b{bs}", epochs=1, batch_size=bs, learn=learn)
     threads = numba.get_num_threads()
     try:
-        numba.set_num_threads(1)
-        c = calibrate(tmp_path, "t1", epochs=1)
+        for t in (1, 2):
+            if t <= numba.config.NUMBA_NUM_THREADS:
+                numba.set_num_threads(t)
+                runs[f"t{t}"] = calibrate(tmp_path, f"t{t}", epochs=1, learn=learn)
     finally:
         numba.set_num_threads(threads)
-    ra, rb, rc = (registers(tmp_path / n / "calibrated.h5") for n in ("b16", "b5", "t1"))
-    assert np.array_equal(ra["weights"], rb["weights"]) and np.array_equal(ra["weights"], rc["weights"])
-    assert a["learning_layers"] == b["learning_layers"] == c["learning_layers"]
-    assert a["accuracy_after"] == b["accuracy_after"] == c["accuracy_after"]
+    assert "t2" in runs, "this check needs a process with at least 2 Numba threads"
+    opts = dict(noise=["mismatch=0.3"], samples=60, calib_samples=96, batch_size=16, epochs=1, learn=list(learn),
+                checkpoint_every=32, out=str(tmp_path / "t3"))
+    done = subprocess.run([sys.executable, "-c", _THREE_THREADS, json.dumps(opts)], capture_output=True, text=True,
+                          env={**__import__("os").environ, "NUMBA_NUM_THREADS": "3"}, timeout=600)
+    assert done.returncode == 0, done.stderr
+    three = json.loads(done.stdout.strip().splitlines()[-1])
+    ref = registers(tmp_path / "b16" / "calibrated.h5")
+    for name in list(runs) + ["t3"]:
+        other = registers(tmp_path / name / "calibrated.h5")
+        for key in ("weights", "bias", "theta"):
+            assert np.array_equal(ref[key], other[key]), (name, key)
+    for name, s in runs.items():
+        assert s["learning_layers"] == runs["b16"]["learning_layers"], name
+        assert s["accuracy_after"] == runs["b16"]["accuracy_after"], name
+    assert three == json.loads(json.dumps(runs["b16"]["learning_layers"]))
 
 
 def test_calibration_recovers_mismatch_and_saves_loadable_weights(tmp_path):
