@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 import h5py
+import numba
 import numpy as np
 
 from . import __version__
@@ -146,6 +147,7 @@ def run_calibration(opts: CalibOptions) -> dict:
     except DatasetError as exc:
         raise RunError(f"--data: calibration needs a training split: {exc}") from None
     teacher_params = bundle.teacher if bundle is not None else {}
+    t_norm = time.perf_counter()
     try:
         teacher = TeacherTargets(net, teacher_params, setup, train.pixel_max, train.images)
     except ValueError as exc:
@@ -157,6 +159,7 @@ def run_calibration(opts: CalibOptions) -> dict:
     n_batches = (n_train + bs - 1) // bs
     every = max(1, -(-(opts.checkpoint_every or n_train) // bs))      # in batches
     L = len(chip.layers)
+    teacher_norm_s = time.perf_counter() - t_norm
     t0 = time.perf_counter()
 
     if resumed is None:
@@ -194,11 +197,16 @@ def run_calibration(opts: CalibOptions) -> dict:
                                                                                    train.labels[idx])
 
         stream = BatchStream(lambda j: make_batch(first + j), n_batches - first)
+        t_learn = time.perf_counter()
         for j, (idx, ids, inputs, targets) in enumerate(stream):
             res = chip.run(inputs, sample_ids=ids, learning=setup, targets=targets)
             learn_counters += res.counters.sum(axis=(0, 1))
             batch = first + j + 1
             done_batches += 1
+            # learning time (host streaming included, measurements excluded), kept across resumes
+            history["learn_s"] = history.get("learn_s", 0.0) + time.perf_counter() - t_learn
+            history["learn_samples"] = history.get("learn_samples", 0) + len(idx)
+            t_learn = time.perf_counter()
             if opts.on_batch:
                 opts.on_batch(len(idx), n_batches * opts.epochs)
             if batch % every == 0 and batch < n_batches:
@@ -231,6 +239,10 @@ def run_calibration(opts: CalibOptions) -> dict:
         "learning_layers": per_layer,
         "resumed": resumed is not None,
         "wall_s": round(time.perf_counter() - t0, 2),
+        "teacher_norm_s": round(teacher_norm_s, 2),
+        "learn_s": round(history.get("learn_s", 0.0), 2),
+        "learn_samples_per_s": round(history.get("learn_samples", 0) / max(history.get("learn_s", 0.0), 1e-9), 2),
+        "threads": numba.get_num_threads(),
         "calibrated_weights": str(out_dir / "calibrated.h5"),
     }
     save_state(out_dir / "calibrated.h5", chip, {"noise": noise_report, "options": _options_dict(opts),

@@ -7,8 +7,12 @@ For a learning layer l and sample n (paper Eq. 9, DESIGN 'Host link'):
 a_l is the teacher's activation after ReLU; y_norm_l is the `target_percentile`
 (default 99.9, the percentile the bundled nets were converted with, so that a
 target equals the converted SNN's nominal rate) of that layer's positive
-activations over the calibration data, computed once. Targets are laid out in
-the chip's neuron order (y, x, c).
+activations over the calibration data, computed once, on at most
+`NORM_SAMPLES` images evenly spaced through the calibration set (all of them
+when there are fewer): a percentile of millions of activations per layer is
+settled well before that, and the full 50,000-image CIFAR-10 training split
+would need 46 GB of VGG-11 activations and minutes of teacher time for it.
+Targets are laid out in the chip's neuron order (y, x, c).
 
 The output layer (count readout) learns from the label as a one-hot rate
 (`output_target: label`, the chip analogue of the paper's cross-entropy on
@@ -35,6 +39,16 @@ from chipsim.atomic import atomic_path
 from chipsim.models.teacher import forward
 
 
+NORM_SAMPLES = 2000     #: calibration images the y_norm percentiles are taken over (at most)
+
+
+def norm_subset(n: int, limit: int = NORM_SAMPLES) -> np.ndarray:
+    """Indices of the images y_norm is computed on: all n, or `limit` evenly spaced ones."""
+    if n <= limit:
+        return np.arange(n)
+    return np.linspace(0, n - 1, limit).round().astype(np.int64)
+
+
 class TeacherTargets:
     def __init__(self, net, teacher: dict, setup, pixel_max: int, calib_images: np.ndarray):
         if not teacher:
@@ -48,7 +62,7 @@ class TeacherTargets:
         self.R = (1 << self.config.target_bits) - 1
         self.layer_index = {layer.name: i for i, layer in enumerate(net.layers)}
         self.output = net.layers[-1].name
-        self.y_norm = self._y_norm(calib_images)
+        self.y_norm = self._y_norm(calib_images[norm_subset(len(calib_images))])
 
     def _activations(self, images: np.ndarray) -> list[np.ndarray]:
         return forward(self.net, self.teacher, images.astype(np.float32) / self.pixel_max)
