@@ -17,8 +17,9 @@ write the same byte.
 Balance: the first sample of each batch runs stage by stage with one layer
 per stage on the calling thread (the sequential order), timing each layer;
 an exponential average of those times splits the layers into the
-contiguous stages of least maximum cost for the rest of the batch. Timing
-only moves the stage boundaries, never the results.
+contiguous stages of least maximum cost for the rest of the batch (or one
+stage, sequentially, when a sample takes under MIN_PIPELINE_S). Timing only
+moves the stage boundaries, never the results.
 """
 from __future__ import annotations
 
@@ -28,9 +29,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .kernels.forward import disabled_counts, run_layers
+from .kernels.forward import disabled_counts, run_layers, run_samples
 
 DEPTH = 2          #: hand-off buffers per stage boundary
+#: below this chip time per sample the hand-offs (tens of microseconds) cost more than a second core
+#: gains: such nets (digits: 0.2 ms) learn sequentially
+MIN_PIPELINE_S = 2e-3
 _POLL_S = 0.05
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 
@@ -85,7 +89,13 @@ class LayerPipeline:
             self._probe(args, tail, disabled, T, max_n)
             first = 1
             stages = balanced_stages(self.costs, self.threads)
+            if self.costs.sum() < MIN_PIPELINE_S:
+                stages = [(0, self.L)]
         self.last_stages = stages
+        if len(stages) == 1:
+            if first < batch:
+                run_samples(first, batch, *args, *tail)
+            return
         if first < batch:
             self._pipeline(args, tail, disabled, T, max_n, stages, first, batch)
 
@@ -148,9 +158,6 @@ class LayerPipeline:
                 failed.set()
                 raise
 
-        if n == 1:
-            stage(0)
-            return
         pool = _POOLS.get(n)
         if pool is None:
             pool = _POOLS[n] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="chipsim-stage")

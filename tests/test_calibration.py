@@ -58,6 +58,8 @@ def test_resume_after_kill_is_bit_identical(tmp_path, learn):
 _THREE_THREADS = """
 import json, sys, numba
 numba.set_num_threads(3)
+import chipsim.pipeline
+chipsim.pipeline.MIN_PIPELINE_S = 0.0
 from chipsim.calibrate import CalibOptions, run_calibration
 s = run_calibration(CalibOptions(**json.loads(sys.argv[1])))
 print(json.dumps(s["learning_layers"]))
@@ -65,11 +67,20 @@ print(json.dumps(s["learning_layers"]))
 
 
 @pytest.mark.parametrize("learn", [LEARN, SPARSE], ids=["exact", "sparse"])
-def test_learning_is_independent_of_batch_size_and_threads(tmp_path, learn):
+def test_learning_is_independent_of_batch_size_and_threads(tmp_path, learn, monkeypatch):
     """Batches of 1, 8, 16 and 64 samples; 1, 2 and 3 threads (3 in a process that allows them):
-    the calibrated chip is the same bit for bit."""
+    the calibrated chip is the same bit for bit. digits is small enough to learn sequentially on any
+    thread count (chipsim/pipeline.py, MIN_PIPELINE_S), so the pipeline is forced on here."""
     import subprocess
     import sys
+
+    import chipsim.pipeline as pipeline_module
+
+    monkeypatch.setattr(pipeline_module, "MIN_PIPELINE_S", 0.0)
+    pipelined = []
+    real = pipeline_module.LayerPipeline._pipeline
+    monkeypatch.setattr(pipeline_module.LayerPipeline, "_pipeline",
+                        lambda self, *a: pipelined.append(a[5]) or real(self, *a))
 
     runs = {}
     for bs in (16, 1, 8, 64):
@@ -83,6 +94,7 @@ def test_learning_is_independent_of_batch_size_and_threads(tmp_path, learn):
     finally:
         numba.set_num_threads(threads)
     assert "t2" in runs, "this check needs a process with at least 2 Numba threads"
+    assert pipelined and all(len(stages) >= 2 for stages in pipelined)
     opts = dict(noise=["mismatch=0.3"], samples=60, calib_samples=96, batch_size=16, epochs=1, learn=list(learn),
                 checkpoint_every=32, out=str(tmp_path / "t3"))
     done = subprocess.run([sys.executable, "-c", _THREE_THREADS, json.dumps(opts)], capture_output=True, text=True,
