@@ -515,6 +515,14 @@ def replace_chip(net: NetConfig, **changes: Any) -> NetConfig:
     return dataclasses.replace(net, chip=dataclasses.replace(net.chip, **changes))
 
 
+def chip_from_dict(data: dict) -> ChipConfig:
+    """A ChipConfig from `NetConfig.to_dict()['chip']` (older files: missing costs take defaults)."""
+    chip_keys = {f.name for f in dataclasses.fields(ChipConfig)}
+    cost_keys = {f.name for f in dataclasses.fields(CostConfig)}
+    costs = CostConfig(**{k: v for k, v in (data.get("costs") or {}).items() if k in cost_keys})
+    return ChipConfig(**{k: v for k, v in data.items() if k in chip_keys and k != "costs"}, costs=costs)
+
+
 # --------------------------------------------------------------------------- chip presets
 
 #: What a chip preset (models/chips/*.yaml) may set: geometry, clock and costs. Register

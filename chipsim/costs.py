@@ -70,7 +70,7 @@ int add 0.1 pJ, 64-bit SRAM access 10 / 20 / 100 pJ for 8 KB / 32 KB / 1 MB.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 import numpy as np
@@ -159,16 +159,6 @@ def geometry(layers: Iterable[Any], tile_rows: int, tile_cols: int) -> tuple[Lay
             positions=positions, row_bands=math.ceil(fan_in / tile_rows) if weighted else 0,
             col_tiles=math.ceil(oc / tile_cols) if weighted else 0))
     return tuple(out)
-
-
-def chip_from_dict(data: dict):
-    """A ChipConfig from `NetConfig.to_dict()['chip']` (older files: missing costs take defaults)."""
-    from .config import ChipConfig
-
-    chip_keys = {f.name for f in fields(ChipConfig)}
-    cost_keys = {f.name for f in fields(CostConfig)}
-    costs = CostConfig(**{k: v for k, v in (data.get("costs") or {}).items() if k in cost_keys})
-    return ChipConfig(**{k: v for k, v in data.items() if k in chip_keys and k != "costs"}, costs=costs)
 
 
 # --------------------------------------------------------------------------- pricing

@@ -21,8 +21,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .costs import ENERGY_PARTS, LayerGeometry, calibration_cost, chip_from_dict, geometry, inference_cost, \
-    synops_ratio
+from .config import chip_from_dict
+from .costs import ENERGY_PARTS, LayerGeometry, calibration_cost, geometry, inference_cost, synops_ratio
 from .kernels import layout as K
 
 LEARN_KEYS = ("updates_ungated", "updates_boxcar_gated", "updates_sign_gated", "pulses", "cell_writes",

@@ -70,15 +70,14 @@ from chipsim.config import NetConfig, load_net
 from chipsim.progress import ProgressBar
 from chipsim.weights import stored_teacher
 
+from .errors import PretrainError, _torch  # noqa: F401  (PretrainError: importable from here as before)
+from .state_dict import teacher_from_state_dict
+
 CHECKPOINT = "checkpoint.pt"
 LOG = "log.jsonl"
 CHECK_SAMPLES = 200
 FLOAT_EVAL_SAMPLES = 2000
 METHODS = ("convert", "offline-ltl")
-
-
-class PretrainError(ValueError):
-    """Bad pretraining input; the message names the option and what was expected."""
 
 
 @dataclass
@@ -144,14 +143,6 @@ def _mid_point(j: int, rng, seen: int, sums) -> dict:
 
 
 # --------------------------------------------------------------------------- small helpers
-
-
-def _torch():
-    try:
-        import torch
-    except ImportError:
-        raise PretrainError("pretraining needs PyTorch: pip install -e .[torch]") from None
-    return torch
 
 
 class _Bar:
@@ -557,16 +548,12 @@ def pretrain(opts: PretrainOptions) -> dict:
         state = {"format": "chipsim-pretrain-1", "options": {**opts.saved(), "net": opts.net}, "stage": "teacher",
                  "epoch": 0, "history": [], "seconds": {"teacher": 0.0, "snn": 0.0}, "norms": None}
         if opts.teacher is not None:
-            from .import_torch import teacher_from_state_dict
-
             teacher = teacher_from_state_dict(net, opts.teacher, t_opts)
             t_opt = torch.optim.SGD(teacher.parameters(), lr=opts.lr)
             state["stage"] = "snn" if opts.method == "offline-ltl" else "export"
             state["teacher_source"] = str(opts.teacher)
     else:
         if state.get("teacher_source"):
-            from .import_torch import teacher_from_state_dict
-
             teacher = teacher_from_state_dict(net, Path(state["teacher_source"]), t_opts)
         else:
             teacher.load_state_dict(state["teacher"])

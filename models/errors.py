@@ -1,0 +1,18 @@
+"""The model zoo's user-facing error, `PretrainError`, and the PyTorch import that raises it when torch is missing.
+
+Shared by models/pretrain.py, models/import_torch.py and models/state_dict.py (and
+caught by the command line, chipsim/cli_zoo.py); it imports nothing of theirs.
+"""
+from __future__ import annotations
+
+
+class PretrainError(ValueError):
+    """Bad pretraining input; the message names the option and what was expected."""
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        raise PretrainError("pretraining needs PyTorch: pip install -e .[torch]") from None
+    return torch
