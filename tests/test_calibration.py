@@ -210,3 +210,26 @@ def test_progress_callback_holding_a_stream_does_not_break_checkpoints(tmp_path)
 
     s = calibrate(tmp_path, "bar", epochs=1, on_batch=Bar())
     assert s["accuracy_after"] >= 0
+
+
+def test_teacher_targets_do_not_depend_on_batching():
+    """A float32 GEMM rounds a row differently with other rows beside it; batched VGG-11 targets flipped
+    a few levels per batch with the batch's make-up. Targets are computed per image: any batching of
+    the same images gives the same targets, bit for bit."""
+    from chipsim.hostlink.datasets import load_dataset
+    from chipsim.hostlink.teacher import TeacherTargets
+    from chipsim.runner import deploy, resolve_net_option, resolve_weights
+
+    net = resolve_net_option("vgg11-w4")
+    bundle, source = resolve_weights(net, None, 0)
+    chip = deploy(net, bundle, source, (), 0)[0]
+    from chipsim.calibrate import learning_config
+
+    setup = setup_learning(chip, learning_config(net, ()), 0)
+    data = load_dataset("cifar10-test-subset", "test", limit=96)
+    teacher = TeacherTargets(net, bundle.teacher, setup, data.pixel_max, data.images[:32])
+    whole = teacher.targets(data.images, data.labels)
+    for size in (7, 40):
+        parts = [teacher.targets(data.images[i:i + size], data.labels[i:i + size]) for i in range(0, 96, size)]
+        assert np.array_equal(whole, np.concatenate(parts)), size
+    assert whole.any() and (whole < (1 << setup.config.target_bits)).all()
