@@ -74,6 +74,11 @@ class LayerPipeline:
         self.L = L
         self.threads = threads
         self.smoothing = smoothing
+        if stages is not None:      # the ranges must tile 0..L-1: a gap would hand spikes to no buffer
+            bounds = [a for a, _ in stages] + [stages[-1][1]] if stages else []
+            if not stages or bounds[0] != 0 or bounds[-1] != L or \
+                    any(b != c or a >= b for (a, b), (c, _) in zip(stages, list(stages[1:]) + [(L, L)])):
+                raise ValueError(f"stages {stages}: expected contiguous non-empty ranges covering layers 0..{L - 1}")
         self.stages = stages                        #: fixed layer ranges (tests); None: balanced by cost
         self.costs: np.ndarray | None = None      #: seconds per sample of each layer (exponential average)
         self.last_stages: list[tuple[int, int]] = []

@@ -108,5 +108,12 @@ def test_a_failing_stage_ends_the_pipeline(monkeypatch):
 
     monkeypatch.setattr(pipeline_module, "run_layers", flaky)
     with pytest.raises(RuntimeError, match="stage failed"):
-        learn_batch(False, "rate", 0.4, [(0, 2), (2, 4)])
+        learn_batch(False, "rate", 0.4, [(0, 2), (2, 5)])
     assert calls["n"] < 7 + 7
+
+
+def test_fixed_stages_must_cover_every_layer():
+    for bad in ([(0, 2), (2, 4)], [(0, 2), (3, 5)], [(1, 5)], [(0, 0), (0, 5)], []):
+        with pytest.raises(ValueError, match="contiguous"):
+            LayerPipeline(5, 2, stages=bad)
+    LayerPipeline(5, 2, stages=[(0, 2), (2, 5)])
