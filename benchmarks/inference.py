@@ -854,8 +854,6 @@ def plot(result: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from chipsim.atomic import atomic_path
-
     chip = result["chip"]["results"]
     rows = [(f"chip {e['target_rate']:.0%}", e) for e in chip.values()]
     if result["chip"].get("rate_coded_input"):
@@ -886,6 +884,15 @@ def plot(result: dict, path: Path) -> None:
     bx.set_ylim(bottom=0)
     bx.legend(fontsize=7)
     bx.set_title("chip time is linear in spikes (5/10/20 % activity)", fontsize=9)
+    save_figure(fig, path)
+
+
+def save_figure(fig, path: Path) -> None:
+    """Lay out `fig`, write it as a PNG atomically, and close it (the benchmarks' figures)."""
+    import matplotlib.pyplot as plt
+
+    from chipsim.atomic import atomic_path
+
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")

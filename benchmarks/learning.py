@@ -45,7 +45,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from inference import build_chip, machine_info, tune_activity  # noqa: E402
+from inference import build_chip, machine_info, save_figure, tune_activity  # noqa: E402
 
 from chipsim.atomic import write_json  # noqa: E402
 from chipsim.calibrate import TRAIN_ID_BASE, learning_config  # noqa: E402
@@ -286,8 +286,6 @@ def plot(result: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from chipsim.atomic import atomic_path
-
     rows = result["nets"]
     names = [r["net"] for r in rows]
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 3.8))
@@ -316,10 +314,7 @@ def plot(result: dict, path: Path) -> None:
     bx.set_yscale("log")
     bx.legend(fontsize=7)
     bx.set_title("learning time per image, split (host runs beside the chip)", fontsize=9)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv=None) -> int:

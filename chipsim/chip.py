@@ -329,10 +329,9 @@ class Chip:
             if threads <= 1 or B == 1:
                 run_samples(0, B, *args, *tail)
             else:   # layer ranges of consecutive samples at once: the same result as run_samples
-                pipes = self.__dict__.setdefault("_pipelines", {})
-                pipe = pipes.get(threads)
+                pipe = self._pipelines.get(threads)
                 if pipe is None:
-                    pipe = pipes[threads] = LayerPipeline(len(self.layers), threads)
+                    pipe = self._pipelines[threads] = LayerPipeline(len(self.layers), threads)
                 pipe.run(args, tail, B, self.net.time_steps, self.max_layer)
         out = self.layer_slice(self.layer_names[-1])
         counts, pots = C[:, out], U[:, out]

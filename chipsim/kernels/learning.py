@@ -44,28 +44,20 @@ Every write saturates at the layer's register range (counted) and, with write
 noise s > 0, is scaled by (1 + s * xi) and stochastically rounded (counted).
 """
 import numpy as np
-from numba import njit, uint64
+from numba import njit
 
 from .layout import (B_OFF, C_BIAS_WRITES, C_BOXCAR, C_CELL_WRITES, C_PULSES, C_SIGN, C_THRESHOLD_WRITES,
                      C_UNGATED, C_W_SAT, C_WRITE_NOISE, FAN_IN, IN_C, IN_H, IN_W, KERNEL, KIND, KIND_CONV, L_BIAS,
                      L_DEAD, L_DEAD_SPIKES, L_LR, L_MODE, L_P_Q, L_PULSE, L_T_OFF, L_TH_HI, L_TH_LO, L_TH_STEP,
                      L_X_FULL, MODE_EXACT, N_OFF, N_OUT, OUT_C, OUT_W, PAD, STRIDE, W_OFF)
 from .crossbar import index_events, window_rows
-from .rng import fast_normal, hash4
-from .skip import accept, group_stream, log_keep, next_fire
-
-_TWO53 = 1.0 / 9007199254740992.0
-
-
-@njit(inline="always", cache=True)
-def _unit(bits):
-    return np.float64(bits >> uint64(11)) * _TWO53
-
+from .rng import fast_normal, hash4, unit
+from .skip import accept, group_stream, log_keep, next_fire, take_fire
 
 @njit(inline="always", cache=True)
 def stochastic_round(x, bits):
     """floor(x + u), u uniform in [0, 1) from `bits`: unbiased rounding to an integer."""
-    return np.int64(np.floor(x + _unit(bits)))
+    return np.int64(np.floor(x + unit(bits)))
 
 
 @njit(inline="always", cache=True)
@@ -112,7 +104,7 @@ def update_synapse(W, cell, x, exact, gain_err, sgn, pulse_levels, wmax, wstep, 
         levels = np.int64(pulse_levels)
         frac = pulse_levels - levels
         if frac > 0.0:
-            levels += _unit(hash4(ekey, sample_id, t, pair)) < frac
+            levels += unit(hash4(ekey, sample_id, t, pair)) < frac
         levels *= sgn
     if levels == 0:
         return 0, 0
@@ -176,11 +168,8 @@ def sign_pulses(W, w_off, out_c, fan_in, rows, xs, n_rows, gsel, gerr, m0, m1, c
         row = np.int64(rows[r])
         base = w_off + row * out_c - col_off
         for m in range(m0, m1):
-            levels = whole
-            if f_pair == f:
-                levels += 1
-                k += 1
-                f = next_fire(stream, k, f + 1, lk, total)
+            extra, k, f = take_fire(stream, k, f, f_pair, lk, total)
+            levels = whole + extra
             f_pair += 1
             i = gsel[m]
             write_cell(W, base + i, levels * wstep if gerr[m] > 0 else -levels * wstep, wmax, noise, nkey,
@@ -267,11 +256,8 @@ def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multib
         k = 0
         f = next_fire(stream, 0, 0, lk, signed)
         for m in range(signed):
-            d_th = whole
-            if m == f:
-                d_th += 1
-                k += 1
-                f = next_fire(stream, k, m + 1, lk, signed)
+            extra, k, f = take_fire(stream, k, f, m, lk, signed)
+            d_th = whole + extra
             if d_th == 0:
                 continue
             g = n_off + gsel[m]
@@ -296,13 +282,8 @@ def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multib
                 db = stochastic_round(gain * gerr[m] * wstep * x_full * x_full, hash4(ekey, sample_id, t,
                                                                                       bias_draw + i))
             else:
-                db = whole
-                if m == f:
-                    db += 1
-                    k += 1
-                    f = next_fire(stream, k, m + 1, lk, signed)
-                if gerr[m] < 0:
-                    db = -db
+                extra, k, f = take_fire(stream, k, f, m, lk, signed)
+                db = -(whole + extra) if gerr[m] < 0 else whole + extra
             if db != 0:
                 cell = desc[li, B_OFF] + i % out_c
                 bias[cell] = clip_counted(np.int64(bias[cell]) + db, bias_max, counters)

@@ -29,9 +29,15 @@ def hash4(key, a, b, c):
 
 
 @njit(inline="always", cache=True)
+def unit(bits):
+    """Uniform double in [0, 1) from the top 53 of 64 random bits."""
+    return np.float64(bits >> uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@njit(inline="always", cache=True)
 def uniform(key, a, b, c):
     """Uniform double in [0, 1) with 53 random bits."""
-    return np.float64(hash4(key, a, b, c) >> uint64(11)) * (1.0 / 9007199254740992.0)
+    return unit(hash4(key, a, b, c))
 
 
 @njit(inline="always", cache=True)

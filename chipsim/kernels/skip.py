@@ -26,11 +26,9 @@ for groups of fewer than 2^53 pairs.
 import numpy as np
 from numba import njit, uint64
 
-from .rng import hash4, mix64
+from .rng import hash4, lane_bits, unit
 
-_GOLDEN = uint64(0x9E3779B97F4A7C15)
 _SALT = uint64(0x736B69702D647261)      # skip streams never share bits with the per-pair draws of hash4(key, ...)
-_TWO53 = 1.0 / 9007199254740992.0
 
 
 @njit(inline="always", cache=True)
@@ -42,7 +40,7 @@ def group_stream(key, sample_id, t, group):
 @njit(inline="always", cache=True)
 def stream_unit(stream, j):
     """j-th uniform in [0, 1) of a stream."""
-    return np.float64(mix64(stream + _GOLDEN * uint64(j + 1)) >> uint64(11)) * _TWO53
+    return unit(lane_bits(stream, j))
 
 
 @njit(inline="always", cache=True)
@@ -69,3 +67,14 @@ def next_fire(stream, k, start, lk, total):
 def accept(stream, k, ratio):
     """Thinning: the k-th candidate fires with probability `ratio` (<= 1)."""
     return stream_unit(stream, 2 * k + 1) < ratio
+
+
+@njit(inline="always", cache=True)
+def take_fire(stream, k, f, idx, lk, total):
+    """Walk a group in order: (1 if index `idx` fires, the stream's next k and next firing index).
+
+    For walks that visit every index anyway (a whole part for each, one more
+    where the stream fires); `f` is the current next firing index."""
+    if idx != f:
+        return 0, k, f
+    return 1, k + 1, next_fire(stream, k + 1, idx + 1, lk, total)
