@@ -82,8 +82,7 @@ def test_balanced_stages_minimise_the_largest_stage():
     assert balanced_stages([1, 1, 1, 1], 2) == [(0, 2), (2, 4)]
     assert balanced_stages([8, 1, 1, 1, 1, 1], 2) == [(0, 1), (1, 6)]
     assert balanced_stages([3, 3, 3], 5) == [(0, 1), (1, 2), (2, 3)]
-    assert balanced_stages([5, 0, 0], 3) == [(0, 1), (1, 3)] or \
-        max(sum([5, 0, 0][a:b]) for a, b in balanced_stages([5, 0, 0], 3)) == 5
+    assert balanced_stages([5, 0, 0], 3) == [(0, 3)]       # fewer stages when more would not lower the maximum
     # brute force on random costs: no split into contiguous ranges has a smaller largest stage
     rng = np.random.default_rng(0)
     for _ in range(50):

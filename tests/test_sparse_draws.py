@@ -84,6 +84,15 @@ def reference_pairs(q, gated, events, rng):
     return (rng.random((N_TRIALS, 40, 30)) < q) & mask[None]
 
 
+def candidates(fc_draws, source: str, seed: int) -> np.ndarray:
+    """(trials, active rows, gated neurons) 0/1: the candidate pairs' draws of the kernel, or of the
+    per-pair reference (seeded) on the same gating."""
+    fired, gated, events = fc_draws
+    if source == "reference":
+        fired = reference_pairs(0.2, gated, events, np.random.default_rng(seed))
+    return fired[:, events][:, :, gated]
+
+
 def binomial_tv(counts: np.ndarray, n: int, q: float) -> float:
     """Total-variation distance between the empirical distribution of `counts` and Binomial(n, q)."""
     emp = np.bincount(counts.ravel(), minlength=n + 1) / counts.size
@@ -107,11 +116,8 @@ def test_only_gated_pairs_on_active_rows_fire(fc_draws):
 
 @pytest.mark.parametrize("source", ["kernel", "reference"])
 def test_marginal_rates_match_q(fc_draws, source):
-    fired, gated, events = fc_draws
     q = 0.2
-    if source == "reference":
-        fired = reference_pairs(q, gated, events, np.random.default_rng(1))
-    rates = fired[:, events][:, :, gated].mean(axis=0)          # every candidate pair's firing rate
+    rates = candidates(fc_draws, source, 1).mean(axis=0)          # every candidate pair's firing rate
     sigma = math.sqrt(q * (1 - q) / N_TRIALS)
     assert np.abs(rates - q).max() < 4.5 * sigma           # ~450 pairs: the largest of them within 4.5 sigma
     assert abs(rates.mean() - q) < 4 * sigma / math.sqrt(rates.size)
@@ -119,10 +125,7 @@ def test_marginal_rates_match_q(fc_draws, source):
 
 @pytest.mark.parametrize("source", ["kernel", "reference"])
 def test_pairs_are_independent(fc_draws, source):
-    fired, gated, events = fc_draws
-    if source == "reference":
-        fired = reference_pairs(0.2, gated, events, np.random.default_rng(2))
-    x = fired[:, events][:, :, gated].reshape(N_TRIALS, -1).astype(np.float64)
+    x = candidates(fc_draws, source, 2).reshape(N_TRIALS, -1).astype(np.float64)
     x -= x.mean(axis=0)
     x /= x.std(axis=0)
     corr = x.T @ x / N_TRIALS
@@ -139,16 +142,14 @@ def test_pairs_are_independent(fc_draws, source):
 
 @pytest.mark.parametrize("source", ["kernel", "reference"])
 def test_per_row_and_per_neuron_counts_are_binomial(fc_draws, source):
-    fired, gated, events = fc_draws
     q = 0.2
-    if source == "reference":
-        fired = reference_pairs(q, gated, events, np.random.default_rng(4))
-    g = int(gated.sum())
-    per_row = fired[:, events][:, :, gated].sum(axis=2)           # (trials, active rows) ~ Binomial(g, q)
-    per_neuron = fired[:, events][:, :, gated].sum(axis=1)        # (trials, gated neurons) ~ Binomial(25, q)
+    pairs = candidates(fc_draws, source, 4)
+    rows, g = pairs.shape[1], pairs.shape[2]
+    per_row = pairs.sum(axis=2)           # (trials, active rows) ~ Binomial(g, q)
+    per_neuron = pairs.sum(axis=1)        # (trials, gated neurons) ~ Binomial(25, q)
     # 75,000 and 54,000 samples: sampling TV of a 20-point binomial is about 0.01
     assert binomial_tv(per_row, g, q) < 0.02
-    assert binomial_tv(per_neuron, len(events), q) < 0.02
+    assert binomial_tv(per_neuron, rows, q) < 0.02
     assert abs(per_row.var() - g * q * (1 - q)) < 0.05 * g * q * (1 - q)
 
 
