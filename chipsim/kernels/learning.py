@@ -230,21 +230,21 @@ def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multib
     counters[C_UNGATED] += n * fan_in
     boxcar = 0
     signed = 0
+    # Branch-free compaction: most neurons are gated out, at random, so a branch per gate mispredicts;
+    # every neuron writes its slot (signed <= i < n, inside gsel) and only a gated one advances it.
     for i in range(n):
         g = n_off + i
         th = np.int64(theta[g])
-        dist = np.int64(U[g]) - th
-        if dist < 0:
-            dist = -dist
-        if 2 * dist * 65536 >= p_q * th:          # boxcar gate closed
-            continue
-        boxcar += 1
+        dist = abs(np.int64(U[g]) - th)
+        is_open = np.int64(2 * dist * 65536 < p_q * th)           # boxcar gate
         diff = np.int64(targets[t_off + i]) * t1 - np.int64(C[g]) * target_max
-        if diff <= dead and diff >= -dead:        # sign gate: no update inside the dead zone
-            continue
+        outside = np.int64(diff > dead) | np.int64(diff < -dead)  # sign gate: no update inside the dead zone
+        boxcar += is_open
         gsel[signed] = i
-        gerr[signed] = diff / (target_max * t1)   # e_i as a real number
-        signed += 1
+        gerr[signed] = diff                       # the count error; scaled to e_i below
+        signed += is_open & outside
+    for m in range(signed):
+        gerr[m] = gerr[m] / (target_max * t1)     # e_i as a real number
     th_step = lp[L_TH_STEP]
     if signed > 0 and th_step > 0.0:
         # whole steps for every gated neuron, the fraction by skipping over them (group P + 1)
