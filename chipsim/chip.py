@@ -39,8 +39,8 @@ class Registers:
     enabled: np.ndarray     #: uint8, 0 = silenced neuron (never spikes)
     weight_max: np.ndarray  #: int64 per chip layer: largest |weight| a cell may hold (saturation bound)
     weight_step: np.ndarray  #: int64 per chip layer: LSBs per register level (1; 2^f after `bits` noise)
-    noise_rate: np.ndarray  #: float64 (L, 2): dynamic noise per layer (thermal sigma, per-tick silence p)
-    noise_key: np.ndarray   #: uint64 (L, 2): 64-bit keys of those dynamic noise streams
+    noise_rate: np.ndarray  #: float64 (L, K.N_NOISE): dynamic noise per layer (columns K.NZ_*)
+    noise_key: np.ndarray   #: uint64 (L, K.N_NOISE): 64-bit keys of those dynamic noise streams
 
     def copy(self) -> "Registers":
         return Registers(*(getattr(self, f.name).copy() for f in dataclasses.fields(self)))
@@ -158,8 +158,8 @@ class Chip:
             enabled=np.ones(n_off, np.uint8),
             weight_max=np.full(L, chip.weight_max, np.int64),
             weight_step=np.ones(L, np.int64),
-            noise_rate=np.zeros((L, 2), np.float64),
-            noise_key=np.zeros((L, 2), np.uint64),
+            noise_rate=np.zeros((L, K.N_NOISE), np.float64),
+            noise_key=np.zeros((L, K.N_NOISE), np.uint64),
         )
         first = self.layers[0]
         self.n_inputs = int(np.prod(first.in_shape))
@@ -237,9 +237,14 @@ class Chip:
                 bound = layer.fan_in * w_max * (in_max if li == 0 else 1) + b_max
             else:
                 bound = layer.fan_in
-            thermal = float(r.noise_rate[li, 0])
-            if thermal > 0:      # |xi| <= 2 sqrt(3) for the Irwin-Hall draw (kernels/rng.py)
-                bound = int(bound * (1.0 + 3.4642 * thermal)) + 2
+            # |xi| <= 2 sqrt(3) for the Irwin-Hall draw (kernels/rng.py); +2 covers the roundings
+            for col in (K.NZ_THERMAL, K.NZ_THERMAL_IN):      # relative to the current, or to each input
+                s = float(r.noise_rate[li, col])
+                if s > 0:
+                    bound = int(bound * (1.0 + 3.4642 * s)) + 2
+            additive = float(r.noise_rate[li, K.NZ_THERMAL_ADD])
+            if additive > 0:                                  # in units of the threshold
+                bound += int(3.4642 * additive * theta_max) + 2
             current = max(current, bound)
         return leaked + theta_max + current + 32768 < 2**31
 

@@ -71,7 +71,7 @@ def main() -> None:
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random draw of the run.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Numba threads (default: all cores).")
-@click.option("--noise", multiple=True, help="Non-ideality, repeatable: mismatch=0.2, bits=4, thermal=0.05, silence=0.1, preset=NAME.")
+@click.option("--noise", multiple=True, help="Non-ideality, repeatable: mismatch=0.2, bits=4, thermal=0.05, thermal.scope=current|input|additive, silence=0.1, silence.scope=chip|tick, preset=NAME.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Output folder (default runs/NET-TIME).")
 @click.option("--record", default=None, help="Record traces: spikes, membrane (comma-separated).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from chipsim.kernels import layout as K
+
 from .base import NoiseModel
 from .seeding import generator, key64
 from .spec import NoiseSpec
@@ -30,8 +32,8 @@ class Silence(NoiseModel):
         report = {}
         for li, layer in enumerate(chip.layers[:-1]):
             if spec.silence_scope == "tick":
-                r.noise_rate[li, 1] = spec.silence
-                r.noise_key[li, 1] = key64(seed, self.kind, li, "tick")
+                r.noise_rate[li, K.NZ_SILENCE] = spec.silence
+                r.noise_key[li, K.NZ_SILENCE] = key64(seed, self.kind, li, "tick")
                 report[layer.name] = {"scope": "tick", "p": spec.silence}
                 continue
             n = layer.n_out

@@ -4,6 +4,8 @@
     --noise mismatch.weights=0.2 --noise mismatch.leak=0.1
     --noise bits=4                        post-training weight quantization to 4 bits
     --noise thermal=0.05                  per-tick input-current noise, I' ~ N(I, (s |I|)^2)
+    --noise thermal.scope=input           ... or on every input element, x' = x (1 + s xi) (the LTL code)
+    --noise thermal.scope=additive        ... or additive, I' = I + s theta xi (Buechel et al. 2021)
     --noise silence=0.1                   frozen mask: 10 % of each layer's neurons never spike
     --noise silence.scope=tick            ... or a fresh Bernoulli drop of each spike every tick
     --noise preset=dynapse                measured DYNAP-SE spreads (see PRESETS)
@@ -29,6 +31,7 @@ class NoiseSpec:
     mismatch_write: float = 0.0       #: relative spread of each on-chip weight write (learning)
     bits: int | None = None           #: weight register width after post-training quantization
     thermal: float = 0.0              #: relative std of the input current, fresh per tick
+    thermal_scope: str = "current"    #: current: per neuron sum; input: per input element; additive: s * theta
     silence: float = 0.0              #: fraction of neurons silenced
     silence_scope: str = "chip"       #: chip: frozen mask; tick: fresh drop of each spike every tick
 
@@ -52,9 +55,10 @@ PRESETS: dict[str, NoiseSpec] = {
     "buechel2021": NoiseSpec(mismatch_weights=0.2, mismatch_threshold=0.2, mismatch_leak=0.2),
 }
 
+THERMAL_SCOPES = ("current", "input", "additive")
 _MISMATCH_PARTS = ("weights", "bias", "threshold", "leak", "write")
 _ACCEPTED = ("mismatch=S, mismatch.{weights,bias,threshold,leak,write}=S (S in [0, 1]), bits=B (B in 2..16), "
-             "thermal=S (S in [0, 2]), silence=P (P in [0, 1)), silence.scope=chip|tick, "
+             "thermal=S (S in [0, 2]), thermal.scope=current|input|additive, silence=P (P in [0, 1)), silence.scope=chip|tick, "
              f"preset={'|'.join(PRESETS)}")
 
 
@@ -93,6 +97,10 @@ def parse_noise(items: tuple[str, ...] | list[str]) -> NoiseSpec:
             spec = dataclasses.replace(spec, bits=int(b))
         elif kind == "thermal" and not part:
             spec = dataclasses.replace(spec, thermal=_number(item, value, 0.0, 2.0))
+        elif kind == "thermal" and part == "scope":
+            if value not in THERMAL_SCOPES:
+                raise NoiseSpecError(f"--noise {item}: expected {' or '.join(THERMAL_SCOPES)}, got {value!r}")
+            spec = dataclasses.replace(spec, thermal_scope=value)
         elif kind == "silence" and not part:
             spec = dataclasses.replace(spec, silence=_number(item, value, 0.0, 1.0, hi_open=True))
         elif kind == "silence" and part == "scope":

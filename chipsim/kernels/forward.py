@@ -26,8 +26,10 @@ from .layout import (B_OFF, COL_TILES, FAN_IN, IN_C, IN_W, IN_H, KERNEL, KIND, K
                      MEMORYLESS, N_OFF, N_OUT, OUT_C, OUT_H, OUT_W, P_CMAX, P_DELAY,
                      L_ON, P_ACC_LIMIT, P_BIAS_MAX, P_DIRECT,
                      P_LEAK_BITS, P_NARROW, P_TARGET_MAX, P_WARMUP, P_MAX_N, P_N_IN, P_RECORD, P_T, P_UMAX,
-                     P_UMIN, PAD, RESET, ROW_BANDS, SPIKING, STRIDE, W_OFF)
+                     P_UMIN, PAD, RESET, ROW_BANDS, SPIKING, STRIDE, W_OFF, NZ_SILENCE, NZ_THERMAL,
+                     NZ_THERMAL_ADD, NZ_THERMAL_IN, THERMAL_FRAC_BITS)
 from .neuron import update_neurons
+from .rng import fast_normal, lane_bits, tick_key
 
 
 @njit(nogil=True, cache=True)
@@ -81,19 +83,59 @@ def layer_read(li, desc, W, bias, params, cur, acc, events, values, n_events, mu
 
 
 @njit(nogil=True, cache=True)
+def thermal_input_read(li, desc, W, bias, cur, acc, events, values, n_events, multibit, sigma, tkey, noisy,
+                       wide, tile_rows, counters):
+    """Crossbar read of weighted layer `li` with thermal noise on every input element (scope input):
+
+        x'_j = x_j (1 + sigma xi_j),   I = bias + round(sum_j W_j x'_j)
+
+    with x_j the pixel value (direct input) or 1 (a spike) and xi_j ~ N(0, 1)
+    drawn per (sample, tick, input element j) under `tkey`. x'_j goes to the
+    crossbar as a multi-bit value with F = THERMAL_FRAC_BITS fraction bits,
+    round(x'_j 2^F), summed in int64 (`wide`) and rounded back to whole LSBs,
+    half up; noise/thermal.py proves the result fits the int32 current.
+    Counted as multi-bit reads (MACs)."""
+    F = THERMAL_FRAC_BITS
+    one = np.float64(1 << F)
+    for e in range(n_events):
+        x = np.float64(values[e]) if multibit else 1.0
+        xi = fast_normal(lane_bits(tkey, events[e]))
+        noisy[e] = np.int32(np.floor(x * (1.0 + sigma * xi) * one + 0.5))
+    zero = np.zeros(desc[li, OUT_C], bias.dtype)
+    n = desc[li, N_OUT]
+    if desc[li, KIND] == KIND_CONV:
+        init_current(wide, acc, zero, 0, desc[li, OUT_H] * desc[li, OUT_W], desc[li, OUT_C])
+        multibit_conv_read(wide, W, desc[li, W_OFF], desc[li, IN_C], desc[li, IN_H], desc[li, IN_W],
+                           desc[li, OUT_C], desc[li, OUT_H], desc[li, OUT_W], desc[li, KERNEL], desc[li, STRIDE],
+                           desc[li, PAD], events, noisy, n_events, tile_rows, desc[li, ROW_BANDS],
+                           desc[li, COL_TILES], counters)
+    else:
+        init_current(wide, acc, zero, 0, 1, desc[li, OUT_C])
+        multibit_fc_read(wide, W, desc[li, W_OFF], desc[li, OUT_C], events, noisy, n_events, tile_rows,
+                         desc[li, ROW_BANDS], desc[li, COL_TILES], counters)
+    out_c = desc[li, OUT_C]
+    b_off = desc[li, B_OFF]
+    half = np.int64(1) << (F - 1)
+    for i in range(n):
+        cur[i] = np.int32(np.int64(bias[b_off + i % out_c]) + ((wide[i] + half) >> F))
+
+
+@njit(nogil=True, cache=True)
 def layer_fire(li, desc, theta, leak_a, enabled, params, U, S, C, cur, acc, spike_list, counters,
                noise_f, noise_k, sample_id, t, disabled):
     """Neuron update of layer `li` for one tick; writes the indices of the neurons that spiked
     to spike_list (at least the layer's size) and returns their count.
 
-    noise_f[li] = (thermal sigma, per-tick silence p), noise_k[li] = their 64-bit keys."""
+    noise_f[li] = the layer's dynamic noise rates (columns NZ_* of kernels/layout.py), noise_k[li] their
+    64-bit keys; the input-scope thermal noise is applied in the read (thermal_input_read)."""
     n = desc[li, N_OUT]
     n_off = desc[li, N_OFF]
     return update_neurons(cur, acc, n, n_off, U, S, C, theta, leak_a, enabled, params[P_LEAK_BITS],
                           desc[li, RESET], desc[li, SPIKING] != 0, desc[li, MEMORYLESS] != 0,
                           params[P_UMIN], params[P_UMAX], params[P_CMAX], params[P_NARROW] != 0,
                           disabled[li], spike_list,
-                          counters, noise_f[li, 0], noise_f[li, 1], noise_k[li, 0], noise_k[li, 1],
+                          counters, noise_f[li, NZ_THERMAL], noise_f[li, NZ_SILENCE], noise_k[li, NZ_THERMAL],
+                          noise_k[li, NZ_SILENCE], noise_f[li, NZ_THERMAL_ADD], noise_k[li, NZ_THERMAL_ADD],
                           sample_id, t, params[P_T])
 
 
@@ -169,6 +211,9 @@ def run_layers(b, l0, l1, desc, W, bias, theta, leak_a, enabled, params, tile_ro
     tick as the hardware reads it every tick; when the first layer learns,
     each of its updates is added to the replayed current
     (`update_replayed_current`), which equals a fresh read bit for bit.
+    Input-scope thermal noise (`thermal_input_read`) draws afresh every tick,
+    so that read is not replayed. Learning sees the clean input events: the
+    noise is in the analog drive, not in the event the learning circuit gates on.
 
     Learning (kernels/learning.py) runs after a learning layer's neuron update
     from tick `warmup` on, using the input events that layer integrated this
@@ -207,6 +252,8 @@ def run_layers(b, l0, l1, desc, W, bias, theta, leak_a, enabled, params, tile_ro
     pos_start = np.zeros((max(max_n, n_in) + 1) if learn else 1, np.int64)
     gsel = np.empty(max_n if learn else 1, np.int64)        # learning: gated neurons and their errors
     gerr = np.empty(max_n if learn else 1, np.float64)
+    noisy = np.empty(max(max_n, n_in), np.int32)        # input-scope thermal: perturbed inputs, F fraction bits,
+    wide = np.empty(max_n, np.int64)                      # and their crossbar sums
     n_direct = 0
     first_cur = np.empty(desc[0, N_OUT] if direct else 1, np.int32)
     first_acc = np.zeros(desc[0, N_OUT] if direct else 1, acc.dtype)
@@ -241,6 +288,8 @@ def run_layers(b, l0, l1, desc, W, bias, theta, leak_a, enabled, params, tile_ro
             here, n_here = lists_a, n_a
         else:
             here, n_here = lists_b, n_b
+        # input-scope thermal noise: weighted layers only (pooling has no synapses)
+        noisy_read = noise_f[li, NZ_THERMAL_IN] > 0.0 and (desc[li, KIND] == KIND_CONV or desc[li, KIND] == KIND_FC)
         for t in range(T):
             t_in = t - 1 if delay else t        # the tick whose spikes (or host input) this layer integrates
             row = counters[b, t, li]
@@ -252,11 +301,16 @@ def run_layers(b, l0, l1, desc, W, bias, theta, leak_a, enabled, params, tile_ro
                 events, values, multibit = in_events, in_values, direct
                 if direct and t_in >= 0 and have_first:
                     row += first_counts
-                    if noise_f[0, 0] > 0.0:     # thermal noise rewrites the current in place: use a copy
-                        cur[:n] = first_cur
+                    if noise_f[0, NZ_THERMAL] > 0.0 or noise_f[0, NZ_THERMAL_ADD] > 0.0:
+                        cur[:n] = first_cur     # thermal noise rewrites the current in place: use a copy
                         accum[:n] = 0
                     else:
                         fire_cur, fire_acc = first_cur, first_acc
+                elif noisy_read:                # a fresh draw on every input element: nothing to replay
+                    thermal_input_read(0, desc, W, bias, cur, accum, events, values, n_ev, multibit,
+                                       noise_f[0, NZ_THERMAL_IN], tick_key(noise_k[0, NZ_THERMAL_IN],
+                                                                           sample_ids[b], t),
+                                       noisy, wide, tile_rows, row)
                 else:
                     layer_read(0, desc, W, bias, params, cur, accum, events, values, n_ev,
                                multibit, limit, tile_rows, row)
@@ -268,8 +322,14 @@ def run_layers(b, l0, l1, desc, W, bias, theta, leak_a, enabled, params, tile_ro
                 n_ev = n_below[t_in] if t_in >= 0 else 0
                 start = max(t_in, 0) * max_n
                 events, values, multibit = below[start:start + n_ev], empty_values, False
-                layer_read(li, desc, W, bias, params, cur, accum, events, values, n_ev,
-                           multibit, limit, tile_rows, row)
+                if noisy_read:
+                    thermal_input_read(li, desc, W, bias, cur, accum, events, values, n_ev, multibit,
+                                       noise_f[li, NZ_THERMAL_IN], tick_key(noise_k[li, NZ_THERMAL_IN],
+                                                                            sample_ids[b], t),
+                                       noisy, wide, tile_rows, row)
+                else:
+                    layer_read(li, desc, W, bias, params, cur, accum, events, values, n_ev,
+                               multibit, limit, tile_rows, row)
             n_here[t] = layer_fire(li, desc, theta, leak_a, enabled, params, U[b], S[b], C[b],
                                    fire_cur, fire_acc, here[t * max_n:(t + 1) * max_n], row, noise_f, noise_k,
                                    sample_ids[b], t, disabled)

@@ -38,6 +38,15 @@ ROW_BANDS = 18    # crossbar row tiles: ceil(FAN_IN / tile_rows)
 COL_TILES = 19    # crossbar column tiles: ceil(OUT_C / tile_cols)
 N_COLS = 20
 
+# dynamic noise per layer (columns of `noise_rate` / `noise_key`, one 64-bit key each)
+NZ_THERMAL = 0        # thermal, scope current: relative std of each neuron's summed input current
+NZ_SILENCE = 1        # silence, scope tick: probability that a spike is dropped
+NZ_THERMAL_IN = 2     # thermal, scope input: relative std of each input element (pixel or spike)
+NZ_THERMAL_ADD = 3    # thermal, scope additive: std in units of the neuron's threshold
+N_NOISE = 4
+#: fraction bits of a thermally perturbed input element x (1 + s xi) in the multi-bit read
+THERMAL_FRAC_BITS = 8
+
 # scalar parameters (array `params`)
 P_T = 0
 P_DELAY = 1

@@ -34,8 +34,9 @@ def leak(u, a, leak_bits):
 
 
 @njit(nogil=True, cache=True)
-def add_thermal(cur, acc, n, sigma, tkey):
-    """Thermal noise on the input current: cur[i] <- I + round(sigma * |I| * xi), acc[i] <- 0.
+def add_thermal(cur, acc, n, sigma, tkey, th_v, additive):
+    """Thermal noise on the input current, cur[i] <- I + round(sigma * scale_i * xi), acc[i] <- 0, with
+    scale_i = |I| (scope current) or theta_i (`additive`, Buechel et al.: std sigma (theta - reset)).
 
     xi ~ N(0, 1) (Irwin-Hall, kernels/rng.py) per neuron under the (sample, tick) key `tkey`.
     The 16-bit fields go through int32 so the loop vectorises on AVX2."""
@@ -46,7 +47,8 @@ def add_thermal(cur, acc, n, sigma, tkey):
         total = np.int32(h & m) + np.int32((h >> uint64(16)) & m) + np.int32((h >> uint64(32)) & m) \
             + np.int32(h >> uint64(48))
         xi = (np.float64(total) - 131070.0) * (1.7320508075688772 / 65536.0)
-        cur[i] = x + np.int64(np.floor(sigma * abs(x) * xi + 0.5))
+        scale = np.float64(th_v[i]) if additive else np.float64(abs(x))
+        cur[i] = x + np.int64(np.floor(sigma * scale * xi + 0.5))
         acc[i] = 0
 
 
@@ -135,7 +137,7 @@ def integrate_narrow(u_v, s_v, c_v, th_v, a_v, en_v, cu, ac, n, leak_bits, zero_
 @njit(nogil=True, cache=True)
 def update_neurons(cur, acc, n, n_off, U, S, C, theta, leak_a, enabled, leak_bits, reset_mode, spiking,
                    memoryless, umin, umax, cmax, narrow, disabled, spike_list, counters, thermal, tick_silence,
-                   key_thermal, key_silence, sample_id, t, t_max):
+                   key_thermal, key_silence, thermal_add, key_thermal_add, sample_id, t, t_max):
     """Advance `n` neurons starting at `n_off` by one tick; input current = cur[i] + acc[i].
 
     Writes the indices (0-based within the layer) of the neurons that spiked to
@@ -145,7 +147,8 @@ def update_neurons(cur, acc, n, n_off, U, S, C, theta, leak_a, enabled, leak_bit
 
     Dynamic noise (off when 0): `thermal` = s adds round(s * |I| * xi) to the
     input current, xi ~ N(0, 1) drawn per (sample, tick, neuron) from the
-    counter-based hash (a pass before the update); `tick_silence` = p drops
+    counter-based hash (a pass before the update); `thermal_add` = s adds
+    round(s * theta_i * xi) likewise (its own key); `tick_silence` = p drops
     each spike with probability p, drawn likewise: the neuron still resets
     (its S holds DROPPED = 2), but the spike is neither delivered nor counted.
     A disabled neuron (frozen silencing) has its membrane held at 0 and never
@@ -167,7 +170,9 @@ def update_neurons(cur, acc, n, n_off, U, S, C, theta, leak_a, enabled, leak_bit
     cu = cur[:n]
     ac = acc[:n]
     if thermal > 0.0:
-        add_thermal(cu, ac, n, thermal, tick_key(key_thermal, sample_id, t))
+        add_thermal(cu, ac, n, thermal, tick_key(key_thermal, sample_id, t), th_v, False)
+    if thermal_add > 0.0:
+        add_thermal(cu, ac, n, thermal_add, tick_key(key_thermal_add, sample_id, t), th_v, True)
     zero_reset = reset_mode == RESET_ZERO
     drop = tick_silence > 0.0
     count_now = not drop           # with drops, a spike is counted in the drop pass below
