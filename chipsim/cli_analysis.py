@@ -71,8 +71,13 @@ def report(run_dir, as_json, no_plots, chip):
 @click.option("--net", "nets", multiple=True, default=("digits",), show_default=True,
               help="Bundled net name or YAML path; repeatable.")
 @click.option("--noise", "axes", multiple=True, required=True,
-              help="One sweep axis: KIND=L1,L2,... (e.g. mismatch=0,0.1,0.2 or bits=8,6,4,3); repeatable.")
-@click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True, help="Seeds 0..N-1 per level.")
+              help="One sweep axis: KIND=L1,L2,... (e.g. mismatch=0,0.1,0.2 or bits=8,6,4,3); repeatable. "
+                   "KIND.scope=S1,S2 (thermal.scope=current,input, silence.scope=chip,tick) crosses every "
+                   "level of KIND with each scope.")
+@click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Seeds per level: F..F+N-1 (F is --first-seed).")
+@click.option("--first-seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="First seed (add seeds to a finished sweep: --first-seed 3 --seeds 2 runs seeds 3 and 4).")
 @click.option("--calibrate-epochs", type=click.IntRange(min=1), default=None,
               help="Calibrate every cell on chip for this many epochs (default: inference only).")
 @click.option("--calib-samples", type=click.IntRange(min=1), default=None, help="Training samples per calibration.")
@@ -89,9 +94,11 @@ def report(run_dir, as_json, no_plots, chip):
 @click.option("--scheduler", default=None, help="Address of an existing Dask scheduler (instead of --workers).")
 @click.option("--threads-per-cell", type=click.IntRange(min=1), default=1, show_default=True,
               help="Numba threads inside one cell.")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=None,
+              help="Calibration samples between checkpoints of a cell (default: once per epoch).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def sweep(nets, axes, seeds, calibrate_epochs, calib_samples, samples, learn, weights, data, batch_size, chip, out,
-          workers, scheduler, threads_per_cell, no_progress):
+def sweep(nets, axes, seeds, first_seed, checkpoint_every, calibrate_epochs, calib_samples, samples, learn, weights,
+          data, batch_size, chip, out, workers, scheduler, threads_per_cell, no_progress):
     """Run a noise grid (net x noise level x seed) on Dask; write sweep.csv and a Figure-4 plot into OUT."""
     from .config import ConfigError
     from .sweep import SweepError, SweepOptions, expand, parse_axis, run_sweep
@@ -101,6 +108,7 @@ def sweep(nets, axes, seeds, calibrate_epochs, calib_samples, samples, learn, we
     announce_compile()
     try:
         opts = SweepOptions(nets=tuple(nets), axes=tuple(parse_axis(a) for a in axes), out=out, seeds=seeds,
+                            first_seed=first_seed, checkpoint_every=checkpoint_every,
                             calibrate_epochs=calibrate_epochs, samples=samples, calib_samples=calib_samples,
                             learn=tuple(learn), weights=weights, data=data, batch_size=batch_size, chip=chip,
                             workers=workers, scheduler=scheduler, threads_per_cell=threads_per_cell)

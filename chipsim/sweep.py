@@ -3,7 +3,11 @@
     chipsim sweep --net digits --noise mismatch=0,0.1,0.2,0.3,0.4 --calibrate-epochs 1 --seeds 3 --out DIR
 
 Grid: one axis per `--noise KIND=L1,L2,...` flag; cells = nets x (kind, level) x
-seeds 0..S-1 (kinds are swept one at a time, not crossed). A cell runs
+seeds F..F+S-1 (`--seeds S`, `--first-seed F`, default 0; kinds are swept one
+at a time, not crossed). A scope axis
+`--noise KIND.scope=S1,S2` (thermal.scope=current,input; silence.scope=chip,tick)
+is not swept alone: it is crossed with axis KIND, so every level runs in every
+scope (cell ids gain the scope: `net__thermal-0.1-input__seed0`). A cell runs
 `chipsim.calibrate.run_calibration` into DIR/cells/<cell-id> (or, without
 `--calibrate-epochs`, `chipsim.runner.run_inference`): exactly what
 `chipsim run --noise KIND=LEVEL --seed S` would do, so a cell can be re-run or
@@ -18,11 +22,15 @@ file system). Files:
                    options (the grid may grow: new levels, seeds, kinds, nets);
 * DIR/sweep.csv    one row per cell (columns `COLUMNS`), rewritten atomically after
                    every finished cell; failed cells have status `failed` and the error;
+* DIR/cells/<id>/row.json  that cell's row, so a finished cell is reported again
+                   from its two small JSON files (summary.json, row.json) alone,
+                   without its run.h5 (sweep folders can be kept in git without the HDF5);
 * DIR/failures.json  the failed cells of the last sweep with their tracebacks;
 * DIR/sweep.png    accuracy before and after calibration against the noise level,
                    mean and standard deviation over seeds, one panel per noise kind.
 
-Resume: a cell whose summary.json exists is finished and skipped; a calibration
+Resume: a cell whose summary.json exists is finished and skipped (its row from
+row.json, or rebuilt from summary.json and run.h5); a calibration
 cell with a checkpoint.h5 (killed mid-run) resumes from it. A failing cell is
 reported with its id and error and never stops the others.
 
@@ -50,13 +58,14 @@ from typing import Callable
 
 import numpy as np
 
-COLUMNS = ("cell", "net", "kind", "level", "seed", "status", "mode", "accuracy_before", "accuracy_after",
+COLUMNS = ("cell", "net", "kind", "level", "scope", "seed", "status", "mode", "accuracy_before", "accuracy_after",
            "samples", "calibration_samples", "epochs", "spikes_per_sample", "synops_per_sample", "synops_per_mac",
            "updates_ungated", "updates_boxcar_gated", "updates_sign_gated", "pulses", "cell_writes",
            "weight_saturations", "energy_uj_per_sample", "latency_us_per_sample", "wall_s", "cpu_s", "error")
 LEARN_TOTALS = ("updates_ungated", "updates_boxcar_gated", "updates_sign_gated", "pulses", "cell_writes",
                 "weight_saturations")
 #: options that change what a cell computes: a sweep folder keeps them fixed
+ROW_FILE = "row.json"
 RUN_OPTIONS = ("calibrate_epochs", "samples", "calib_samples", "learn", "weights", "data", "batch_size", "chip")
 
 
@@ -70,15 +79,17 @@ class Cell:
     kind: str         #: noise kind as in --noise (mismatch, bits, thermal, silence, mismatch.weights, ...)
     level: str        #: level as written on the command line
     seed: int
+    scope: str = ""   #: the kind's scope (KIND.scope=...) when a scope axis crosses it, else ""
 
     @property
     def id(self) -> str:
-        safe = re.sub(r"[^A-Za-z0-9._-]", "_", f"{self.net}__{self.kind}-{self.level}__seed{self.seed}")
-        return safe
+        level = f"{self.level}-{self.scope}" if self.scope else self.level
+        return re.sub(r"[^A-Za-z0-9._-]", "_", f"{self.net}__{self.kind}-{level}__seed{self.seed}")
 
     @property
-    def noise(self) -> str:
-        return f"{self.kind}={self.level}"
+    def noise(self) -> tuple[str, ...]:
+        """The cell's --noise items."""
+        return (f"{self.kind}={self.level}",) + ((f"{self.kind}.scope={self.scope}",) if self.scope else ())
 
 
 @dataclass
@@ -87,6 +98,7 @@ class SweepOptions:
     axes: tuple[tuple[str, tuple[str, ...]], ...]     #: (kind, levels) per --noise flag
     out: Path
     seeds: int = 3
+    first_seed: int = 0                               #: seeds run first_seed .. first_seed + seeds - 1
     calibrate_epochs: int | None = None
     samples: int | None = None
     calib_samples: int | None = None
@@ -98,6 +110,7 @@ class SweepOptions:
     workers: int | None = None                        #: LocalCluster processes (default: cores)
     scheduler: str | None = None                      #: address of an existing Dask scheduler
     threads_per_cell: int = 1
+    checkpoint_every: int | None = None               #: calibration samples between checkpoints (default: epochs)
 
 
 @dataclass
@@ -130,10 +143,30 @@ def net_label(spec: str) -> str:
     return name[:-5] if name.endswith(".yaml") else name
 
 
+SCOPE_SUFFIX = ".scope"
+
+
+def split_axes(axes) -> tuple[list[tuple[str, tuple[str, ...]]], dict[str, tuple[str, ...]]]:
+    """(level axes, {kind: scopes}): a KIND.scope axis modifies axis KIND instead of being swept alone."""
+    levels = [(k, v) for k, v in axes if not k.endswith(SCOPE_SUFFIX)]
+    scopes = {k[:-len(SCOPE_SUFFIX)]: v for k, v in axes if k.endswith(SCOPE_SUFFIX)}
+    kinds = [k for k, _ in axes]
+    if len(set(kinds)) != len(kinds):
+        raise SweepError(f"--noise: axis {next(k for k in kinds if kinds.count(k) > 1)!r} is given twice; "
+                         f"expected one flag per noise kind (list all its levels in it)")
+    for kind in scopes:
+        if kind not in dict(levels):
+            raise SweepError(f"--noise {kind}{SCOPE_SUFFIX}=...: a scope axis needs the axis it scopes; "
+                             f"expected also --noise {kind}=L1,L2,...")
+    return levels, scopes
+
+
 def expand(opts: SweepOptions) -> list[Cell]:
-    """Cells in grid order: net, then noise axis, then level, then seed."""
-    cells = [Cell(net_label(net), kind, level, seed)
-             for net in opts.nets for kind, levels in opts.axes for level in levels for seed in range(opts.seeds)]
+    """Cells in grid order: net, then noise axis, then scope, then level, then seed."""
+    axes, scopes = split_axes(opts.axes)
+    cells = [Cell(net_label(net), kind, level, seed, scope)
+             for net in opts.nets for kind, levels in axes for scope in scopes.get(kind, ("",))
+             for level in levels for seed in range(opts.first_seed, opts.first_seed + opts.seeds)]
     ids = [c.id for c in cells]
     if len(set(ids)) != len(ids):
         raise SweepError("two cells would share a folder (nets with the same file name?); expected distinct nets")
@@ -155,6 +188,9 @@ def run_cell(task: dict) -> dict:
         row = cell_row(cell, cell_dir, summary, task["net_spec"])
         row["wall_s"] = round(time.perf_counter() - t0, 2)
         row["cpu_s"] = round(time.process_time() - c0, 2)      # all threads of the worker process
+        from chipsim.atomic import write_json
+
+        write_json(cell_dir / ROW_FILE, row)
         return {"status": "ok", "id": cell.id, "row": row}
     except Exception as exc:                      # reported per cell; the sweep goes on
         return {"status": "failed", "id": cell.id, "error": f"{type(exc).__name__}: {exc}",
@@ -163,13 +199,14 @@ def run_cell(task: dict) -> dict:
 
 def _run_cell(task: dict, cell: Cell, cell_dir: Path) -> dict:
     common = dict(net=task["net_spec"], weights=task["weights"], data=task["data"], samples=task["samples"],
-                  batch_size=task["batch_size"], seed=cell.seed, noise=(cell.noise,))
+                  batch_size=task["batch_size"], seed=cell.seed, noise=cell.noise)
     if task["calibrate_epochs"]:
         from chipsim.calibrate import CalibOptions, run_calibration
 
         if (cell_dir / "checkpoint.h5").is_file():           # killed mid-run: continue where it stopped
             return run_calibration(CalibOptions(**common, resume=cell_dir))
         return run_calibration(CalibOptions(**common, out=cell_dir, epochs=task["calibrate_epochs"],
+                                            checkpoint_every=task.get("checkpoint_every"),
                                             calib_samples=task["calib_samples"], learn=tuple(task["learn"])))
     from chipsim.runner import RunOptions, run_inference
 
@@ -178,8 +215,8 @@ def _run_cell(task: dict, cell: Cell, cell_dir: Path) -> dict:
 
 def cell_row(cell: Cell, cell_dir: Path, summary: dict, net_spec: str) -> dict:
     """The CSV row of a finished cell, from its summary.json and run.h5."""
-    row = {"cell": cell.id, "net": cell.net, "kind": cell.kind, "level": cell.level, "seed": cell.seed,
-           "status": "ok", "wall_s": summary.get("wall_s")}
+    row = {"cell": cell.id, "net": cell.net, "kind": cell.kind, "level": cell.level, "scope": cell.scope,
+           "seed": cell.seed, "status": "ok", "wall_s": summary.get("wall_s")}
     if "accuracy_before" in summary:
         from chipsim.report import build_report, load_run
 
@@ -220,7 +257,8 @@ def _check_folder(opts: SweepOptions) -> None:
     from chipsim.atomic import write_json
 
     write_json(path, {"run_options": mine, "nets": list(opts.nets),
-                      "axes": {k: list(v) for k, v in opts.axes}, "seeds": opts.seeds})
+                      "axes": {k: list(v) for k, v in opts.axes}, "seeds": opts.seeds,
+                      "first_seed": opts.first_seed})
 
 
 def _net_specs(opts: SweepOptions) -> dict[str, str]:
@@ -248,7 +286,7 @@ def _precheck(cell: Cell) -> str | None:
     from chipsim.noise import NoiseSpecError, parse_noise
 
     try:
-        parse_noise((cell.noise,))
+        parse_noise(cell.noise)
     except NoiseSpecError as exc:
         return f"NoiseSpecError: {exc}"
     return None
@@ -300,11 +338,12 @@ def run_sweep(opts: SweepOptions, progress: Callable[[int, int, str], None] | No
         summary_path = cell_dir / "summary.json"
         if summary_path.is_file():
             try:
-                rows[cell.id] = cell_row(cell, cell_dir, json.loads(summary_path.read_text()), specs[cell.net])
+                rows[cell.id] = saved_row(cell, cell_dir, specs[cell.net])
                 continue
             except Exception as exc:          # unreadable: run it again
                 echo(f"cell {cell.id}: finished run unreadable ({type(exc).__name__}: {exc}); running it again")
                 summary_path.unlink()
+                (cell_dir / ROW_FILE).unlink(missing_ok=True)
         error = _precheck(cell)
         if error:
             failures.append({"cell": cell.id, "error": error, "traceback": ""})
@@ -324,7 +363,8 @@ def run_sweep(opts: SweepOptions, progress: Callable[[int, int, str], None] | No
                            "net_spec": specs[cell.net], "weights": opts.weights, "data": opts.data,
                            "samples": opts.samples, "calib_samples": opts.calib_samples,
                            "batch_size": opts.batch_size, "calibrate_epochs": opts.calibrate_epochs,
-                           "learn": list(opts.learn), "threads": opts.threads_per_cell}
+                           "learn": list(opts.learn), "threads": opts.threads_per_cell,
+                           "checkpoint_every": opts.checkpoint_every}
                  for cell in todo}
         by_id = {cell.id: cell for cell in todo}
         client, cluster = _client(opts, len(todo))
@@ -365,9 +405,19 @@ def run_sweep(opts: SweepOptions, progress: Callable[[int, int, str], None] | No
     return SweepResult(ordered, failures, len(todo), skipped, time.perf_counter() - t0, csv_path, plot, cells)
 
 
+def saved_row(cell: Cell, cell_dir: Path, net_spec: str) -> dict:
+    """A finished cell's row: its row.json, else rebuilt from summary.json and run.h5."""
+    path = cell_dir / ROW_FILE
+    if path.is_file():
+        row = json.loads(path.read_text())
+        if row.get("cell") == cell.id and row.get("status") == "ok":
+            return row
+    return cell_row(cell, cell_dir, json.loads((cell_dir / "summary.json").read_text()), net_spec)
+
+
 def _failed_row(cell: Cell, error: str, wall_s=None) -> dict:
-    return {"cell": cell.id, "net": cell.net, "kind": cell.kind, "level": cell.level, "seed": cell.seed,
-            "status": "failed", "error": error.replace("\n", " "), "wall_s": wall_s}
+    return {"cell": cell.id, "net": cell.net, "kind": cell.kind, "level": cell.level, "scope": cell.scope,
+            "seed": cell.seed, "status": "failed", "error": error.replace("\n", " "), "wall_s": wall_s}
 
 
 def _write_error(cell_dir: Path, result: dict) -> None:
@@ -399,31 +449,34 @@ def plot_sweep(rows: list[dict], path: Path, axes) -> Path | None:
 
     from chipsim.atomic import atomic_path
 
-    kinds = [k for k, _ in axes if any(r["kind"] == k for r in ok)]
+    level_axes, _ = split_axes(axes)
+    kinds = [k for k, _ in level_axes if any(r["kind"] == k for r in ok)]
     fig, axs = plt.subplots(1, len(kinds), figsize=(4.6 * len(kinds) + 0.6, 3.9), squeeze=False)
-    nets = list(dict.fromkeys(r["net"] for r in ok))
     colors = plt.get_cmap("tab10")
+    calibrated = any(r["mode"] == "calibration" for r in ok)
     for ax, kind in zip(axs[0], kinds):
-        levels = dict(axes)[kind]
+        levels = dict(level_axes)[kind]
         x = np.arange(len(levels))
-        for ni, net in enumerate(nets):
+        lines = list(dict.fromkeys((r["net"], r.get("scope") or "") for r in ok if r["kind"] == kind))
+        for li, (net, scope) in enumerate(lines):
+            mine = [r for r in ok if r["kind"] == kind and r["net"] == net and (r.get("scope") or "") == scope]
+            parts = ([net] if len({n for n, _ in lines}) > 1 else []) + ([f"scope={scope}"] if scope else [])
+            tag = ", ".join(parts)
             for j, (col, label, style) in enumerate((("accuracy_before", "before", "--"),
                                                      ("accuracy_after", "after calibration", "-"))):
                 stats = []
                 for level in levels:
-                    vals = [_num(r.get(col)) * 100 for r in ok
-                            if r["kind"] == kind and r["net"] == net and str(r["level"]) == level]
+                    vals = [_num(r.get(col)) * 100 for r in mine if str(r["level"]) == level]
                     vals = [v for v in vals if math.isfinite(v)]
-                    stats.append((np.mean(vals), np.std(vals), len(vals)) if vals else (np.nan, np.nan, 0))
+                    stats.append((np.mean(vals), np.std(vals)) if vals else (np.nan, np.nan))
                 mean = np.array([s[0] for s in stats])
                 if np.all(np.isnan(mean)):
                     continue
                 std = np.array([s[1] for s in stats])
-                color = colors((2 * ni + j) % 10)
-                name = label if col == "accuracy_after" or any(r["mode"] == "calibration" for r in ok) \
-                    else "accuracy"
+                color = colors((2 * li + j) % 10)
+                name = label if calibrated else "accuracy"
                 ax.errorbar(x, mean, yerr=std, fmt="o" + style, color=color, capsize=3, ms=4,
-                            label=(f"{net}: {name}" if len(nets) > 1 else name))
+                            label=f"{tag}: {name}" if tag else name)
                 ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.15)
         seeds = sorted({r["seed"] for r in ok if r["kind"] == kind})
         ax.set_xticks(x, levels)

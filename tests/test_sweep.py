@@ -28,7 +28,26 @@ def test_grid_expansion_and_axis_syntax():
     cells = expand(opts)
     assert len(cells) == 2 * 3 * 2
     assert cells[0] == Cell("digits", "mismatch", "0", 0) and cells[-1] == Cell("other", "bits", "4", 1)
-    assert cells[1].id == "digits__mismatch-0__seed1" and cells[1].noise == "mismatch=0"
+    assert cells[1].id == "digits__mismatch-0__seed1" and cells[1].noise == ("mismatch=0",)
+    later = expand(SweepOptions(nets=("digits",), axes=(("bits", ("4",)),), out=Path("x"), seeds=2, first_seed=3))
+    assert [c.seed for c in later] == [3, 4]
+
+
+def test_scope_axes_cross_their_kind():
+    opts = SweepOptions(nets=("vgg11",), axes=(("thermal", ("0.1", "0.2")), ("silence", ("0.5",)),
+                                               ("thermal.scope", ("current", "input"))), out=Path("x"), seeds=1)
+    cells = expand(opts)
+    assert [(c.kind, c.level, c.scope) for c in cells] == [
+        ("thermal", "0.1", "current"), ("thermal", "0.2", "current"), ("thermal", "0.1", "input"),
+        ("thermal", "0.2", "input"), ("silence", "0.5", "")]
+    assert cells[2].id == "vgg11__thermal-0.1-input__seed0"
+    assert cells[2].noise == ("thermal=0.1", "thermal.scope=input")
+    assert cells[4].id == "vgg11__silence-0.5__seed0"          # unscoped ids unchanged: old sweeps resume
+    with pytest.raises(SweepError, match="expected also --noise silence=L1,L2"):
+        expand(SweepOptions(nets=("vgg11",), axes=(("thermal", ("0.1",)), ("silence.scope", ("tick",))),
+                            out=Path("x")))
+    with pytest.raises(SweepError, match="'thermal' is given twice"):
+        expand(SweepOptions(nets=("vgg11",), axes=(("thermal", ("0.1",)), ("thermal", ("0.2",))), out=Path("x")))
 
 
 def test_sweep_failures_and_resume(tmp_path):
@@ -61,8 +80,11 @@ def test_sweep_failures_and_resume(tmp_path):
     before = read_csv(out / "sweep.csv")["digits__mismatch-0.3__seed0"]
 
     # resume on an existing cluster (--scheduler): the finished cell is skipped, the one whose
-    # summary was deleted (its checkpoint kept) runs again and reproduces its row
+    # summary was deleted (its checkpoint kept) runs again and reproduces its row; the finished
+    # cell's row comes from its row.json alone (its run.h5 removed, as in a folder kept in git)
     (out / "cells" / "digits__mismatch-0.3__seed0" / "summary.json").unlink()
+    (out / "cells" / "digits__mismatch-0__seed0" / "run.h5").unlink()
+    kept = read_csv(out / "sweep.csv")["digits__mismatch-0__seed0"]
     from distributed import LocalCluster
 
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
@@ -74,6 +96,7 @@ def test_sweep_failures_and_resume(tmp_path):
     after = read_csv(out / "sweep.csv")["digits__mismatch-0.3__seed0"]
     for key in ("accuracy_before", "accuracy_after", "pulses", "cell_writes", "updates_sign_gated"):
         assert after[key] == before[key], key
+    assert read_csv(out / "sweep.csv")["digits__mismatch-0__seed0"] == kept
 
     # a folder holds one set of run options
     with pytest.raises(SweepError, match="samples: folder has 16, now 8"):

@@ -1,0 +1,435 @@
+"""The LTL paper's Figure 4 on the bundled CIFAR-10 VGG-11: test accuracy against noise level, four panels.
+
+    python benchmarks/fig4.py run [--steps 1,2,...] [--no-progress]   # run (or resume) the grid, then report
+    python benchmarks/fig4.py list                                     # the steps, their cells and what is done
+    python benchmarks/fig4.py report                                   # JSON + figure from what has finished
+
+Panels (the paper's levels; `vgg11` with the bundled weights and the learning
+section its YAML ships, seeds 0-2, 2,000 CIFAR-10 test images per cell):
+
+* (a) mismatch 0.05 .. 0.4, (b) bits 8 .. 3 (post-training quantization),
+* (c) thermal 0.01 .. 0.2 in two scopes: `current` (chipsim's default, the
+  per-neuron summed current) and `input` (the paper code's x' = x (1 + s xi)
+  on every input element of every layer, every tick),
+* (d) silence 0.1 .. 0.5 in two scopes: `chip` (chipsim's default, a frozen
+  set of dead neurons) and `tick` (the paper code's fresh mask every tick).
+
+Every cell is a `chipsim sweep` cell (so it resumes and spreads over Dask
+workers), in one sweep folder per tier under benchmarks/results/fig4-vgg11/:
+
+* `before`    inference only, every level ("w/o fine-tune");
+* `epoch5k`   one epoch of online LTL on 5,000 training images, every level;
+* `epoch50k`  one epoch on all 50,000 training images (the paper's epoch), the
+              hardest level of each panel in every scope;
+* `best5`     five epochs on all 50,000, the paper's hardest point of each panel
+              in the paper's scope, seed 0: "best of 5 epochs" (its first epoch is
+              also that point's seed-0 "1st epoch", so epoch50k runs seeds 1-2 there).
+
+The steps run in order of what they tell (the probe of the learning section on
+the hardest points first, the long 50,000-image cells later). A step's cells
+that finished are skipped, so a killed run, or a new session, picks up where it
+stopped; the folders keep each cell's summary.json and row.json (its run.h5 and
+checkpoints are not kept in git). `report` writes
+benchmarks/results/fig4-vgg11.json and fig4-vgg11.png from whatever has
+finished, and says for every point which tier (calibration images) and how
+many seeds it has.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "results" / "fig4-vgg11"
+RESULT = ROOT / "benchmarks" / "results" / "fig4-vgg11.json"
+FIGURE = ROOT / "benchmarks" / "results" / "fig4-vgg11.png"
+NET = "vgg11"
+DATA = "../shared/data/cifar10-jpeg.tar.xz"     #: relative to the repository root (the script runs there)
+TEST_IMAGES = 2000
+SEEDS = 3
+
+
+@dataclass(frozen=True)
+class Panel:
+    kind: str
+    levels: tuple[str, ...]         #: the paper's levels (the noise-free chip is drawn at the left)
+    scopes: tuple[str, ...]         #: ("",) when the kind has no scope axis
+    hardest: str
+    paper_scope: str                #: the scope the paper's code uses ("" without scopes)
+    paper: str                      #: the paper's finding, in short
+
+
+PANELS = (
+    Panel("mismatch", ("0.05", "0.1", "0.2", "0.3", "0.4"), ("",), "0.4", "",
+          "more than 20 points lost at 0.4; one epoch restores the original accuracy"),
+    Panel("bits", ("8", "7", "6", "5", "4", "3"), ("",), "3", "",
+          "robust above 3 bits; at 3 more than 30 points lost, LTL recovers about 17 and ends about 15 below"),
+    Panel("thermal", ("0.01", "0.05", "0.1", "0.2"), ("current", "input"), "0.2", "input",
+          "highly sensitive, dropping steadily; one epoch recovers it in large part"),
+    Panel("silence", ("0.1", "0.2", "0.3", "0.4", "0.5"), ("chip", "tick"), "0.5", "tick",
+          "drops steadily; after calibration above 80 % even at 50 %"),
+)
+CLEAN = ("mismatch", "0")           #: the noise-free reference cell
+
+#: tier -> the sweep options that stay fixed in its folder, workers and threads per cell
+TIERS = {
+    "before": dict(calibrate_epochs=None, calib_samples=None, workers=2, threads=1, checkpoint_every=None),
+    "epoch5k": dict(calibrate_epochs=1, calib_samples=5000, workers=1, threads=2, checkpoint_every=None),
+    "epoch50k": dict(calibrate_epochs=1, calib_samples=None, workers=1, threads=2, checkpoint_every=5000),
+    "best5": dict(calibrate_epochs=5, calib_samples=None, workers=1, threads=2, checkpoint_every=10000),
+}
+
+
+@dataclass(frozen=True)
+class Step:
+    tier: str
+    points: tuple[tuple[str, str, str], ...]      #: (kind, level, scope)
+    first_seed: int
+    seeds: int
+    why: str
+
+
+def _all_points(with_clean: bool = True) -> tuple[tuple[str, str, str], ...]:
+    points = [(CLEAN[0], CLEAN[1], "")] if with_clean else []
+    for p in PANELS:
+        points += [(p.kind, level, scope) for scope in p.scopes for level in p.levels]
+    return tuple(points)
+
+
+def _hardest(paper_scope_only: bool = False, other_scopes_only: bool = False):
+    out = []
+    for p in PANELS:
+        for scope in p.scopes:
+            is_paper = scope == p.paper_scope
+            if (paper_scope_only and not is_paper) or (other_scopes_only and is_paper):
+                continue
+            out.append((p.kind, p.hardest, scope))
+    return tuple(out)
+
+
+STEPS = (
+    Step("before", _all_points(), 0, 1, "every level before calibration, seed 0"),
+    Step("epoch5k", _hardest(), 0, 1, "the learning section probed on the hardest point of each panel and scope"),
+    Step("before", _all_points(), 1, 2, "before calibration, seeds 1-2"),
+    Step("epoch5k", _all_points(with_clean=False), 0, 1, "one 5,000-image epoch at every level, seed 0"),
+    Step("epoch50k", _hardest(other_scopes_only=True), 0, 1, "the paper's epoch at the hardest points of chipsim's "
+                                                              "default scopes, seed 0"),
+    Step("best5", _hardest(paper_scope_only=True), 0, 1, "five 50,000-image epochs at the paper's hardest points"),
+    Step("epoch50k", _hardest(), 1, 2, "the paper's epoch at every hardest point, seeds 1-2 (seed 0 of the "
+                                       "paper's points is best5's first epoch)"),
+    Step("epoch5k", _all_points(with_clean=False), 1, 2, "one 5,000-image epoch at every level, seeds 1-2"),
+)
+
+
+def step_axes(step: Step) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Sweep axes for a step's points: KIND=levels, plus KIND.scope=scopes (crossed by the sweep).
+
+    A step's points per kind are a full levels x scopes product (STEPS are built so)."""
+    axes = []
+    for kind in dict.fromkeys(k for k, _, _ in step.points):
+        levels = tuple(dict.fromkeys(lv for k, lv, _ in step.points if k == kind))
+        scopes = tuple(dict.fromkeys(s for k, _, s in step.points if k == kind and s))
+        axes.append((kind, levels))
+        if scopes:
+            axes.append((f"{kind}.scope", scopes))
+    return tuple(axes)
+
+
+def sweep_options(step: Step, data: str):
+    from chipsim.sweep import SweepOptions
+
+    tier = TIERS[step.tier]
+    return SweepOptions(nets=(NET,), axes=step_axes(step), out=OUT / step.tier, seeds=step.seeds,
+                        first_seed=step.first_seed, calibrate_epochs=tier["calibrate_epochs"],
+                        samples=TEST_IMAGES, calib_samples=tier["calib_samples"], data=data,
+                        workers=tier["workers"], threads_per_cell=tier["threads"],
+                        checkpoint_every=tier["checkpoint_every"])
+
+
+def step_status(step: Step, data: str) -> tuple[int, int]:
+    from chipsim.sweep import expand
+
+    cells = expand(sweep_options(step, data))
+    done = sum((OUT / step.tier / "cells" / c.id / "summary.json").is_file() for c in cells)
+    return done, len(cells)
+
+
+# --------------------------------------------------------------------------- reading the finished cells
+
+def finished_cells() -> list[dict]:
+    """Every finished cell of every tier: its row plus tier and accuracy per epoch."""
+    cells = []
+    for tier in TIERS:
+        for cell_dir in sorted((OUT / tier / "cells").glob("*")):
+            row_path, summary_path = cell_dir / "row.json", cell_dir / "summary.json"
+            if not (row_path.is_file() and summary_path.is_file()):
+                continue
+            row = json.loads(row_path.read_text())
+            summary = json.loads(summary_path.read_text())
+            row["tier"] = tier
+            row["accuracy_per_epoch"] = summary.get("accuracy_per_epoch")
+            cells.append(row)
+    return cells
+
+
+def _stats(values: list[float]) -> dict | None:
+    if not values:
+        return None
+    v = np.array(values) * 100
+    return {"mean": round(float(v.mean()), 2), "std": round(float(v.std()), 2),
+            "min": round(float(v.min()), 2), "max": round(float(v.max()), 2), "n": len(values)}
+
+
+def aggregate(cells: list[dict]) -> dict:
+    """Per panel, scope and level: before, after one epoch (50k where it exists, else 5k), best of 5."""
+    def pick(kind, level, scope, tiers):
+        return [c for c in cells if c["kind"] == kind and str(c["level"]) == level and (c.get("scope") or "") == scope
+                and c["tier"] in tiers and c.get("status") == "ok"]
+
+    def by_seed(rows, value):
+        seen = {}
+        for r in rows:
+            v = value(r)
+            if v is not None and r["seed"] not in seen:
+                seen[r["seed"]] = v
+        return seen
+
+    clean_rows = pick(*CLEAN, "", ("before",))
+    clean = _stats(list(by_seed(clean_rows, lambda r: r["accuracy_before"]).values()))
+    panels = {}
+    for p in PANELS:
+        scopes = {}
+        for scope in p.scopes:
+            points = []
+            for level in p.levels:
+                all_rows = pick(p.kind, level, scope, TIERS)
+                before = by_seed(all_rows, lambda r: r["accuracy_before"])
+                # one epoch: all 50,000 images (epoch50k, or the first epoch of best5) else 5,000 (epoch5k)
+                full = by_seed(pick(p.kind, level, scope, ("epoch50k",)), lambda r: r["accuracy_after"])
+                for seed, v in by_seed(pick(p.kind, level, scope, ("best5",)),
+                                       lambda r: (r.get("accuracy_per_epoch") or [None])[0]).items():
+                    full.setdefault(seed, v)
+                part = by_seed(pick(p.kind, level, scope, ("epoch5k",)), lambda r: r["accuracy_after"])
+                best = by_seed(pick(p.kind, level, scope, ("best5",)),
+                               lambda r: max(r["accuracy_per_epoch"]) if r.get("accuracy_per_epoch") else None)
+                epochs = by_seed(pick(p.kind, level, scope, ("best5",)), lambda r: r.get("accuracy_per_epoch"))
+                points.append({
+                    "level": level, "before": _stats(list(before.values())),
+                    "after_epoch": _stats(list(full.values())) if full else _stats(list(part.values())),
+                    "after_epoch_images": 50000 if full else (5000 if part else None),
+                    "after_epoch_5k": _stats(list(part.values())),
+                    "after_epoch_50k": _stats(list(full.values())),
+                    "best_of_5": _stats(list(best.values())),
+                    "best5_accuracy_per_epoch": {str(s): e for s, e in epochs.items()},
+                    "seeds_before": sorted(before), "seeds_after_5k": sorted(part), "seeds_after_50k": sorted(full),
+                })
+            scopes[scope or "-"] = points
+        panels[p.kind] = {"paper": p.paper, "paper_scope": p.paper_scope or None, "hardest": p.hardest,
+                          "levels": list(p.levels), "scopes": scopes}
+    return {"clean": clean, "panels": panels}
+
+
+def _point(agg: dict, kind: str, level: str, scope: str) -> dict:
+    return next(pt for pt in agg["panels"][kind]["scopes"][scope or "-"] if pt["level"] == level)
+
+
+def check_targets(agg: dict) -> dict:
+    """The issue's targets on the paper's shapes; None where the cells are not in yet."""
+    clean = agg["clean"]["mean"] if agg["clean"] else None
+    out = {}
+
+    def mean(stats):
+        return None if stats is None else stats["mean"]
+
+    def verdict(name, ok, detail):
+        out[name] = {"met": ok, "measured": detail}
+
+    if clean is None:
+        return out
+    mm = _point(agg, "mismatch", "0.4", "")
+    b, a = mean(mm["before"]), mean(mm["after_epoch_50k"])
+    verdict("mismatch 0.4: drop >= 20 points", None if b is None else clean - b >= 20,
+            None if b is None else f"drop {clean - b:.1f}")
+    verdict("mismatch 0.4: after one 50k epoch within 2 points of noise-free", None if a is None else clean - a <= 2,
+            None if a is None else f"gap {clean - a:.1f}")
+    q = _point(agg, "bits", "3", "")
+    b, a, best = mean(q["before"]), mean(q["after_epoch_50k"]), mean(q["best_of_5"])
+    verdict("bits 3: drop >= 30 points", None if b is None else clean - b >= 30,
+            None if b is None else f"drop {clean - b:.1f}")
+    verdict("bits 3: after one 50k epoch within 15 points", None if a is None else clean - a <= 15,
+            None if a is None else f"gap {clean - a:.1f}")
+    verdict("bits 3: best of 5 epochs closer than one", None if (a is None or best is None) else best > a,
+            None if best is None else f"best of 5 {best:.1f}")
+    th = agg["panels"]["thermal"]["scopes"]["input"]
+    befores = [mean(pt["before"]) for pt in th]
+    if all(v is not None for v in befores):
+        losses = [clean - v for v in befores]
+        verdict("thermal input: loss grows with level", all(y >= x - 0.5 for x, y in zip(losses, losses[1:])),
+                "losses " + ", ".join(f"{x:.1f}" for x in losses) + " (0.5-point tolerance per step)")
+    t = _point(agg, "thermal", "0.2", "input")
+    b, a = mean(t["before"]), mean(t["after_epoch_50k"])
+    verdict("thermal 0.2 input: one epoch recovers >= half the loss",
+            None if (b is None or a is None) else a - b >= 0.5 * (clean - b),
+            None if (b is None or a is None) else f"loss {clean - b:.1f}, recovered {a - b:.1f}")
+    s = _point(agg, "silence", "0.5", "tick")
+    a = mean(s["after_epoch_50k"])
+    verdict("silence 0.5 tick: after one epoch >= 80 % of noise-free (relative) or >= 80 % absolute",
+            None if a is None else (a >= 0.8 * clean or a >= 80),
+            None if a is None else f"{a:.1f} % = {a / clean * 100:.0f} % of noise-free")
+    return out
+
+
+# --------------------------------------------------------------------------- the figure
+
+def plot(agg: dict, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from inference import save_figure
+
+    clean = agg["clean"]
+    fig, axs = plt.subplots(1, 4, figsize=(19, 4.6))
+    colors = {"": "tab:blue", "current": "tab:blue", "chip": "tab:blue", "input": "tab:red", "tick": "tab:red"}
+    for ax, p, letter in zip(axs, PANELS, "abcd"):
+        labels = ["FP" if p.kind == "bits" else "0"] + list(p.levels)
+        x = np.arange(len(labels))
+        if clean:
+            ax.axhline(clean["mean"], color="gray", lw=0.8, ls=":")
+        for scope in p.scopes:
+            pts = agg["panels"][p.kind]["scopes"][scope or "-"]
+            tag = f" [{scope}{' = paper' if scope == p.paper_scope and scope else ''}]" if scope else ""
+            color = colors[scope]
+
+            def series(key, pts=pts):
+                m = [clean["mean"] if clean else np.nan] + [pt[key]["mean"] if pt[key] else np.nan for pt in pts]
+                s = [clean["std"] if clean else np.nan] + [pt[key]["std"] if pt[key] else np.nan for pt in pts]
+                return np.array(m, float), np.array(s, float)
+
+            m, s = series("before")
+            ax.errorbar(x, m, yerr=s, fmt="o--", color=color, ms=4, capsize=3, alpha=0.8, label=f"w/o fine-tune{tag}")
+            m5, s5 = series("after_epoch_5k")
+            if np.isfinite(m5[1:]).any():
+                ax.errorbar(x, m5, yerr=s5, fmt="s-", color=color, mfc="white", ms=5, capsize=3,
+                            label=f"1st epoch, 5,000 images{tag}")
+            m50, s50 = series("after_epoch_50k")
+            if np.isfinite(m50[1:]).any():
+                ax.errorbar(x, m50, yerr=s50, fmt="D", color=color, ms=7, capsize=3,
+                            label=f"1st epoch, 50,000 images{tag}")
+            mb, sb = series("best_of_5")
+            if np.isfinite(mb[1:]).any():
+                ax.errorbar(x, mb, yerr=sb, fmt="*", color=color, ms=12, capsize=3, label=f"best of 5 epochs{tag}")
+        _mark_paper(ax, p, clean, len(labels) - 1)
+        ax.set_xticks(x, labels)
+        ax.set_xlabel({"mismatch": "mismatch sigma", "bits": "weight bits", "thermal": "thermal sigma",
+                       "silence": "silenced fraction"}[p.kind])
+        ax.set_ylabel("CIFAR-10 test accuracy (%)")
+        ax.set_ylim(0, 100)
+        ax.set_title(f"({letter}) {p.kind}", loc="left")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower left")
+    fig.suptitle(f"Figure 4 on chipsim: bundled vgg11, {TEST_IMAGES} test images per cell, mean ± std over seeds; "
+                 "black marks: the paper's reported effects at the hardest level (relative to our noise-free chip)",
+                 fontsize=10)
+    save_figure(fig, path)
+    return path
+
+
+def _mark_paper(ax, p: Panel, clean: dict | None, xi: int) -> None:
+    """The paper's reported effect at the hardest level, drawn relative to our noise-free accuracy."""
+    if not clean:
+        return
+    c = clean["mean"]
+    style = dict(color="black", ms=9, ls="none")
+    if p.kind == "mismatch":
+        ax.plot([xi], [c - 20], marker="v", **style, label="paper: before <= -20")
+        ax.plot([xi], [c], marker="_", mew=3, **style, label="paper: 1st epoch = original")
+    elif p.kind == "bits":
+        ax.plot([xi], [c - 30], marker="v", **style, label="paper: before <= -30")
+        ax.plot([xi], [c - 15], marker="_", mew=3, **style, label="paper: after ~ -15 (recovers ~17)")
+    elif p.kind == "silence":
+        ax.axhline(80, color="black", lw=0.8, ls="--", label="paper: after > 80 % at 0.5")
+    elif p.kind == "thermal":
+        ax.text(0.98, 0.04, "paper: steady drop,\n1 epoch recovers most", transform=ax.transAxes,
+                ha="right", va="bottom", fontsize=7)
+
+
+# --------------------------------------------------------------------------- commands
+
+def report(data: str) -> dict:
+    from chipsim.atomic import write_json
+
+    cells = finished_cells()
+    agg = aggregate(cells)
+    steps = []
+    for i, step in enumerate(STEPS, 1):
+        done, total = step_status(step, data)
+        steps.append({"step": i, "tier": step.tier, "why": step.why, "done": done, "cells": total,
+                      "seeds": list(range(step.first_seed, step.first_seed + step.seeds))})
+    cpu_h = sum(float(c.get("cpu_s") or 0) for c in cells) / 3600
+    result = {
+        "benchmark": "fig4", "net": NET, "data": DATA, "test_images_per_cell": TEST_IMAGES,
+        "date": time.strftime("%Y-%m-%d"), "command": "python benchmarks/fig4.py run",
+        "tiers": {k: {kk: v for kk, v in t.items() if kk in ("calibrate_epochs", "calib_samples")}
+                  for k, t in TIERS.items()},
+        "learning": "the learning section vgg11.yaml ships (no --learn overrides)",
+        "steps": steps, "cells_finished": len(cells), "cpu_hours_of_finished_cells": round(cpu_h, 2),
+        **agg, "targets": check_targets(agg),
+    }
+    write_json(RESULT, result)
+    if cells:
+        plot(agg, FIGURE)
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("command", choices=("run", "list", "report"))
+    ap.add_argument("--steps", default=None, help="comma-separated step numbers to run (default: all, in order)")
+    ap.add_argument("--data", default=DATA, help=f"CIFAR-10 (default {DATA}, relative to the repository root)")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = ap.parse_args()
+    os.chdir(ROOT)
+    if args.command == "list":
+        for i, step in enumerate(STEPS, 1):
+            done, total = step_status(step, args.data)
+            print(f"{i}. {step.tier:9s} {done:3d}/{total:<3d} cells  {step.why}")
+        return
+    if args.command == "run":
+        from chipsim.progress import LazyProgressBar
+        from chipsim.sweep import run_sweep
+
+        wanted = [int(s) for s in args.steps.split(",")] if args.steps else range(1, len(STEPS) + 1)
+        for i in wanted:
+            if not 1 <= i <= len(STEPS):
+                raise SystemExit(f"--steps: step {i} does not exist; expected 1..{len(STEPS)} (see `fig4.py list`)")
+        for i in wanted:
+            step = STEPS[i - 1]
+            done, total = step_status(step, args.data)
+            print(f"step {i} ({step.tier}): {step.why}: {done}/{total} cells finished", flush=True)
+            if done == total:
+                continue
+            bar = LazyProgressBar(f"step {i} {step.tier}")
+            res = run_sweep(sweep_options(step, args.data), None if args.no_progress else
+                            (lambda d, t, cid: bar(1, t)), echo=print)
+            bar.close()
+            print(f"step {i}: {res.ran} cells run, {len(res.failures)} failed, {res.wall_s / 60:.1f} min", flush=True)
+            report(args.data)
+    res = report(args.data)
+    print(f"wrote {RESULT.relative_to(ROOT)}" + (f", {FIGURE.relative_to(ROOT)}" if res["cells_finished"] else ""))
+    for name, t in res["targets"].items():
+        print(f"  {name}: {'pending' if t['met'] is None else ('met' if t['met'] else 'MISSED')} ({t['measured']})")
+
+
+if __name__ == "__main__":
+    main()
