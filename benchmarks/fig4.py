@@ -79,13 +79,25 @@ PANELS = (
 )
 CLEAN = ("mismatch", "0")           #: the noise-free reference cell
 
-#: tier -> the sweep options that stay fixed in its folder, workers and threads per cell
+#: tier -> the sweep options that stay fixed in its folder, workers and threads per cell. The
+#: calibration tiers share the teacher's targets in TARGETS (noise-independent; results unchanged)
 TIERS = {
-    "before": dict(calibrate_epochs=None, calib_samples=None, workers=2, threads=1, checkpoint_every=None),
-    "epoch5k": dict(calibrate_epochs=1, calib_samples=5000, workers=1, threads=2, checkpoint_every=None),
+    "before": dict(calibrate_epochs=None, calib_samples=None, workers=2, threads=1),
+    "epoch5k": dict(calibrate_epochs=1, calib_samples=5000, workers=1, threads=2),
     "epoch50k": dict(calibrate_epochs=1, calib_samples=None, workers=1, threads=2, checkpoint_every=5000),
     "best5": dict(calibrate_epochs=5, calib_samples=None, workers=1, threads=2, checkpoint_every=10000),
+    # diagnostics: the paper's quantizer step and silencing whole channels, beside the defaults
+    "diag-minmax": dict(calibrate_epochs=None, calib_samples=None, workers=2, threads=1,
+                        base_noise=("bits.quantizer=minmax",)),
+    "diag-minmax-5k": dict(calibrate_epochs=1, calib_samples=5000, workers=1, threads=2,
+                           base_noise=("bits.quantizer=minmax",)),
+    "diag-channel": dict(calibrate_epochs=None, calib_samples=None, workers=2, threads=1,
+                         base_noise=("silence.unit=channel",)),
+    "diag-channel-5k": dict(calibrate_epochs=1, calib_samples=5000, workers=1, threads=2,
+                            base_noise=("silence.unit=channel",)),
 }
+MAIN_TIERS = ("before", "epoch5k", "epoch50k", "best5")
+TARGETS = OUT / "targets"           #: teacher-target store shared by the calibration cells (not in git)
 
 
 @dataclass(frozen=True)
@@ -95,6 +107,9 @@ class Step:
     first_seed: int
     seeds: int
     why: str
+
+    def __post_init__(self):
+        object.__setattr__(self, "points", tuple(self.points))
 
 
 def _all_points(with_clean: bool = True) -> tuple[tuple[str, str, str], ...]:
@@ -119,6 +134,13 @@ STEPS = (
     Step("before", _all_points(), 0, 1, "every level before calibration, seed 0"),
     Step("epoch5k", _hardest(), 0, 1, "the learning section probed on the hardest point of each panel and scope"),
     Step("before", _all_points(), 1, 2, "before calibration, seeds 1-2"),
+    Step("diag-minmax", (("bits", lv, "") for lv in PANELS[1].levels), 0, 3,
+         "diagnosis (b): the paper's quantizer step (max - min) / (2^b - 1), before calibration"),
+    Step("diag-channel", (("silence", lv, "chip") for lv in PANELS[3].levels), 0, 3,
+         "diagnosis (d): whole conv channels silenced instead of single neurons, before calibration"),
+    Step("diag-minmax-5k", (("bits", "3", ""),), 0, 1, "diagnosis (b): minmax quantizer at 3 bits, 5,000-image epoch"),
+    Step("diag-channel-5k", (("silence", "0.5", "chip"),), 0, 1,
+         "diagnosis (d): channel silencing at 0.5, 5,000-image epoch"),
     Step("epoch5k", _all_points(with_clean=False), 0, 1, "one 5,000-image epoch at every level, seed 0"),
     Step("epoch50k", _hardest(other_scopes_only=True), 0, 1, "the paper's epoch at the hardest points of chipsim's "
                                                               "default scopes, seed 0"),
@@ -151,7 +173,8 @@ def sweep_options(step: Step, data: str):
                         first_seed=step.first_seed, calibrate_epochs=tier["calibrate_epochs"],
                         samples=TEST_IMAGES, calib_samples=tier["calib_samples"], data=data,
                         workers=tier["workers"], threads_per_cell=tier["threads"],
-                        checkpoint_every=tier["checkpoint_every"])
+                        checkpoint_every=tier.get("checkpoint_every"), base_noise=tier.get("base_noise", ()),
+                        target_cache=str(TARGETS) if tier["calibrate_epochs"] else None)
 
 
 def step_status(step: Step, data: str) -> tuple[int, int]:
@@ -210,7 +233,7 @@ def aggregate(cells: list[dict]) -> dict:
         for scope in p.scopes:
             points = []
             for level in p.levels:
-                all_rows = pick(p.kind, level, scope, TIERS)
+                all_rows = pick(p.kind, level, scope, MAIN_TIERS)
                 before = by_seed(all_rows, lambda r: r["accuracy_before"])
                 # one epoch: all 50,000 images (epoch50k, or the first epoch of best5) else 5,000 (epoch5k)
                 full = by_seed(pick(p.kind, level, scope, ("epoch50k",)), lambda r: r["accuracy_after"])
@@ -234,7 +257,22 @@ def aggregate(cells: list[dict]) -> dict:
             scopes[scope or "-"] = points
         panels[p.kind] = {"paper": p.paper, "paper_scope": p.paper_scope or None, "hardest": p.hardest,
                           "levels": list(p.levels), "scopes": scopes}
-    return {"clean": clean, "panels": panels}
+    diagnostics = {}
+    for name, kind, scope, variant, default in (
+            ("quantizer", "bits", "", "diag-minmax", "symmetric per layer, step max|W| / (2^(b-1) - 1)"),
+            ("silence_unit", "silence", "chip", "diag-channel", "single neurons (positions x channels)")):
+        levels = next(p.levels for p in PANELS if p.kind == kind)
+        rows = []
+        for level in levels:
+            ours = _point({"panels": panels}, kind, level, scope)
+            before = by_seed(pick(kind, level, scope, (variant, variant + "-5k")), lambda r: r["accuracy_before"])
+            after = by_seed(pick(kind, level, scope, (variant + "-5k",)), lambda r: r["accuracy_after"])
+            rows.append({"level": level, "variant_before": _stats(list(before.values())),
+                         "variant_after_epoch_5k": _stats(list(after.values())),
+                         "default_before": ours["before"], "default_after_epoch_5k": ours["after_epoch_5k"]})
+        diagnostics[name] = {"kind": kind, "scope": scope or None, "default": default,
+                             "variant": TIERS[variant]["base_noise"][0], "levels": rows}
+    return {"clean": clean, "panels": panels, "diagnostics": diagnostics}
 
 
 def _point(agg: dict, kind: str, level: str, scope: str) -> dict:

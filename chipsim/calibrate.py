@@ -47,6 +47,7 @@ class CalibOptions(RunOptions):
     checkpoint_every: int | None = None      #: samples between checkpoints (rounded up to batches)
     resume: Path | None = None
     learn: tuple[str, ...] = ()              #: overrides of the net's learning section, KEY=VALUE
+    target_cache: Path | None = None         #: folder keeping teacher targets across runs (TargetStore)
     stop_after_batches: int | None = None    #: test hook: simulate a kill after this many training batches
     on_batch: Callable[[int, int], None] | None = field(default=None, repr=False)
 
@@ -116,7 +117,7 @@ def run_calibration(opts: CalibOptions) -> dict:
     from chipsim.hostlink.datasets import DatasetError, load_dataset
     from chipsim.hostlink.encoders import Encoder
     from chipsim.hostlink.stream import BatchStream
-    from chipsim.hostlink.teacher import TeacherTargets
+    from chipsim.hostlink.teacher import TargetStore, TeacherTargets
     from chipsim.noise.seeding import generator
 
     resumed = None
@@ -152,6 +153,12 @@ def run_calibration(opts: CalibOptions) -> dict:
         teacher = TeacherTargets(net, teacher_params, setup, train.pixel_max, train.images)
     except ValueError as exc:
         raise RunError(f"--weights {weights_source}: {exc}") from None
+    store = None
+    if opts.target_cache is not None:
+        try:
+            store = TargetStore(opts.target_cache, teacher, train.images, train.labels)
+        except OSError as exc:
+            raise RunError(str(exc)) from None
     encoder = Encoder(net.encoder.kind, net.time_steps, train.pixel_max, net.encoder.input_bits,
                       net.encoder.max_rate, encoder_key(opts.seed))
     bs = opts.batch_size
@@ -193,8 +200,9 @@ def run_calibration(opts: CalibOptions) -> dict:
         def make_batch(i: int, order=order, epoch=epoch):
             idx = order[i * bs:(i + 1) * bs]
             ids = TRAIN_ID_BASE + (epoch << 32) + idx
-            return idx, ids, encoder.encode(train.images[idx], ids), teacher.targets(train.images[idx],
-                                                                                   train.labels[idx])
+            images, labels = train.images[idx], train.labels[idx]
+            targets = teacher.targets(images, labels) if store is None else store.targets(idx, images, labels)
+            return idx, ids, encoder.encode(images, ids), targets
 
         stream = BatchStream(lambda j: make_batch(first + j), n_batches - first)
         t_learn = time.perf_counter()
@@ -243,6 +251,8 @@ def run_calibration(opts: CalibOptions) -> dict:
         "learn_s": round(history.get("learn_s", 0.0), 2),
         "learn_samples_per_s": round(history.get("learn_samples", 0) / max(history.get("learn_s", 0.0), 1e-9), 2),
         "threads": numba.get_num_threads(),
+        "target_cache": None if store is None else {"folder": str(opts.target_cache), "rows_read": store.hits,
+                                                    "rows_computed": store.misses},
         "calibrated_weights": str(out_dir / "calibrated.h5"),
     }
     save_state(out_dir / "calibrated.h5", chip, {"noise": noise_report, "options": _options_dict(opts),

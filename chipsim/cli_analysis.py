@@ -74,6 +74,9 @@ def report(run_dir, as_json, no_plots, chip):
               help="One sweep axis: KIND=L1,L2,... (e.g. mismatch=0,0.1,0.2 or bits=8,6,4,3); repeatable. "
                    "KIND.scope=S1,S2 (thermal.scope=current,input, silence.scope=chip,tick) crosses every "
                    "level of KIND with each scope.")
+@click.option("--base-noise", multiple=True,
+              help="A --noise item every cell gets before its axis item (e.g. mismatch=0.2, bits.quantizer=minmax); "
+                   "repeatable.")
 @click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True,
               help="Seeds per level: F..F+N-1 (F is --first-seed).")
 @click.option("--first-seed", type=click.IntRange(min=0), default=0, show_default=True,
@@ -96,9 +99,12 @@ def report(run_dir, as_json, no_plots, chip):
               help="Numba threads inside one cell.")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=None,
               help="Calibration samples between checkpoints of a cell (default: once per epoch).")
+@click.option("--target-cache", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Folder the calibration cells share the teacher's targets in (computed once per image; "
+                   "results unchanged). Workers need it on a shared file system.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def sweep(nets, axes, seeds, first_seed, checkpoint_every, calibrate_epochs, calib_samples, samples, learn, weights,
-          data, batch_size, chip, out, workers, scheduler, threads_per_cell, no_progress):
+def sweep(nets, axes, base_noise, seeds, first_seed, checkpoint_every, target_cache, calibrate_epochs, calib_samples,
+          samples, learn, weights, data, batch_size, chip, out, workers, scheduler, threads_per_cell, no_progress):
     """Run a noise grid (net x noise level x seed) on Dask; write sweep.csv and a Figure-4 plot into OUT."""
     from .config import ConfigError
     from .sweep import SweepError, SweepOptions, expand, parse_axis, run_sweep
@@ -109,6 +115,7 @@ def sweep(nets, axes, seeds, first_seed, checkpoint_every, calibrate_epochs, cal
     try:
         opts = SweepOptions(nets=tuple(nets), axes=tuple(parse_axis(a) for a in axes), out=out, seeds=seeds,
                             first_seed=first_seed, checkpoint_every=checkpoint_every,
+                            target_cache=str(target_cache) if target_cache else None, base_noise=tuple(base_noise),
                             calibrate_epochs=calibrate_epochs, samples=samples, calib_samples=calib_samples,
                             learn=tuple(learn), weights=weights, data=data, batch_size=batch_size, chip=chip,
                             workers=workers, scheduler=scheduler, threads_per_cell=threads_per_cell)

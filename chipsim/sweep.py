@@ -7,7 +7,10 @@ seeds F..F+S-1 (`--seeds S`, `--first-seed F`, default 0; kinds are swept one
 at a time, not crossed). A scope axis
 `--noise KIND.scope=S1,S2` (thermal.scope=current,input; silence.scope=chip,tick)
 is not swept alone: it is crossed with axis KIND, so every level runs in every
-scope (cell ids gain the scope: `net__thermal-0.1-input__seed0`). A cell runs
+scope (cell ids gain the scope: `net__thermal-0.1-input__seed0`). `--base-noise
+ITEM` (repeatable) is given to every cell before its own item, e.g. a thermal
+sweep on a chip with mismatch=0.2, or bits.quantizer=minmax under a bits axis.
+A cell runs
 `chipsim.calibrate.run_calibration` into DIR/cells/<cell-id> (or, without
 `--calibrate-epochs`, `chipsim.runner.run_inference`): exactly what
 `chipsim run --noise KIND=LEVEL --seed S` would do, so a cell can be re-run or
@@ -52,7 +55,7 @@ import os
 import re
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable
 
@@ -66,7 +69,8 @@ LEARN_TOTALS = ("updates_ungated", "updates_boxcar_gated", "updates_sign_gated",
                 "weight_saturations")
 #: options that change what a cell computes: a sweep folder keeps them fixed
 ROW_FILE = "row.json"
-RUN_OPTIONS = ("calibrate_epochs", "samples", "calib_samples", "learn", "weights", "data", "batch_size", "chip")
+RUN_OPTIONS = ("calibrate_epochs", "samples", "calib_samples", "learn", "weights", "data", "batch_size", "chip",
+               "base_noise")
 
 
 class SweepError(ValueError):
@@ -103,6 +107,7 @@ class SweepOptions:
     samples: int | None = None
     calib_samples: int | None = None
     learn: tuple[str, ...] = ()
+    base_noise: tuple[str, ...] = ()                  #: --noise items every cell gets before its own
     weights: str | None = None
     data: str | None = None
     batch_size: int = 64
@@ -111,6 +116,7 @@ class SweepOptions:
     scheduler: str | None = None                      #: address of an existing Dask scheduler
     threads_per_cell: int = 1
     checkpoint_every: int | None = None               #: calibration samples between checkpoints (default: epochs)
+    target_cache: str | None = None                   #: folder the cells share teacher targets in (TargetStore)
 
 
 @dataclass
@@ -198,11 +204,14 @@ def run_cell(task: dict) -> dict:
 
 
 def _run_cell(task: dict, cell: Cell, cell_dir: Path) -> dict:
+    noise = tuple(task.get("base_noise", ())) + cell.noise
     common = dict(net=task["net_spec"], weights=task["weights"], data=task["data"], samples=task["samples"],
-                  batch_size=task["batch_size"], seed=cell.seed, noise=cell.noise)
+                  batch_size=task["batch_size"], seed=cell.seed, noise=noise)
     if task["calibrate_epochs"]:
         from chipsim.calibrate import CalibOptions, run_calibration
 
+        cache = task.get("target_cache")
+        common["target_cache"] = Path(cache) if cache else None
         if (cell_dir / "checkpoint.h5").is_file():           # killed mid-run: continue where it stopped
             return run_calibration(CalibOptions(**common, resume=cell_dir))
         return run_calibration(CalibOptions(**common, out=cell_dir, epochs=task["calibrate_epochs"],
@@ -249,7 +258,10 @@ def _check_folder(opts: SweepOptions) -> None:
     mine = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(opts).items() if k in RUN_OPTIONS}
     if path.is_file():
         saved = json.loads(path.read_text()).get("run_options", {})
-        diff = {k: (saved.get(k), mine[k]) for k in RUN_OPTIONS if saved.get(k) != mine[k]}
+        defaults = {f.name: f.default for f in fields(SweepOptions) if f.name in RUN_OPTIONS}
+        defaults = {k: (list(v) if isinstance(v, tuple) else v) for k, v in defaults.items()}
+        saved = {k: saved.get(k, defaults[k]) for k in RUN_OPTIONS}       # folders from before an option existed
+        diff = {k: (saved[k], mine[k]) for k in RUN_OPTIONS if saved[k] != mine[k]}
         if diff:
             text = "; ".join(f"{k}: folder has {a!r}, now {b!r}" for k, (a, b) in diff.items())
             raise SweepError(f"--out {opts.out}: holds a sweep with other run options ({text}); "
@@ -281,12 +293,12 @@ def _net_specs(opts: SweepOptions) -> dict[str, str]:
     return specs
 
 
-def _precheck(cell: Cell) -> str | None:
-    """An error text for a cell whose noise item is invalid (no need to start it), else None."""
+def _precheck(cell: Cell, base_noise: tuple[str, ...] = ()) -> str | None:
+    """An error text for a cell whose noise items are invalid (no need to start it), else None."""
     from chipsim.noise import NoiseSpecError, parse_noise
 
     try:
-        parse_noise(cell.noise)
+        parse_noise(tuple(base_noise) + cell.noise)
     except NoiseSpecError as exc:
         return f"NoiseSpecError: {exc}"
     return None
@@ -344,7 +356,7 @@ def run_sweep(opts: SweepOptions, progress: Callable[[int, int, str], None] | No
                 echo(f"cell {cell.id}: finished run unreadable ({type(exc).__name__}: {exc}); running it again")
                 summary_path.unlink()
                 (cell_dir / ROW_FILE).unlink(missing_ok=True)
-        error = _precheck(cell)
+        error = _precheck(cell, opts.base_noise)
         if error:
             failures.append({"cell": cell.id, "error": error, "traceback": ""})
             rows[cell.id] = _failed_row(cell, error)
@@ -364,7 +376,9 @@ def run_sweep(opts: SweepOptions, progress: Callable[[int, int, str], None] | No
                            "samples": opts.samples, "calib_samples": opts.calib_samples,
                            "batch_size": opts.batch_size, "calibrate_epochs": opts.calibrate_epochs,
                            "learn": list(opts.learn), "threads": opts.threads_per_cell,
-                           "checkpoint_every": opts.checkpoint_every}
+                           "base_noise": list(opts.base_noise),
+                           "checkpoint_every": opts.checkpoint_every,
+                           "target_cache": str(Path(opts.target_cache).resolve()) if opts.target_cache else None}
                  for cell in todo}
         by_id = {cell.id: cell for cell in todo}
         client, cluster = _client(opts, len(todo))

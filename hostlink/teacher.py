@@ -18,7 +18,10 @@ The output layer (count readout) learns from the label as a one-hot rate
 (`output_target: label`, the chip analogue of the paper's cross-entropy on
 labels), or from the teacher's normalised logits (`output_target: teacher`).
 
-Targets can be cached in HDF5 keyed by a hash of everything they depend on.
+Targets can be kept on disk (`TargetStore`, `--target-cache DIR`): one row per
+training image, filled as calibration meets each image, keyed by a hash of
+everything a target depends on, so the cells of a noise sweep (whose targets
+are noise-independent) compute each image's targets once.
 
 Targets are computed image by image (see `targets`), so they do not depend on
 how the images are batched. Per-batch targets run their BLAS calls on one thread: they are computed by the
@@ -30,13 +33,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 from pathlib import Path
 
-import h5py
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from chipsim.atomic import atomic_path
 from chipsim.models.teacher import forward
 
 
@@ -107,35 +110,80 @@ class TeacherTargets:
             out[:, sl] = np.round(rate * self.R)
         return out
 
-    def cache_key(self, data_id: str) -> str:
+    def cache_key(self, images: np.ndarray, labels: np.ndarray) -> str:
+        """A hash of everything the targets depend on: net, teacher, learning target settings, y_norm, data."""
         h = hashlib.sha256()
         h.update(json.dumps(self.net.to_dict(), sort_keys=True, default=str).encode())
         for name in sorted(self.teacher):
             w, b = self.teacher[name]
             h.update(np.ascontiguousarray(w).tobytes())
             h.update(np.ascontiguousarray(b).tobytes())
-        h.update(json.dumps({"y_norm": self.y_norm, "data": data_id, "pixel_max": self.pixel_max,
-                             "layers": self.setup.layers}, sort_keys=True).encode())
+        c = self.config
+        h.update(json.dumps({"y_norm": self.y_norm, "pixel_max": self.pixel_max, "layers": list(self.setup.layers),
+                             "target_bits": c.target_bits, "output_target": c.output_target,
+                             "label_rate": c.label_rate, "n_targets": self.setup.n_targets,
+                             "slices": {k: [v.start, v.stop] for k, v in self.setup.target_slices.items()}},
+                            sort_keys=True).encode())
+        h.update(np.ascontiguousarray(images).tobytes())
+        h.update(np.ascontiguousarray(labels).astype(np.int64).tobytes())
         return h.hexdigest()[:32]
 
 
-class TargetCache:
-    """Targets of a whole split in one HDF5 dataset per key: repeated runs skip the teacher."""
+class TargetStore:
+    """Targets of one training split on disk, one row per image, computed the first time an image is met.
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
+    Two .npy files per key in `folder` (memory-mapped): KEY.npy, (N, n_targets)
+    uint16, and KEY.done.npy, (N,) uint8, set to 1 after the row is written.
+    Several processes (a sweep's workers) may share a folder: a row two of them
+    compute at once gets the same bytes twice, and the files are created under a
+    temporary name and linked into place, so no process truncates another's.
+    The rows are the teacher's own output, so a calibration is bit-identical
+    with or without the store."""
 
-    def load(self, key: str) -> np.ndarray | None:
-        if not self.path.is_file():
-            return None
-        with h5py.File(self.path, "r") as f:
-            return f[key][()] if key in f else None
+    def __init__(self, folder: str | Path, teacher: TeacherTargets, images: np.ndarray, labels: np.ndarray):
+        self.folder = Path(folder)
+        self.teacher = teacher
+        self.key = teacher.cache_key(images, labels)
+        n, width = len(images), teacher.setup.n_targets
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.rows = self._open(self.folder / f"{self.key}.npy", np.uint16, (n, width))
+            self.done = self._open(self.folder / f"{self.key}.done.npy", np.uint8, (n,))
+        except OSError as exc:
+            raise OSError(f"--target-cache {self.folder}: cannot keep targets there ({exc.strerror or exc}); "
+                          f"expected a writable folder with {n * width * 2 / 1e9:.1f} GB free") from None
+        self.hits = self.misses = 0
 
-    def store(self, key: str, targets: np.ndarray) -> None:
-        with atomic_path(self.path) as tmp:
-            if self.path.is_file():
-                tmp.write_bytes(self.path.read_bytes())
-            with h5py.File(tmp, "a") as f:
-                if key in f:
-                    del f[key]
-                f.create_dataset(key, data=targets, compression="gzip", compression_opts=4)
+    @staticmethod
+    def _open(path: Path, dtype, shape) -> np.ndarray:
+        if not path.exists():
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+            os.close(fd)
+            try:
+                np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape).flush()
+                try:
+                    os.link(tmp, path)          # fails if another process got there first: use theirs
+                except FileExistsError:
+                    pass
+            finally:
+                os.unlink(tmp)
+        arr = np.lib.format.open_memmap(path, mode="r+")
+        if arr.dtype != dtype or arr.shape != shape:
+            raise OSError(0, f"{path.name} holds {arr.dtype} {arr.shape}, expected {np.dtype(dtype)} {shape}")
+        return arr
+
+    def targets(self, idx: np.ndarray, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """Targets of training images `idx` (their pixels and labels given): stored rows, the rest computed."""
+        idx = np.asarray(idx)
+        hit = self.done[idx] == 1
+        out = np.empty((len(idx), self.teacher.setup.n_targets), np.uint16)
+        out[hit] = self.rows[idx[hit]]
+        miss = ~hit
+        if miss.any():
+            fresh = self.teacher.targets(images[miss], labels[miss])
+            out[miss] = fresh
+            self.rows[idx[miss]] = fresh
+            self.done[idx[miss]] = 1          # after the row: a reader never sees a flagged empty row
+        self.hits += int(hit.sum())
+        self.misses += int(miss.sum())
+        return out

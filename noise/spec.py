@@ -3,11 +3,13 @@
     --noise mismatch=0.2                  all mismatch parameters (weights, bias, threshold, leak)
     --noise mismatch.weights=0.2 --noise mismatch.leak=0.1
     --noise bits=4                        post-training weight quantization to 4 bits
+    --noise bits.quantizer=minmax         ... on the grid min + k (max - min) / (2^b - 1) (no level at 0)
     --noise thermal=0.05                  per-tick input-current noise, I' ~ N(I, (s |I|)^2)
     --noise thermal.scope=input           ... or on every input element, x' = x (1 + s xi) (the LTL code)
     --noise thermal.scope=additive        ... or additive, I' = I + s theta xi (Buechel et al. 2021)
     --noise silence=0.1                   frozen mask: 10 % of each layer's neurons never spike
     --noise silence.scope=tick            ... or a fresh Bernoulli drop of each spike every tick
+    --noise silence.unit=channel          ... or whole conv channels (frozen, chip scope)
     --noise preset=dynapse                measured DYNAP-SE spreads (see PRESETS)
 
 Later items override earlier ones, so `preset=dynapse --noise thermal=0` works.
@@ -30,10 +32,12 @@ class NoiseSpec:
     mismatch_leak: float = 0.0        #: relative spread of each LIF neuron's time constant
     mismatch_write: float = 0.0       #: relative spread of each on-chip weight write (learning)
     bits: int | None = None           #: weight register width after post-training quantization
+    bits_quantizer: str = "symmetric"  #: symmetric: step max|W| / (2^(b-1) - 1); minmax: (max - min) / (2^b - 1)
     thermal: float = 0.0              #: relative std of the input current, fresh per tick
     thermal_scope: str = "current"    #: current: per neuron sum; input: per input element; additive: s * theta
     silence: float = 0.0              #: fraction of neurons silenced
     silence_scope: str = "chip"       #: chip: frozen mask; tick: fresh drop of each spike every tick
+    silence_unit: str = "neuron"      #: neuron: each (position, channel) alone; channel: whole conv channels (chip)
 
     @property
     def is_ideal(self) -> bool:
@@ -56,9 +60,12 @@ PRESETS: dict[str, NoiseSpec] = {
 }
 
 THERMAL_SCOPES = ("current", "input", "additive")
+QUANTIZERS = ("symmetric", "minmax")
+SILENCE_UNITS = ("neuron", "channel")
 _MISMATCH_PARTS = ("weights", "bias", "threshold", "leak", "write")
-_ACCEPTED = ("mismatch=S, mismatch.{weights,bias,threshold,leak,write}=S (S in [0, 1]), bits=B (B in 2..16), "
+_ACCEPTED = ("mismatch=S, mismatch.{weights,bias,threshold,leak,write}=S (S in [0, 1]), bits=B (B in 2..16), bits.quantizer=symmetric|minmax, "
              "thermal=S (S in [0, 2]), thermal.scope=current|input|additive, silence=P (P in [0, 1)), silence.scope=chip|tick, "
+             "silence.unit=neuron|channel, "
              f"preset={'|'.join(PRESETS)}")
 
 
@@ -95,6 +102,10 @@ def parse_noise(items: tuple[str, ...] | list[str]) -> NoiseSpec:
             if b != int(b):
                 raise NoiseSpecError(f"--noise {item}: expected a whole number of bits, got {value}")
             spec = dataclasses.replace(spec, bits=int(b))
+        elif kind == "bits" and part == "quantizer":
+            if value not in QUANTIZERS:
+                raise NoiseSpecError(f"--noise {item}: expected {' or '.join(QUANTIZERS)}, got {value!r}")
+            spec = dataclasses.replace(spec, bits_quantizer=value)
         elif kind == "thermal" and not part:
             spec = dataclasses.replace(spec, thermal=_number(item, value, 0.0, 2.0))
         elif kind == "thermal" and part == "scope":
@@ -107,6 +118,13 @@ def parse_noise(items: tuple[str, ...] | list[str]) -> NoiseSpec:
             if value not in ("chip", "tick"):
                 raise NoiseSpecError(f"--noise {item}: expected chip or tick, got {value!r}")
             spec = dataclasses.replace(spec, silence_scope=value)
+        elif kind == "silence" and part == "unit":
+            if value not in SILENCE_UNITS:
+                raise NoiseSpecError(f"--noise {item}: expected {' or '.join(SILENCE_UNITS)}, got {value!r}")
+            spec = dataclasses.replace(spec, silence_unit=value)
         else:
             raise NoiseSpecError(f"--noise {item}: unknown noise {key!r}; accepted: {_ACCEPTED}")
+    if spec.silence_unit == "channel" and spec.silence_scope == "tick":
+        raise NoiseSpecError("--noise silence.unit=channel: whole channels are silenced on the chip "
+                             "(silence.scope=chip); expected silence.scope=chip or silence.unit=neuron")
     return spec

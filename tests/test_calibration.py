@@ -174,27 +174,59 @@ def test_calibration_errors_are_clear(tmp_path):
         run_calibration(CalibOptions(resume=tmp_path))
 
 
-def test_target_cache_round_trip_and_key(tmp_path):
-    from chipsim.hostlink.teacher import TargetCache, TeacherTargets
+def test_target_store_key_and_rows(tmp_path):
+    """Stored rows are the teacher's own; the key follows every input of a target."""
+    import dataclasses
+
     from chipsim.config import load_net
+    from chipsim.hostlink.teacher import TargetStore, TeacherTargets
     from chipsim.models import resolve_net
     from chipsim.weights import load_weights
 
     net = load_net(resolve_net("digits"))
-    bundle = load_weights(net.weights)
-    chip = Chip(net, bundle)
-    setup = setup_learning(chip, net.learning, seed=0)
+    bnd = load_weights(net.weights)
+    setup = setup_learning(Chip(net, bnd), net.learning, seed=0)
     images = np.random.default_rng(0).integers(0, 17, size=(20, 1, 8, 8)).astype(np.uint8)
-    tt = TeacherTargets(net, bundle.teacher, setup, 16, images)
-    key = tt.cache_key("digits/train")
-    assert key == TeacherTargets(net, bundle.teacher, setup, 16, images).cache_key("digits/train")
-    assert key != tt.cache_key("digits/test")
-    cache = TargetCache(tmp_path / "targets.h5")
-    assert cache.load(key) is None
-    targets = tt.targets(images, np.zeros(20, np.int64))
-    cache.store(key, targets)
-    cache.store("other", targets[:2])
-    assert np.array_equal(cache.load(key), targets) and cache.load("other").shape == (2, setup.n_targets)
+    labels = np.arange(20) % 10
+    tt = TeacherTargets(net, bnd.teacher, setup, 16, images)
+    key = tt.cache_key(images, labels)
+    assert key == TeacherTargets(net, bnd.teacher, setup, 16, images).cache_key(images, labels)
+    other_images = images.copy()
+    other_images[3, 0, 2, 2] ^= 1
+    assert tt.cache_key(other_images, labels) != key
+    assert tt.cache_key(images, np.roll(labels, 1)) != key
+    rate = setup_learning(Chip(net, bnd), dataclasses.replace(net.learning, label_rate=0.5), seed=0)
+    assert TeacherTargets(net, bnd.teacher, rate, 16, images).cache_key(images, labels) != key
+
+    store = TargetStore(tmp_path / "t", tt, images, labels)
+    idx = np.array([4, 1, 4, 7])
+    first = store.targets(idx, images[idx], labels[idx])
+    assert np.array_equal(first, tt.targets(images[idx], labels[idx]))
+    assert store.misses == 4 and store.hits == 0
+    again = TargetStore(tmp_path / "t", tt, images, labels)      # another process opening the same folder
+    idx2 = np.array([1, 2, 7])
+    second = again.targets(idx2, images[idx2], labels[idx2])
+    assert np.array_equal(second, tt.targets(images[idx2], labels[idx2]))
+    assert again.hits == 2 and again.misses == 1
+    np.lib.format.open_memmap(tmp_path / "t" / f"{key}.done.npy", mode="w+", dtype=np.uint8, shape=(5,))
+    with pytest.raises(OSError, match="--target-cache .*expected uint8 \\(20,\\)"):
+        TargetStore(tmp_path / "t", tt, images, labels)
+
+
+def test_calibration_with_target_cache_is_identical(tmp_path):
+    """Cold and warm --target-cache runs give the chip of a run without it; the warm one computes nothing."""
+    plain = calibrate(tmp_path, "plain", learn=SPARSE)
+    cold = calibrate(tmp_path, "cold", learn=SPARSE, target_cache=tmp_path / "targets")
+    warm = calibrate(tmp_path, "warm", learn=SPARSE, target_cache=tmp_path / "targets", seed=0)
+    ref = registers(tmp_path / "plain" / "calibrated.h5")
+    for name, s in (("cold", cold), ("warm", warm)):
+        regs = registers(tmp_path / name / "calibrated.h5")
+        assert all(np.array_equal(ref[k], regs[k]) for k in ref), name
+        assert s["accuracy_per_epoch"] == plain["accuracy_per_epoch"]
+        assert s["learning_layers"] == plain["learning_layers"]
+    assert cold["target_cache"]["rows_computed"] == 96 and cold["target_cache"]["rows_read"] == 96   # 2 epochs
+    assert warm["target_cache"] == {"folder": str(tmp_path / "targets"), "rows_read": 192, "rows_computed": 0}
+    assert plain["target_cache"] is None
 
 
 def test_progress_callback_holding_a_stream_does_not_break_checkpoints(tmp_path):

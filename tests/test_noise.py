@@ -127,6 +127,37 @@ def test_quantizer_level_count_and_error_bound(bits):
     assert chip.registers.weight_step[0] == gain and chip.registers.weight_max[0] == levels * gain
 
 
+@pytest.mark.parametrize("bits", [3, 4])
+def test_minmax_quantizer_grid_offset_and_error_bound(bits):
+    """bits.quantizer=minmax: 2^b levels min + k (max - min) / (2^b - 1), the offset kept to 1/G of a level."""
+    rng = np.random.default_rng(1)
+    net = fc_chain([128, 64], T=2)
+    w = rng.integers(-90, 128, size=(64, 128))                  # asymmetric: min -90, max 127
+    chip = Chip(net, bundle(net, [w], biases=[rng.integers(-50, 50, 64)], thresholds=[300]))
+    rep = apply_noise(chip, [f"bits={bits}", "bits.quantizer=minmax"], seed=0)["realised"]["bits"]["fc1"]
+    lo, hi, top = int(w.min()), int(w.max()), (1 << bits) - 1
+    q = (hi - lo) / top
+    gain = rep["gain"]
+    assert gain == 1 << max(0, int(np.ceil(np.log2(q)))) and rep["step_lsb"] == q
+    offset = round(lo * gain / q)
+    stored = chip.registers.weights.astype(np.int64)
+    k = (stored - offset) // gain
+    assert np.all((stored - offset) % gain == 0) and k.min() >= 0 and k.max() <= top
+    assert rep["levels_used"] == len(np.unique(k)) <= top + 1
+    original = w.T.reshape(-1)                                # crossbar rows in chip order
+    assert np.abs(lo + k * q - original).max() <= q / 2 + 1e-9
+    assert np.array_equal(k, np.round((original - lo) / q))
+    assert chip.registers.theta[0] == round(300 * gain / q)
+    assert chip.registers.weight_step[0] == gain
+    assert chip.registers.weight_max[0] == max(abs(offset), abs(offset + top * gain))
+    # the symmetric quantizer is the default and differs
+    sym = Chip(net, bundle(net, [w], biases=[np.zeros(64)], thresholds=[300]))
+    apply_noise(sym, [f"bits={bits}"], seed=0)
+    assert not np.array_equal(sym.registers.weights, chip.registers.weights)
+    with pytest.raises(NoiseSpecError, match="expected symmetric or minmax"):
+        parse_noise(["bits.quantizer=paper"])
+
+
 # ----------------------------------------------------------------- thermal
 def thermal_increments(sample_ids, s=0.1, batch_split=None):
     chip = big_chip(n_in=1, n_out=4096, w=100, T=6)
@@ -171,6 +202,33 @@ def test_silence_mask_is_exact_fixed_and_never_spikes():
     chip2 = Chip(net, bundle(net, [np.full((200, 4), 20), np.full((3, 200), 1)]))
     apply_noise(chip2, ["silence=0.25"], seed=2)
     assert np.array_equal(chip2.registers.enabled, chip.registers.enabled)
+
+
+def test_silence_by_channel_kills_whole_feature_maps():
+    """silence.unit=channel: round(p C) channels of a conv layer dead at every position; fc neuron by neuron."""
+    from chipsim.config import load_net
+    from chipsim.models import resolve_net
+    from chipsim.weights import load_weights
+
+    net = load_net(resolve_net("fashion"))
+    chip = Chip(net, load_weights(net.weights))
+    rep = apply_noise(chip, ["silence=0.25", "silence.unit=channel"], seed=4)["realised"]["silence"]
+    for layer in chip.layers[:-1]:
+        mask = chip.registers.enabled[chip.layer_slice(layer.name)].astype(bool)
+        c = layer.out_shape[0]
+        if layer.n_out > c:
+            per_pos = mask.reshape(-1, c)                      # chip order (y, x, c)
+            assert np.all(per_pos == per_pos[0]), layer.name   # the same channels at every position
+            assert (~per_pos[0]).sum() == round(0.25 * c) == rep[layer.name]["silenced_channels"]
+        else:
+            assert (~mask).sum() == round(0.25 * layer.n_out)
+    neuron = Chip(net, load_weights(net.weights))
+    apply_noise(neuron, ["silence=0.25"], seed=4)
+    conv = chip.layers[0]
+    m = neuron.registers.enabled[neuron.layer_slice(conv.name)].reshape(-1, conv.out_shape[0])
+    assert not np.all(m == m[0])                               # the default silences positions one by one
+    with pytest.raises(NoiseSpecError, match="expected silence.scope=chip or silence.unit=neuron"):
+        parse_noise(["silence=0.2", "silence.scope=tick", "silence.unit=channel"])
 
 
 # ----------------------------------------------------------------- whole runs

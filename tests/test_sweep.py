@@ -50,6 +50,26 @@ def test_scope_axes_cross_their_kind():
         expand(SweepOptions(nets=("vgg11",), axes=(("thermal", ("0.1",)), ("thermal", ("0.2",))), out=Path("x")))
 
 
+def test_base_noise_reaches_every_cell(tmp_path):
+    from dataclasses import asdict
+
+    from chipsim.sweep import _precheck, run_cell
+
+    cell = Cell("digits", "silence", "0.25", 0)
+    task = {"cell": asdict(cell), "cell_dir": str(tmp_path / "c"), "net_spec": "digits", "weights": None,
+            "data": None, "samples": 16, "calib_samples": None, "batch_size": 16, "calibrate_epochs": None,
+            "learn": [], "threads": 1, "base_noise": ["mismatch=0.1"]}
+    res = run_cell(task)
+    assert res["status"] == "ok", res
+    noise = json.loads((tmp_path / "c" / "summary.json").read_text())["noise"]
+    assert noise["requested"]["mismatch_weights"] == 0.1 and noise["requested"]["silence"] == 0.25
+    assert {"mismatch", "silence"} <= set(noise["realised"])
+    assert json.loads((tmp_path / "c" / "row.json").read_text()) == res["row"]
+    error = _precheck(Cell("digits", "silence", "0.2", 0, "tick"), ("silence.unit=channel",))
+    assert error.startswith("NoiseSpecError") and "silence.unit=channel" in error
+    assert _precheck(Cell("digits", "silence", "0.2", 0), ("silence.unit=channel",)) is None
+
+
 def test_sweep_failures_and_resume(tmp_path):
     out = tmp_path / "sw"
     args = ["sweep", "--net", "digits", "--net", "no_such_net", "--noise", "mismatch=0,0.3", "--noise", "bits=1",
@@ -97,6 +117,17 @@ def test_sweep_failures_and_resume(tmp_path):
     for key in ("accuracy_before", "accuracy_after", "pulses", "cell_writes", "updates_sign_gated"):
         assert after[key] == before[key], key
     assert read_csv(out / "sweep.csv")["digits__mismatch-0__seed0"] == kept
+
+    # a folder written before an option existed holds that option's default
+    meta = json.loads((out / "sweep.json").read_text())
+    del meta["run_options"]["base_noise"]
+    (out / "sweep.json").write_text(json.dumps(meta))
+    again = run_sweep(SweepOptions(nets=("digits",), axes=(("mismatch", ("0", "0.3")),), out=out, **TINY),
+                      echo=lambda line: None)
+    assert again.ran == 0 and again.skipped == 2
+    with pytest.raises(SweepError, match=r"base_noise: folder has \[\], now \['bits=4'\]"):
+        run_sweep(SweepOptions(nets=("digits",), axes=(("mismatch", ("0",)),), out=out, base_noise=("bits=4",),
+                               **TINY), echo=lambda line: None)
 
     # a folder holds one set of run options
     with pytest.raises(SweepError, match="samples: folder has 16, now 8"):
