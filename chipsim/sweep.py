@@ -117,6 +117,7 @@ class SweepOptions:
     threads_per_cell: int = 1
     checkpoint_every: int | None = None               #: calibration samples between checkpoints (default: epochs)
     target_cache: str | None = None                   #: folder the cells share teacher targets in (TargetStore)
+    no_worker_timeout_s: float = 60.0                 #: fail the waiting cells after this long without workers
 
 
 @dataclass
@@ -304,6 +305,31 @@ def _precheck(cell: Cell, base_noise: tuple[str, ...] = ()) -> str | None:
     return None
 
 
+def _net_errors(opts: SweepOptions, specs: dict[str, str]) -> dict[str, str | None]:
+    """Per net label, an error text when its cells cannot run (net file, learning overrides, weights), else None.
+
+    Checked on the client before any cluster starts, so a sweep whose every cell would fail
+    starts nothing; a bad net fails its own cells only, as if they had run."""
+    from chipsim.config import ConfigError
+    from chipsim.runner import RunError, resolve_net_option
+
+    errors = {}
+    for label, spec in specs.items():
+        try:
+            net = resolve_net_option(spec)
+            if opts.calibrate_epochs:
+                from chipsim.calibrate import learning_config
+
+                learning_config(net, opts.learn)
+            if opts.weights not in (None, "random") and not Path(opts.weights).is_file():
+                raise RunError(f"--weights {opts.weights}: no such file; expected an HDF5 weights file or a "
+                               f"saved chip state written by chipsim")
+            errors[label] = None
+        except (RunError, ConfigError, ValueError, OSError) as exc:
+            errors[label] = f"{type(exc).__name__}: {exc}"
+    return errors
+
+
 def write_csv(path: Path, rows: list[dict]) -> Path:
     from chipsim.atomic import atomic_path
 
@@ -317,18 +343,63 @@ def write_csv(path: Path, rows: list[dict]) -> Path:
     return path
 
 
+SCHEDULER_TIMEOUT_S = 3.0     #: an unreachable --scheduler fails after this long
+POLL_S = 5.0                  #: how often a sweep waiting on its cells checks that workers exist
+
+
 def _client(opts: SweepOptions, n_cells: int):
     import logging
 
     from distributed import Client, LocalCluster
 
     if opts.scheduler:
-        return Client(opts.scheduler, timeout="30s"), None
+        try:
+            return Client(opts.scheduler, timeout=f"{SCHEDULER_TIMEOUT_S}s"), None
+        except (OSError, TimeoutError, ValueError, TypeError) as exc:
+            raise SweepError(f"--scheduler {opts.scheduler}: no Dask scheduler answered within "
+                             f"{SCHEDULER_TIMEOUT_S:.0f} s ({type(exc).__name__}); expected the address of a running "
+                             f"scheduler, e.g. tcp://HOST:8786 (`dask scheduler` prints it)") from None
     workers = max(1, min(opts.workers or (os.cpu_count() or 1), n_cells))
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                            silence_logs=logging.ERROR,
                            env={"NUMBA_NUM_THREADS": str(opts.threads_per_cell), "OMP_NUM_THREADS": "1"})
     return Client(cluster), cluster
+
+
+def _results(client, futures: list, opts: SweepOptions):
+    """(future, result dict) as cells finish. A worker that dies fails its cell (after Dask's own
+    retries on other workers); when the cluster has had no worker for `no_worker_timeout_s`, every
+    cell still waiting fails with that reason instead of the sweep hanging."""
+    from distributed import wait
+
+    pending, idle_since = set(futures), None
+    while pending:
+        try:
+            finished, pending = wait(pending, timeout=POLL_S, return_when="FIRST_COMPLETED")
+        except TimeoutError:
+            finished = set()
+        if finished:
+            idle_since = None
+        else:
+            try:
+                workers = len(client.scheduler_info().get("workers", {}))
+            except Exception:            # the scheduler itself went away
+                workers = 0
+            idle_since = (idle_since or time.monotonic()) if workers == 0 else None
+            if idle_since is not None and time.monotonic() - idle_since >= opts.no_worker_timeout_s:
+                reason = (f"NoWorkers: the Dask cluster{' at ' + opts.scheduler if opts.scheduler else ''} had no "
+                          f"worker for {opts.no_worker_timeout_s:.0f} s; the cell did not run (rerun to resume)")
+                client.cancel(list(pending))
+                for fut in sorted(pending, key=lambda f: f.key):
+                    yield fut, {"status": "failed", "error": reason, "traceback": ""}
+                return
+        for fut in finished:
+            try:
+                result = fut.result()
+            except Exception as exc:        # the worker died (memory, signal) and Dask gave up: the cell failed
+                result = {"status": "failed", "error": f"{type(exc).__name__}: {exc}",
+                          "traceback": traceback.format_exc()}
+            yield fut, result
 
 
 def run_sweep(opts: SweepOptions, progress: Callable[[int, int, str], None] | None = None,
@@ -342,6 +413,7 @@ def run_sweep(opts: SweepOptions, progress: Callable[[int, int, str], None] | No
     opts.out.mkdir(parents=True, exist_ok=True)
     _check_folder(opts)
     specs = _net_specs(opts)
+    net_errors = _net_errors(opts, specs)
     rows: dict[str, dict] = {}
     failures: list[dict] = []
     todo = []
@@ -356,10 +428,11 @@ def run_sweep(opts: SweepOptions, progress: Callable[[int, int, str], None] | No
                 echo(f"cell {cell.id}: finished run unreadable ({type(exc).__name__}: {exc}); running it again")
                 summary_path.unlink()
                 (cell_dir / ROW_FILE).unlink(missing_ok=True)
-        error = _precheck(cell, opts.base_noise)
+        error = net_errors[cell.net] or _precheck(cell, opts.base_noise)
         if error:
             failures.append({"cell": cell.id, "error": error, "traceback": ""})
             rows[cell.id] = _failed_row(cell, error)
+            _write_error(opts.out / "cells" / cell.id, {"error": error, "traceback": "(found before the cell ran)"})
             echo(f"FAILED {cell.id}: {error}")
             continue
         todo.append(cell)
@@ -381,30 +454,26 @@ def run_sweep(opts: SweepOptions, progress: Callable[[int, int, str], None] | No
                            "target_cache": str(Path(opts.target_cache).resolve()) if opts.target_cache else None}
                  for cell in todo}
         by_id = {cell.id: cell for cell in todo}
+
+        def finish(cid: str, result: dict, done: int) -> None:
+            if result["status"] == "ok":
+                rows[cid] = result["row"]
+            else:
+                failures.append({"cell": cid, "error": result["error"], "traceback": result["traceback"]})
+                rows[cid] = _failed_row(by_id[cid], result["error"], result.get("wall_s"))
+                _write_error(opts.out / "cells" / cid, result)
+                echo(f"FAILED {cid}: {result['error']}")
+            flush()
+            if progress:
+                progress(done, len(todo), cid)
+
         client, cluster = _client(opts, len(todo))
         try:
-            from distributed import as_completed
-
             futures = [client.submit(run_cell, tasks[cid], key=f"chipsim-cell-{cid}-{os.getpid()}-{time.time_ns()}",
                                      pure=False) for cid in tasks]
             fut_ids = {f.key: cid for f, cid in zip(futures, tasks)}
-            for done, fut in enumerate(as_completed(futures), 1):
-                cid = fut_ids[fut.key]
-                try:
-                    result = fut.result()
-                except Exception as exc:        # the worker died (memory, signal): the cell failed
-                    result = {"status": "failed", "id": cid, "error": f"{type(exc).__name__}: {exc}",
-                              "traceback": traceback.format_exc()}
-                if result["status"] == "ok":
-                    rows[cid] = result["row"]
-                else:
-                    failures.append({"cell": cid, "error": result["error"], "traceback": result["traceback"]})
-                    rows[cid] = _failed_row(by_id[cid], result["error"], result.get("wall_s"))
-                    _write_error(opts.out / "cells" / cid, result)
-                    echo(f"FAILED {cid}: {result['error']}")
-                flush()
-                if progress:
-                    progress(done, len(todo), cid)
+            for done, (fut, result) in enumerate(_results(client, futures, opts), 1):
+                finish(fut_ids[fut.key], {**result, "id": fut_ids[fut.key]}, done)
         finally:
             client.close()
             if cluster is not None:

@@ -133,3 +133,20 @@ def test_sweep_failures_and_resume(tmp_path):
     with pytest.raises(SweepError, match="samples: folder has 16, now 8"):
         run_sweep(SweepOptions(nets=("digits",), axes=(("mismatch", ("0",)),), out=out,
                                **{**TINY, "samples": 8}), echo=lambda line: None)
+
+
+def test_invalid_spec_fails_every_cell_without_starting_a_cluster(tmp_path, monkeypatch):
+    import chipsim.sweep as sweep_mod
+
+    def no_cluster(*args, **kwargs):
+        raise AssertionError("a cluster was started for cells that cannot run")
+
+    monkeypatch.setattr(sweep_mod, "_client", no_cluster)
+    opts = SweepOptions(nets=("no_such_net", "digits"), axes=(("mismatch", ("0.1",)), ("bits", ("1",))),
+                        out=tmp_path / "sw", **TINY)
+    opts.learn = ("mode=fast",)
+    result = run_sweep(opts, echo=lambda line: None)
+    errors = {f["cell"]: f["error"] for f in result.failures}
+    assert len(errors) == 4 and result.ran == 0
+    assert errors["no_such_net__mismatch-0.1__seed0"].startswith("RunError: --net no_such_net")
+    assert "mode" in errors["digits__mismatch-0.1__seed0"] and "fast" in errors["digits__mismatch-0.1__seed0"]
