@@ -43,17 +43,58 @@ def commit(tmp: Path, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def remove_stale_temps(folder: Path) -> list[Path]:
+    """Delete the temporary files a killed writer left in `folder` (`.NAME.*.tmp`, see temp_beside).
+
+    Called when a run (re)starts in its folder, which it owns: no other writer is active there."""
+    removed = []
+    for tmp in Path(folder).glob(".*.tmp"):
+        if tmp.is_file():
+            try:
+                tmp.unlink()
+                removed.append(tmp)
+            except OSError:
+                pass
+    return removed
+
+
+class WriteError(OSError):
+    """A result could not be written (disk full, read-only, gone); the file under its final name is untouched."""
+
+    def __str__(self) -> str:       # the message alone, without OSError's "[Errno N]" prefix
+        return self.strerror or super().__str__()
+
+
+def _write_error(path: Path, exc: OSError) -> WriteError:
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return WriteError(exc.errno, f"{path}: cannot write ({reason}); the previous {path.name}, if any, is "
+                                 f"unchanged; expected a writable folder with free space")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path in the target's folder; rename it over `path` on success."""
+    """Yield a temporary path in the target's folder; rename it over `path` on success.
+
+    Any OSError while the file is made, written or renamed becomes a WriteError naming `path`."""
     path = Path(path)
-    tmp_path = temp_beside(path)
     try:
-        yield tmp_path
-        commit(tmp_path, path)
+        tmp_path = temp_beside(path)
+    except OSError as exc:
+        raise _write_error(path, exc) from None
+    try:
+        try:
+            yield tmp_path
+            commit(tmp_path, path)
+        except WriteError:
+            raise
+        except OSError as exc:
+            raise _write_error(path, exc) from None
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        try:
+            if tmp_path.exists():
+                tmp_path.unlink()
+        except OSError:
+            pass
 
 
 def write_json(path: str | Path, data: dict) -> None:

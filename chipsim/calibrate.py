@@ -105,14 +105,38 @@ def _load_checkpoint(run_dir: Path) -> dict:
     path = run_dir / CHECKPOINT
     if not path.is_file():
         raise RunError(f"--resume {run_dir}: no {CHECKPOINT}; expected the folder of an interrupted calibration")
-    with h5py.File(path, "r") as f:
-        return {"options": json.loads(f.attrs["options"]), "epoch": int(f.attrs["epoch"]),
-                "batch": int(f.attrs["batch"]),
-                "history": json.loads(f.attrs["history"]), "counters": f["learn_counters"][()],
-                "path": path}
+    try:
+        with h5py.File(path, "r") as f:
+            return {"options": json.loads(f.attrs["options"]), "epoch": int(f.attrs["epoch"]),
+                    "batch": int(f.attrs["batch"]),
+                    "history": json.loads(f.attrs["history"]), "counters": f["learn_counters"][()],
+                    "path": path}
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise RunError(f"{path}: not a readable chipsim checkpoint ({type(exc).__name__}: {exc}); expected the "
+                       f"{CHECKPOINT} an interrupted calibration wrote (delete the folder to start over)") from None
 
 
 def run_calibration(opts: CalibOptions) -> dict:
+    """Calibrate as `opts` says (or continue an interrupted run); return the summary.
+
+    A write that fails (disk full, folder read-only) ends the run with a RunError that names the
+    file and says which checkpoint is intact: rerunning the same command continues from it."""
+    from chipsim.atomic import WriteError
+
+    try:
+        return _run_calibration(opts)
+    except WriteError as exc:
+        folder = Path(opts.resume or opts.out)
+        try:
+            at = _load_checkpoint(folder)
+            kept = f"the last checkpoint ({folder / CHECKPOINT}: epoch {at['epoch']}, batch {at['batch']}) is intact"
+        except RunError:
+            kept = "no checkpoint had been written yet"
+        raise RunError(f"{exc}. {kept}; free the space (or fix the folder) and run the same command to "
+                       f"continue") from None
+
+
+def _run_calibration(opts: CalibOptions) -> dict:
     from chipsim.chipstate import restore_state
     from chipsim.hostlink.datasets import DatasetError, load_dataset
     from chipsim.hostlink.encoders import Encoder
@@ -121,12 +145,26 @@ def run_calibration(opts: CalibOptions) -> dict:
     from chipsim.noise.seeding import generator
 
     resumed = None
+    if opts.resume is None and opts.out is not None and (Path(opts.out) / CHECKPOINT).is_file() \
+            and not (Path(opts.out) / "summary.json").exists():
+        # the same command run again after a kill: continue the interrupted run instead of starting over
+        saved = _load_checkpoint(Path(opts.out))["options"]
+        mine = json.loads(json.dumps(_options_dict(opts), default=str))
+        diff = {k: (saved.get(k), mine[k]) for k in mine if saved.get(k) != mine[k]}
+        if diff:
+            text = "; ".join(f"{k}: checkpoint has {a!r}, now {b!r}" for k, (a, b) in diff.items())
+            raise RunError(f"--out {opts.out}: holds an interrupted calibration with other options ({text}); "
+                           f"expected the same options to continue it (or --resume {opts.out}), or a new --out")
+        opts = dataclasses.replace(opts, resume=Path(opts.out))
     if opts.resume is not None:
         resumed = _load_checkpoint(Path(opts.resume))
         saved = resumed["options"]
         opts = dataclasses.replace(opts, **{k: (tuple(v) if isinstance(v, list) else v) for k, v in saved.items()},
                                    out=Path(opts.resume))
         out_dir = Path(opts.resume)
+        from chipsim.atomic import remove_stale_temps
+
+        remove_stale_temps(out_dir)
     else:
         if opts.out is None:
             raise RunError("--out: a calibration needs an output folder (checkpoints and results)")

@@ -11,9 +11,11 @@ import click
 def user_facing(errors: tuple[type[BaseException], ...], interrupted: str, bar=None):
     """Run a command's work: an expected error becomes click's one-line `Error: ...` (no traceback), Ctrl-C
     prints `interrupted` (what was kept and how to go on) and exits 130; `bar` (if any) is closed either way."""
+    from .atomic import WriteError
+
     try:
         yield
-    except errors as exc:
+    except (*errors, WriteError) as exc:       # a failed write names its file, whatever the command
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         click.echo(interrupted, err=True)

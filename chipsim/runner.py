@@ -129,8 +129,17 @@ def check_out_dir(out: Path) -> None:
 
 
 def prepare_out_dir(out: Path) -> Path:
+    from chipsim.atomic import remove_stale_temps
+
     check_out_dir(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise RunError(f"--out {out}: is a file; expected a folder (new, or one chipsim wrote)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"--out {out}: cannot create the folder ({exc.strerror or exc}); "
+                       f"expected a writable location") from None
+    remove_stale_temps(out)
     return out
 
 
