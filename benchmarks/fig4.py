@@ -95,7 +95,10 @@ TIERS = {
                          base_noise=("silence.unit=channel",)),
     "diag-channel-5k": dict(calibrate_epochs=1, calib_samples=5000, workers=1, threads=2,
                             base_noise=("silence.unit=channel",)),
+    # diagnostics (c): how strong thermal noise must be to hurt, in both scopes
+    "diag-thermal-high": dict(calibrate_epochs=None, calib_samples=None, workers=2, threads=1),
 }
+THERMAL_HIGH = ("0.5", "1", "2")
 MAIN_TIERS = ("before", "epoch5k", "epoch50k", "best5")
 TARGETS = OUT / "targets"           #: teacher-target store shared by the calibration cells (not in git)
 
@@ -138,6 +141,8 @@ STEPS = (
          "diagnosis (b): the paper's quantizer step (max - min) / (2^b - 1), before calibration"),
     Step("diag-channel", (("silence", lv, "chip") for lv in PANELS[3].levels), 0, 3,
          "diagnosis (d): whole conv channels silenced instead of single neurons, before calibration"),
+    Step("diag-thermal-high", (("thermal", lv, sc) for sc in ("current", "input") for lv in THERMAL_HIGH), 0, 1,
+         "diagnosis (c): thermal noise beyond the paper's levels, before calibration"),
     Step("diag-minmax-5k", (("bits", "3", ""),), 0, 1, "diagnosis (b): minmax quantizer at 3 bits, 5,000-image epoch"),
     Step("diag-channel-5k", (("silence", "0.5", "chip"),), 0, 1,
          "diagnosis (d): channel silencing at 0.5, 5,000-image epoch"),
@@ -272,6 +277,13 @@ def aggregate(cells: list[dict]) -> dict:
                          "default_before": ours["before"], "default_after_epoch_5k": ours["after_epoch_5k"]})
         diagnostics[name] = {"kind": kind, "scope": scope or None, "default": default,
                              "variant": TIERS[variant]["base_noise"][0], "levels": rows}
+    high = {}
+    for scope in ("current", "input"):
+        high[scope] = []
+        for lv in THERMAL_HIGH:
+            before = by_seed(pick("thermal", lv, scope, ("diag-thermal-high",)), lambda r: r["accuracy_before"])
+            high[scope].append({"level": lv, "before": _stats(list(before.values()))})
+    diagnostics["thermal_beyond_paper_levels"] = {"kind": "thermal", "levels": list(THERMAL_HIGH), "scopes": high}
     return {"clean": clean, "panels": panels, "diagnostics": diagnostics}
 
 
