@@ -300,7 +300,8 @@ def check_targets(agg: dict) -> dict:
         return None if stats is None else stats["mean"]
 
     def verdict(name, ok, detail):
-        out[name] = {"met": ok, "measured": detail}
+        kind, scope = name.split(" ")[0], ("input" if " input" in name else "tick" if " tick" in name else "")
+        out[name] = {"met": ok, "measured": detail, "panel": kind, "scope": scope}
 
     if clean is None:
         return out
@@ -416,6 +417,54 @@ def _mark_paper(ax, p: Panel, clean: dict | None, xi: int) -> None:
 
 # --------------------------------------------------------------------------- commands
 
+README = ROOT / "README.md"
+README_BEGIN, README_END = "<!-- fig4-table:begin (written by benchmarks/fig4.py report) -->", "<!-- fig4-table:end -->"
+
+
+def _fmt(stats: dict | None, images: int | None = None) -> str:
+    if not stats:
+        return "pending"
+    spread = f" ± {stats['std']:.1f}" if stats["n"] > 1 else ""
+    tier = f", {images // 1000}k images" if images else ""
+    return f"{stats['mean']:.1f}{spread} ({stats['n']} seed{'s' if stats['n'] != 1 else ''}{tier})"
+
+
+def markdown_table(result: dict) -> str:
+    """The README's side-by-side table: per panel the paper's effect, ours at the hardest level, the targets."""
+    clean = result["clean"]
+    lines = [f"Noise-free chip: {_fmt(clean)} %. Ours: test accuracy (%) at the hardest level, mean ± std over "
+             f"seeds; after one epoch of 50,000 images where it has run, else of 5,000.", "",
+             "| panel | paper | ours: before | ours: after one epoch | best of 5 | targets |",
+             "|---|---|---|---|---|---|"]
+    targets = result["targets"]
+    for p in PANELS:
+        for scope in p.scopes:
+            pt = _point(result, p.kind, p.hardest, scope)
+            name = f"{p.kind} {p.hardest}" + (f", scope {scope}" + (" (the paper's)" if scope == p.paper_scope
+                                                                    else "") if scope else "")
+            mine = [f"{k}: {'met' if v['met'] else ('**missed**' if v['met'] is False else 'pending')}"
+                    + (f" ({v['measured']})" if v["measured"] else "")
+                    for k, v in targets.items() if v["panel"] == p.kind and v["scope"] == scope]
+            lines.append(f"| {name} | {p.paper if scope in ('', p.paper_scope) else 'chipsim default scope'} | "
+                         f"{_fmt(pt['before'])} | {_fmt(pt['after_epoch'], pt['after_epoch_images'])} | "
+                         f"{_fmt(pt['best_of_5'])} | {'; '.join(mine) or '-'} |")
+    return "\n".join(lines)
+
+
+def update_readme(result: dict) -> bool:
+    """Replace the table between the README's fig4 markers (if they are there)."""
+    text = README.read_text()
+    if README_BEGIN not in text or README_END not in text:
+        return False
+    head, rest = text.split(README_BEGIN, 1)
+    _, tail = rest.split(README_END, 1)
+    from chipsim.atomic import atomic_path
+
+    with atomic_path(README) as tmp:
+        tmp.write_text(head + README_BEGIN + "\n" + markdown_table(result) + "\n" + README_END + tail)
+    return True
+
+
 def report(data: str) -> dict:
     from chipsim.atomic import write_json
 
@@ -439,6 +488,7 @@ def report(data: str) -> dict:
     write_json(RESULT, result)
     if cells:
         plot(agg, FIGURE)
+    update_readme(result)
     return result
 
 
