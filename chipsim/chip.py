@@ -80,6 +80,7 @@ class Chip:
         self.chip = net.chip
         self.layers = net.chip_layers
         self.layer_names = tuple(layer.name for layer in self.layers)
+        self.source = source          #: where the weights came from (a file, "random", ...)
         self.scales = {name: weights.layers[name].scale for name in weights.layers}
         self._build(weights, source)
 

@@ -1,4 +1,6 @@
-"""Command line: `chipsim run`, `chipsim nets`. Parse, call, print; no simulation logic here."""
+"""Command line: `chipsim run`, `chipsim nets` (and the commands of cli_analysis, cli_zoo, cli_interchange).
+
+Parse, call, print; no simulation logic here."""
 from __future__ import annotations
 
 import time
@@ -186,6 +188,11 @@ from .cli_zoo import import_torch, pretrain  # noqa: E402  (model zoo: needs the
 
 main.add_command(pretrain)
 main.add_command(import_torch)
+
+from .cli_interchange import export_nir, import_nir  # noqa: E402  (NIR in and out)
+
+main.add_command(import_nir)
+main.add_command(export_nir)
 
 if __name__ == "__main__":
     main()

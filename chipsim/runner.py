@@ -143,17 +143,25 @@ def prepare_out_dir(out: Path) -> Path:
     return out
 
 
-def run_inference(opts: RunOptions) -> RunOutcome:
+def run_inference(opts: RunOptions, deployed: tuple[Chip, dict] | None = None) -> RunOutcome:
+    """Resolve, deploy and run `opts`; with `deployed` (a chip and its noise report, e.g. from the Python
+    API, calibrated or not) run that chip as it is instead (opts.net, weights and noise are then ignored)."""
     from chipsim.hostlink.encoders import Encoder
     from chipsim.hostlink.stream import BatchStream
 
     if opts.batch_size < 1:
         raise RunError(f"--batch-size: expected an integer >= 1, got {opts.batch_size}")
-    net = resolve_net_option(opts.net)
-    bundle, weights_source = resolve_weights(net, opts.weights, opts.seed)
+    if deployed is None:
+        net = resolve_net_option(opts.net)
+        bundle, weights_source = resolve_weights(net, opts.weights, opts.seed)
+    else:
+        net, bundle, weights_source = deployed[0].net, None, deployed[0].source
     data_spec = opts.data or net.data
     data = load_inputs(net, data_spec, opts.split, opts.samples)
-    chip, noise_report = deploy(net, bundle, weights_source, opts.noise, opts.seed)
+    if deployed is None:
+        chip, noise_report = deploy(net, bundle, weights_source, opts.noise, opts.seed)
+    else:
+        chip, noise_report = deployed
     encoder = Encoder(net.encoder.kind, net.time_steps, data.pixel_max, net.encoder.input_bits,
                       net.encoder.max_rate, encoder_key(opts.seed))
     n = len(data)

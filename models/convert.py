@@ -69,6 +69,19 @@ def balanced(net: NetConfig, params: dict, lambdas: dict[str, float], leak_compe
     return out
 
 
+def symmetric_scale(w: np.ndarray, wmax: int, theta: float) -> float:
+    """Per-layer symmetric LSB: the largest |w| becomes `wmax` (an all-zero layer: theta / wmax)."""
+    s = float(np.abs(w).max(initial=0.0)) / wmax
+    return s if s > 0 else theta / wmax      # an all-zero layer: any scale represents it
+
+
+def to_lsb(w: np.ndarray, b: np.ndarray, s: float, wmax: int, bmax: int) -> tuple[np.ndarray, np.ndarray]:
+    """Real weights and biases -> integers of LSB `s`, rounded to nearest, clipped to the registers."""
+    w_int = np.clip(np.round(np.asarray(w, np.float64) / s), -wmax, wmax).astype(np.int32)
+    b_int = np.clip(np.round(np.asarray(b, np.float64) / s), -bmax, bmax).astype(np.int64)
+    return w_int, b_int
+
+
 def quantize(net: NetConfig, real: dict, pixel_max: int) -> dict[str, LayerWeights]:
     """Real-unit parameters (threshold = net.neuron.threshold) -> integer chip layers (step 3).
 
@@ -82,11 +95,8 @@ def quantize(net: NetConfig, real: dict, pixel_max: int) -> dict[str, LayerWeigh
         w, b = (np.asarray(a, np.float64) for a in real[layer.name])
         if i == 0 and net.encoder.kind == "direct":
             w = w / pixel_max       # integer pixels drive the first layer
-        s = float(np.abs(w).max()) / wmax
-        if not s > 0:               # an all-zero layer: any scale represents it
-            s = theta / wmax
-        w_int = np.clip(np.round(w / s), -wmax, wmax).astype(np.int32)
-        b_int = np.clip(np.round(b / s), -bmax, bmax).astype(np.int64)
+        s = symmetric_scale(w, wmax, theta)
+        w_int, b_int = to_lsb(w, b, s, wmax, bmax)
         thr = int(min(max(1, round(theta / s)), net.chip.membrane_max))
         layers[layer.name] = LayerWeights(w_int, b_int, thr, s)
     return layers
