@@ -54,6 +54,7 @@ class BatchResult:
     counters: np.ndarray        #: (B, T, L, N_COUNTERS) int64
     spikes: np.ndarray | None   #: (B, T, neurons) uint8 when recorded
     membrane: np.ndarray | None  #: (B, T, neurons) int32 when recorded
+    neuron_counts: np.ndarray | None = None  #: (B, neurons) spike counts (saturating counter_bits registers)
 
 
 def chip_order_permutation(shape: tuple[int, int, int]) -> np.ndarray:
@@ -342,7 +343,7 @@ class Chip:
         out = self.layer_slice(self.layer_names[-1])
         counts, pots = C[:, out], U[:, out]
         return BatchResult(readout(counts, pots, self.net.readout, self.chip.membrane_min), counts, pots,
-                           counters, rec_S if rec & 1 else None, rec_U if rec & 2 else None)
+                           counters, rec_S if rec & 1 else None, rec_U if rec & 2 else None, C)
 
 
 _NO_TARGETS = np.zeros((1, 1), np.uint16)

@@ -178,6 +178,7 @@ def build_report(run: RunData) -> dict:
         "learning": learning,
         "cost": cost,
         "synops": synops_ratio(chip.costs, run.geo, totals, n),
+        "neurobench": s.get("neurobench"),      # inference runs: from summary.json (chipsim/neurobench.py)
     }
 
 
@@ -229,6 +230,12 @@ def format_table(rep: dict) -> str:
     lines.append(f"synops {syn['synops_per_sample']:.4g} per sample ({syn['synops_ac_per_sample']:.4g} AC, "
                  f"{syn['synops_mac_per_sample']:.4g} MAC) vs {syn['ann_macs_per_sample']} ANN MACs: "
                  f"SynOps/MAC {syn['synops_per_mac']:.3f}, compute energy SNN/ANN {syn['compute_energy_ratio']:.3f}")
+    nb = rep.get("neurobench")
+    if nb:
+        lines.append(f"NeuroBench: synops dense {nb['synops_dense_per_sample']:.4g}, effective MACs "
+                     f"{nb['effective_macs_per_sample']:.4g}, effective ACs {nb['effective_acs_per_sample']:.4g} per "
+                     f"sample; activation sparsity {nb['activation_sparsity']:.4f}, connection sparsity "
+                     f"{nb['connection_sparsity']:.4f}, footprint {nb['footprint_bytes']:.6g} B")
     for note in cost.get("notes", []):
         lines.append(f"note: {note}")
     return "\n".join(lines)

@@ -191,11 +191,17 @@ def run_inference(opts: RunOptions, deployed: tuple[Chip, dict] | None = None) -
     stream = BatchStream(make_batch, n_batches)
     t0 = time.perf_counter()
     chip_s = 0.0
+    from .neurobench import input_activity, neurobench_metrics
+
+    activity = np.zeros(chip.n_inputs, np.int64)          # NeuroBench effective ops need per-input activity
+    neuron_counts = np.zeros(chip.n_neurons, np.int64)
     try:
         for ids, inputs, _labels in stream:
             c0 = time.perf_counter()
             res = chip.run(inputs, opts.record, ids)
             chip_s += time.perf_counter() - c0
+            activity += input_activity(chip, inputs)
+            neuron_counts += res.neuron_counts.sum(axis=0)
             preds[ids] = res.predictions
             per_tick += res.counters.sum(axis=0)
             per_sample[ids] = res.counters.sum(axis=1)
@@ -247,6 +253,7 @@ def run_inference(opts: RunOptions, deployed: tuple[Chip, dict] | None = None) -
                    for li, name in enumerate(chip.layer_names)},
         "cost": cost_estimate(chip, per_tick, n),
         "synops": synops_vs_mac(chip, totals, n),
+        "neurobench": neurobench_metrics(chip, totals, activity, neuron_counts, n),
     }
     outcome = RunOutcome(summary, preds, labels, per_tick, per_sample, out_dir)
     if out_dir is not None:
