@@ -31,7 +31,7 @@ from .config import ConfigError, LearningConfig, _parse_learning, _Reader
 from .counters import layer_totals
 from .kernels import layout as K
 from .learning import LearningError, setup_learning
-from .runner import RunError, RunOptions, deploy, encoder_key, load_inputs, prepare_out_dir, \
+from .runner import RunError, RunOptions, check_out_dir, deploy, encoder_key, load_inputs, prepare_out_dir, \
     resolve_net_option, resolve_weights
 
 TRAIN_ID_BASE = 1 << 48     #: training sample ids never collide with test sample ids (0..N-1)
@@ -145,6 +145,8 @@ def _run_calibration(opts: CalibOptions) -> dict:
     from chipsim.noise.seeding import generator
 
     resumed = None
+    if opts.resume is None and opts.out is not None:
+        check_out_dir(Path(opts.out))             # a finished run, or a path this system refuses (too long)
     if opts.resume is None and opts.out is not None and (Path(opts.out) / CHECKPOINT).is_file() \
             and not (Path(opts.out) / "summary.json").exists():
         # the same command run again after a kill: continue the interrupted run instead of starting over
@@ -179,7 +181,7 @@ def _run_calibration(opts: CalibOptions) -> dict:
         setup = setup_learning(chip, cfg, opts.seed)
     except LearningError as exc:
         raise RunError(str(exc)) from None
-    data_spec = opts.data or net.data
+    data_spec = net.data if opts.data is None else opts.data
     test = load_inputs(net, data_spec, "test", opts.samples)
     try:
         train = load_dataset(data_spec, "train", limit=opts.calib_samples)

@@ -64,24 +64,59 @@ def read_attrs(path: str | Path) -> dict:
 
 def restore_state(chip, path: str | Path) -> None:
     """Overwrite `chip`'s registers with the saved ones (shapes must match the net)."""
+    try:
+        _restore_state(chip, path)
+    except OSError as exc:          # damaged HDF5 (truncated, bits flipped): h5py's errors name no file
+        raise ValueError(f"{path}: unreadable chip state ({str(exc).splitlines()[0] if str(exc) else exc}); "
+                         f"expected an HDF5 chip state written by chipsim") from None
+
+
+def _restore_state(chip, path: str | Path) -> None:
     with h5py.File(path, "r") as f:
         if f.attrs.get("format") != FORMAT:
             raise ValueError(f"{path}: attribute 'format': expected {FORMAT!r}, got {f.attrs.get('format')!r}")
         if f.attrs.get("net") != chip.net.name:
             raise ValueError(f"{path}: chip state of net {f.attrs.get('net')!r}, expected {chip.net.name!r}")
-        g = f["registers"]
-        values = {}
-        for field in dataclasses.fields(chip.registers):
-            current = getattr(chip.registers, field.name)
-            saved = g[field.name][()]
-            if saved.shape != current.shape:
-                raise ValueError(f"{path}: registers/{field.name}: expected shape {current.shape}, got {saved.shape}")
-            values[field.name] = saved
+        try:
+            g = f["registers"]
+            values = {}
+            for field in dataclasses.fields(chip.registers):
+                current = getattr(chip.registers, field.name)
+                saved = g[field.name][()]
+                values[field.name] = _checked(path, f"registers/{field.name}", saved, current)
+            spread = g.attrs["write_noise_spread"]
+            if not (isinstance(spread, (int, float, np.integer, np.floating)) and np.isfinite(spread) and spread >= 0):
+                raise ValueError(f"{path}: registers@write_noise_spread: expected a number >= 0, got {spread!r}")
+            keys = _checked(path, "registers/write_noise_keys", g["write_noise_keys"][()], chip.write_noise[1])
+            scales = g["scales"][()]
+            if scales.dtype.kind != "f" or scales.shape != (len(chip.layer_names),):
+                raise ValueError(f"{path}: registers/scales: expected {len(chip.layer_names)} floats, got "
+                                 f"{scales.dtype} {scales.shape}")
+        except KeyError as exc:
+            raise ValueError(f"{path}: {exc.args[0] if exc.args else 'a register'}: missing; expected a chip state "
+                             f"written by chipsim (registers/...)") from None
         chip.registers = type(chip.registers)(**values)
-        chip.write_noise = (float(g.attrs["write_noise_spread"]), g["write_noise_keys"][()])
-        for name, scale in zip(chip.layer_names, g["scales"][()]):
+        chip.write_noise = (float(spread), keys)
+        for name, scale in zip(chip.layer_names, scales):
             if np.isfinite(scale):
                 chip.scales[name] = float(scale)
+
+
+def _checked(path, where: str, saved: np.ndarray, current) -> np.ndarray:
+    """A saved register array of the shape and kind of the chip's own, with values its dtype holds."""
+    current = np.asarray(current)
+    if saved.shape != current.shape:
+        raise ValueError(f"{path}: {where}: expected shape {current.shape}, got {saved.shape}")
+    kinds = "iub" if current.dtype.kind in "iub" else "f"
+    if saved.dtype.kind not in kinds:
+        raise ValueError(f"{path}: {where}: expected {current.dtype} values, got {saved.dtype}")
+    if kinds == "f":
+        return saved.astype(current.dtype)
+    info = np.iinfo(current.dtype) if current.dtype.kind != "b" else None
+    if info is not None and saved.size and (saved.min() < info.min or saved.max() > info.max):
+        raise ValueError(f"{path}: {where}: values {saved.min()}..{saved.max()} do not fit {current.dtype}; "
+                         f"expected a chip state written by chipsim")
+    return saved.astype(current.dtype)
 
 
 def blank_bundle(net):

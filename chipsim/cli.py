@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .cli_errors import user_facing
+from .cli_errors import SEED, CheckedGroup, user_facing
 from .first_run import announce_compile
 from .progress import LazyProgressBar
 
@@ -58,7 +58,7 @@ def _print_summary(summary: dict) -> None:
         click.echo(f"noise: {noise.get('requested')}")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CheckedGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="chipsim")
 def main() -> None:
     """chipsim: a neuromorphic chip that learns on chip (online Local Tandem Learning)."""
@@ -71,14 +71,14 @@ def main() -> None:
 @click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True)
 @click.option("--samples", type=click.IntRange(min=1), default=None, help="Use only the first N samples (class-balanced).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random draw of the run.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of every random draw of the run.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Numba threads (default: all cores).")
 @click.option("--noise", multiple=True, help="Non-ideality, repeatable: mismatch=0.2, bits=4, thermal=0.05, thermal.scope=current|input|additive, silence=0.1, silence.scope=chip|tick, preset=NAME.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Output folder (default runs/NET-TIME).")
 @click.option("--record", default=None, help="Record traces: spikes, membrane (comma-separated).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout instead of the table.")
-@click.option("--calibrate-epochs", type=int, default=None,
+@click.option("--calibrate-epochs", type=click.IntRange(min=1), default=None,
               help="Calibrate on chip with online LTL for this many epochs of the training split.")
 @click.option("--calib-samples", type=click.IntRange(min=1), default=None, help="Training samples used for calibration.")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=None, help="Samples between calibration checkpoints.")
@@ -112,8 +112,11 @@ def run(net, weights, data, split, samples, batch_size, seed, threads, noise, ou
         _calibrate(net, weights, data, samples, batch_size, seed, noise, out, calibrate_epochs or 1, calib_samples,
                    checkpoint_every, resume, learn, no_progress, as_json, target_cache)
         return
-    if target_cache is not None:
-        raise click.UsageError("--target-cache applies to calibration: add --calibrate-epochs N (or --resume DIR)")
+    for flag, value in (("--target-cache", target_cache), ("--calib-samples", calib_samples),
+                        ("--checkpoint-every", checkpoint_every), ("--learn", learn or None)):
+        if value is not None:       # refused, not silently ignored
+            raise click.UsageError(f"{flag} applies to calibration: expected --calibrate-epochs N (or --resume DIR) "
+                                   f"with it")
     opts = RunOptions(net=net, weights=weights, data=data, split=split, samples=samples, batch_size=batch_size,
                       seed=seed, record=record_kinds, out=out or _default_out(net), noise=tuple(noise))
     bar = LazyProgressBar("chip")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from .cli_errors import user_facing
+from .cli_errors import SEED, user_facing
 from .first_run import announce_compile
 from .progress import LazyProgressBar
 
@@ -34,7 +34,17 @@ def apply_chip_option(net: str, chip: str, out: Path, resume) -> tuple[str, Path
     except (ConfigError, FileNotFoundError) as exc:
         raise click.ClickException(f"--chip {chip}: {exc}") from None
     out = Path(out)
-    if not (out / "summary.json").exists():      # a finished run is refused later, untouched
+    try:
+        finished = (out / "summary.json").exists()
+    except (OSError, ValueError):                 # a path this system refuses (too long): named by the runner
+        from .runner import RunError, check_out_dir
+
+        try:
+            check_out_dir(out)
+        except RunError as exc:
+            raise click.ClickException(str(exc)) from None
+        raise
+    if not finished:      # a finished run is refused later, untouched
         from .atomic import atomic_path
 
         with atomic_path(out / "net.yaml") as tmp:
@@ -56,13 +66,19 @@ def report(run_dir, as_json, no_plots, chip):
 
     try:
         rep = build_report(load_run(run_dir, chip))
+        table = format_table(rep)
     except (ReportError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
+    except (OSError, KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        # a damaged summary.json or run.h5 (truncated, not JSON / HDF5, keys missing or of another type)
+        text = str(exc).splitlines()[0] if str(exc) else ""
+        raise click.ClickException(f"{run_dir}: summary.json or run.h5 is damaged ({type(exc).__name__}: {text}); "
+                                   f"expected the files of a finished chipsim run") from None
     rep["plots"] = [] if no_plots else [str(p) for p in write_plots(rep, run_dir)]
     if as_json:
         click.echo(json.dumps(rep, indent=2, default=float))
         return
-    click.echo(format_table(rep))
+    click.echo(table)
     if rep["plots"]:
         click.echo(f"wrote {', '.join(rep['plots'])}")
 
@@ -79,7 +95,7 @@ def report(run_dir, as_json, no_plots, chip):
                    "repeatable.")
 @click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True,
               help="Seeds per level: F..F+N-1 (F is --first-seed).")
-@click.option("--first-seed", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--first-seed", type=SEED, default=0, show_default=True,
               help="First seed (add seeds to a finished sweep: --first-seed 3 --seeds 2 runs seeds 3 and 4).")
 @click.option("--calibrate-epochs", type=click.IntRange(min=1), default=None,
               help="Calibrate every cell on chip for this many epochs (default: inference only).")
@@ -111,6 +127,19 @@ def sweep(nets, axes, base_noise, seeds, first_seed, checkpoint_every, target_ca
 
     if workers is not None and scheduler is not None:
         raise click.UsageError("--workers and --scheduler exclude each other (the scheduler's cluster has its own)")
+    if scheduler is None:       # local workers: a cell cannot have more threads than this machine has cores
+        import numba
+
+        if threads_per_cell > numba.config.NUMBA_NUM_THREADS:
+            raise click.BadParameter(f"expected at most {numba.config.NUMBA_NUM_THREADS} (cores available), got "
+                                     f"{threads_per_cell}", param_hint="--threads-per-cell")
+    for flag, value in (("--learn", learn or None), ("--calib-samples", calib_samples),
+                        ("--checkpoint-every", checkpoint_every), ("--target-cache", target_cache)):
+        if value is not None and calibrate_epochs is None:      # refused, not silently ignored
+            raise click.UsageError(f"{flag} applies to calibration: expected --calibrate-epochs N with it")
+    if first_seed + seeds - 1 > SEED.max:
+        raise click.BadParameter(f"{first_seed} + {seeds} seeds passes {SEED.max}; expected seeds within 64 bits",
+                                 param_hint="--first-seed")
     announce_compile()
     try:
         opts = SweepOptions(nets=tuple(nets), axes=tuple(parse_axis(a) for a in axes), out=out, seeds=seeds,
@@ -134,6 +163,10 @@ def sweep(nets, axes, base_noise, seeds, first_seed, checkpoint_every, target_ca
                      f"\ninterrupted: finished cells are kept; run the same command to resume into {out}", bar):
         result = run_sweep(opts, None if no_progress else progress, echo)
     ok = sum(1 for r in result.rows if r["status"] == "ok")
+    if result.failures and not ok and not result.ran:     # nothing could start: one error, as for any command
+        first = result.failures[0]["error"]
+        raise click.ClickException(f"every cell ({len(result.failures)}) failed before it ran: {first} "
+                                   f"(all in {out / 'failures.json'})")
     click.echo(f"{total} cells: {ok} ok ({result.skipped} already finished, {result.ran} run), "
                f"{len(result.failures)} failed; {result.wall_s:.1f} s")
     for f in result.failures:

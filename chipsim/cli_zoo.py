@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from .cli_errors import user_facing
+from .cli_errors import SEED, FiniteFloat, user_facing
 
 
 @click.command()
@@ -33,30 +33,30 @@ from .cli_errors import user_facing
 @click.option("--ltl-init", default="convert", show_default=True,
               help="SNN start: 'convert' (the threshold-balanced teacher), 'random' (the paper), or a chipsim "
                    "weights file to fine-tune.")
-@click.option("--ltl-lr", type=float, default=2e-4, show_default=True, help="Adam learning rate of offline LTL.")
+@click.option("--ltl-lr", type=FiniteFloat(min=0, min_open=True), default=2e-4, show_default=True, help="Adam learning rate of offline LTL.")
 @click.option("--ltl-batch-size", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--train-mismatch", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+@click.option("--train-mismatch", type=FiniteFloat(0, 1), default=0.0, show_default=True,
               help="Noise-aware offline LTL: each batch runs through weights and biases x (1 + S xi), "
                    "as on a chip with device mismatch S.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True, help="Teacher batch size.")
-@click.option("--lr", type=float, default=0.05, show_default=True, help="Teacher peak learning rate (SGD, cosine).")
-@click.option("--weight-decay", type=float, default=5e-4, show_default=True)
+@click.option("--lr", type=FiniteFloat(min=0, min_open=True), default=0.05, show_default=True, help="Teacher peak learning rate (SGD, cosine).")
+@click.option("--weight-decay", type=FiniteFloat(min=0), default=5e-4, show_default=True)
 @click.option("--train-samples", type=click.IntRange(min=1), default=None,
               help="Use only the first N training samples (class-balanced).")
 @click.option("--eval-samples", type=click.IntRange(min=1), default=None,
               help="Measure accuracies on the first N test samples (class-balanced; default all).")
-@click.option("--percentile", type=float, default=None,
+@click.option("--percentile", type=FiniteFloat(0, 100, min_open=True), default=None,
               help="Activation percentile for y_norm / threshold balancing (default: learning.target_percentile).")
 @click.option("--augment/--no-augment", default=None, help="Random crop + flip (default: on for >= 16 px images).")
 @click.option("--batchnorm/--no-batchnorm", default=None, help="Teacher BatchNorm (default: on for conv nets).")
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=None,
+@click.option("--dropout", type=FiniteFloat(0, 1, max_open=True), default=None,
               help="Teacher dropout before fc layers (default 0.2 for conv nets, 0 for MLPs).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="CPU threads for torch and the chip (1 leaves the other cores to others).")
-@click.option("--max-minutes", type=float, default=None,
+@click.option("--max-minutes", type=FiniteFloat(min=0), default=None,
               help="Stop at the first checkpoint past this many minutes (then --resume).")
-@click.option("--checkpoint-minutes", type=click.FloatRange(min=0), default=10.0, show_default=True,
+@click.option("--checkpoint-minutes", type=FiniteFloat(min=0), default=10.0, show_default=True,
               help="Also checkpoint within an epoch this often (long epochs: a kill loses at most this).")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 def pretrain(net, data, epochs, method, teacher_only, teacher_file, out, resume, ltl_epochs, ltl_samples, ltl_init,
@@ -94,8 +94,8 @@ def pretrain(net, data, epochs, method, teacher_only, teacher_file, out, resume,
 @click.option("--calib-samples", type=click.IntRange(min=1), default=2000, show_default=True,
               help="Training images for threshold balancing.")
 @click.option("--eval-samples", type=click.IntRange(min=1), default=None, help="Test samples measured (default all).")
-@click.option("--percentile", type=float, default=None, help="Threshold-balancing percentile (default: the net's).")
-@click.option("--bn-eps", type=float, default=None, help="BatchNorm eps of the checkpoint (default 1e-5).")
+@click.option("--percentile", type=FiniteFloat(0, 100, min_open=True), default=None, help="Threshold-balancing percentile (default: the net's).")
+@click.option("--bn-eps", type=FiniteFloat(min=0, min_open=True), default=None, help="BatchNorm eps of the checkpoint (default 1e-5).")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 def import_torch(state_dict, net, out, data, calib_samples, eval_samples, percentile, bn_eps, threads, no_progress):

@@ -499,15 +499,28 @@ def parse_net(data: Any, source: str = "<mapping>", base_dir: Path | None = None
 def load_net(path: str | Path) -> NetConfig:
     """Load and validate a network YAML file."""
     path = Path(path)
+    return parse_net(read_yaml(path, "a net YAML"), str(path), path.parent)
+
+
+def read_yaml(path: Path, what: str):
+    """The YAML document in `path`; a file that cannot be read, is not UTF-8 text or not YAML is one
+    ConfigError naming the file (and the line)."""
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); expected {what} "
+                          f"(UTF-8 text)") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}; expected {what}") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return parse_net(data, str(path), path.parent)
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML ({where}{problem}); expected {what}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML (nested too deeply); expected {what}") from None
 
 
 def replace_chip(net: NetConfig, **changes: Any) -> NetConfig:
@@ -552,12 +565,15 @@ def chip_preset_path(spec: str | Path) -> Path:
     from chipsim.models import MODELS_DIR
 
     path = Path(spec)
-    if path.is_file():
-        return path
-    name = path.name[:-5] if path.name.endswith(".yaml") else path.name
-    bundled = MODELS_DIR / "chips" / f"{name}.yaml"
-    if path.parent == Path(".") and bundled.is_file():
-        return bundled
+    try:
+        if path.is_file():
+            return path
+        name = path.name[:-5] if path.name.endswith(".yaml") else path.name
+        bundled = MODELS_DIR / "chips" / f"{name}.yaml"
+        if path.parent == Path(".") and bundled.is_file():
+            return bundled
+    except (OSError, ValueError):       # a name too long for the file system: no such preset either
+        pass
     raise ConfigError(f"chip preset {str(spec)!r}: no such file, and not a bundled preset; expected a YAML "
                       f"path or one of: {', '.join(bundled_chips())}")
 
@@ -565,12 +581,7 @@ def chip_preset_path(spec: str | Path) -> Path:
 def load_chip(spec: str | Path) -> ChipPreset:
     """Load and validate a chip preset (a name from models/chips/ or a YAML path)."""
     path = chip_preset_path(spec)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    data = read_yaml(path, "a chip preset YAML")
     r = _Reader(str(path), data)
     name = r.string("name", path.stem)
     about = r.string("about", "")
@@ -597,7 +608,7 @@ def net_mapping_with_chip(net_path: str | Path, spec: str | Path) -> dict:
     absolute, so the mapping can be saved anywhere (e.g. as a run's net.yaml)."""
     net_path = Path(net_path)
     preset = load_chip(spec)
-    data = yaml.safe_load(net_path.read_text())
+    data = read_yaml(net_path, "a net YAML")
     parse_net(data, str(net_path), net_path.parent)                 # validate before rewriting
     chip = {k: v for k, v in (data.get("chip") or {}).items()
             if k not in CHIP_PRESET_KEYS and k != "preset"}

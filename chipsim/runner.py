@@ -65,6 +65,9 @@ def resolve_weights(net: NetConfig, spec: str | None, seed: int) -> tuple[Weight
     """The nominal weights, or None for a saved chip state (restored by `deploy`)."""
     if spec == "random":
         return random_weights(net, seed), "random"
+    if spec is not None and not str(spec).strip():
+        raise RunError(f"--weights {spec!r}: empty; expected an HDF5 weights file, a saved chip state or 'random' "
+                       f"(leave the flag out for the net's own weights)")
     path = spec or net.weights
     if path is None:
         trained = sorted(n for n in bundled_nets() if n.startswith(net.name) and n != net.name)
@@ -108,12 +111,20 @@ def deploy(net: NetConfig, bundle: WeightBundle | None, weights_source: str, noi
 def load_inputs(net: NetConfig, spec: str, split: str, samples: int | None):
     from chipsim.hostlink.datasets import DatasetError, load_for_net
 
+    if spec is None or not str(spec).strip():
+        raise RunError(f"--data {spec!r}: empty; expected a dataset (see --help), or leave the flag out for the "
+                       f"net's own ({net.data})")
+
     try:
         data = load_for_net(spec, split, samples, net.input_shape, net.name)
     except DatasetError as exc:
         raise RunError(f"--data: {exc}") from None
     if samples is not None and len(data) < samples:
         raise RunError(f"--samples {samples}: the {split} split of {spec} has only {len(data)} samples")
+    if net.encoder.kind == "direct" and data.pixel_max > (1 << net.encoder.input_bits) - 1:
+        raise RunError(f"--data {spec}: pixel values up to {data.pixel_max}, but {net.source}: encoder.input_bits "
+                       f"is {net.encoder.input_bits}; expected data with pixels up to "
+                       f"{(1 << net.encoder.input_bits) - 1} or input_bits >= {int(data.pixel_max).bit_length()}")
     return data
 
 
@@ -123,7 +134,12 @@ def encoder_key(seed: int) -> int:
 
 
 def check_out_dir(out: Path) -> None:
-    if (out / "summary.json").exists():
+    try:
+        finished = (out / "summary.json").exists()
+    except (OSError, ValueError) as exc:          # a name too long, a NUL byte, a loop of links
+        raise RunError(f"--out {str(out)[:200]}{'...' if len(str(out)) > 200 else ''}: cannot be used "
+                       f"({getattr(exc, 'strerror', None) or exc}); expected a folder path this system accepts") from None
+    if finished:
         raise RunError(f"--out {out}: already holds a finished run (summary.json); "
                        f"expected a new or empty folder, nothing is overwritten")
 
@@ -156,7 +172,7 @@ def run_inference(opts: RunOptions, deployed: tuple[Chip, dict] | None = None) -
         bundle, weights_source = resolve_weights(net, opts.weights, opts.seed)
     else:
         net, bundle, weights_source = deployed[0].net, None, deployed[0].source
-    data_spec = opts.data or net.data
+    data_spec = net.data if opts.data is None else opts.data
     data = load_inputs(net, data_spec, opts.split, opts.samples)
     if deployed is None:
         chip, noise_report = deploy(net, bundle, weights_source, opts.noise, opts.seed)

@@ -286,7 +286,13 @@ def _net_specs(opts: SweepOptions) -> dict[str, str]:
             from chipsim.config import net_mapping_with_chip
             from chipsim.models import resolve_net
 
+            from chipsim.config import ConfigError, load_chip
+
             path = opts.out / "nets" / f"{net_label(net)}.yaml"
+            try:
+                load_chip(opts.chip)
+            except ConfigError as exc:
+                raise SweepError(f"--chip {opts.chip}: {exc}") from None
             mapping = net_mapping_with_chip(resolve_net(net), opts.chip)
             with atomic_path(path) as tmp:
                 tmp.write_text(yaml.safe_dump(mapping, sort_keys=False))
@@ -298,6 +304,10 @@ def _precheck(cell: Cell, base_noise: tuple[str, ...] = ()) -> str | None:
     """An error text for a cell whose noise items are invalid (no need to start it), else None."""
     from chipsim.noise import NoiseSpecError, parse_noise
 
+    try:
+        parse_noise(tuple(base_noise))
+    except NoiseSpecError as exc:
+        return f"NoiseSpecError: --base-noise: {exc}"
     try:
         parse_noise(tuple(base_noise) + cell.noise)
     except NoiseSpecError as exc:
@@ -324,6 +334,14 @@ def _net_errors(opts: SweepOptions, specs: dict[str, str]) -> dict[str, str | No
             if opts.weights not in (None, "random") and not Path(opts.weights).is_file():
                 raise RunError(f"--weights {opts.weights}: no such file; expected an HDF5 weights file or a "
                                f"saved chip state written by chipsim")
+            if opts.weights not in (None, "random"):      # readable, and made for this net
+                from chipsim.runner import deploy, resolve_weights
+
+                deploy(net, *resolve_weights(net, opts.weights, 0), (), 0)
+            if opts.data is not None:        # --data readable, in this net's shape (one sample is decoded)
+                from chipsim.runner import load_inputs
+
+                load_inputs(net, opts.data, "test", 1)
             errors[label] = None
         except (RunError, ConfigError, ValueError, OSError) as exc:
             errors[label] = f"{type(exc).__name__}: {exc}"
@@ -410,7 +428,11 @@ def run_sweep(opts: SweepOptions, progress: Callable[[int, int, str], None] | No
     `echo` gets one line per failed cell as it fails."""
     t0 = time.perf_counter()
     cells = expand(opts)
-    opts.out.mkdir(parents=True, exist_ok=True)
+    try:
+        opts.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SweepError(f"--out {str(opts.out)[:200]}: cannot create the folder ({exc.strerror or exc}); "
+                         f"expected a folder path that can be created") from None
     _check_folder(opts)
     specs = _net_specs(opts)
     net_errors = _net_errors(opts, specs)

@@ -187,8 +187,10 @@ def load_weights(path: str | Path) -> WeightBundle:
                 raise WeightsError(f"{path}: attribute 'format': expected {FORMAT!r}, got {f.attrs.get('format')!r}")
             layers = {}
             for name, g in f["layers"].items():
-                layers[name] = LayerWeights(g["weight"][()].astype(np.int32), g["bias"][()].astype(np.int64),
-                                            int(g.attrs["threshold"]), float(g.attrs["scale"]))
+                layers[name] = LayerWeights(_int_array(path, f"layers/{name}/weight", g["weight"][()], np.int32),
+                                            _int_array(path, f"layers/{name}/bias", g["bias"][()], np.int64),
+                                            _attr_number(path, f"layers/{name}@threshold", g.attrs["threshold"], int),
+                                            _attr_number(path, f"layers/{name}@scale", g.attrs["scale"], float))
             teacher = {name: (_teacher_weight(g), g["bias"][()]) for name, g in f["teacher"].items()} \
                 if "teacher" in f else {}
             attrs = {}
@@ -199,9 +201,34 @@ def load_weights(path: str | Path) -> WeightBundle:
                     except json.JSONDecodeError:
                         pass
                 attrs[key] = value.item() if isinstance(value, np.generic) else value
-    except (OSError, KeyError) as exc:
-        raise WeightsError(f"{path}: not a readable chipsim weights file: {exc}") from None
+    except (OSError, KeyError, TypeError, AttributeError) as exc:
+        raise WeightsError(f"{path}: not a readable chipsim weights file: {exc}; expected an HDF5 file written "
+                           f"by chipsim") from None
     return WeightBundle(layers, attrs, teacher)
+
+
+def _int_array(path, where: str, value, dtype) -> np.ndarray:
+    """An integer dataset as `dtype`: floats (even whole ones), text and values beyond `dtype` are refused."""
+    value = np.asarray(value)
+    if value.dtype.kind not in "iu":
+        raise WeightsError(f"{path}: {where}: expected integers (register levels), got {value.dtype}")
+    info = np.iinfo(dtype)
+    if value.size and (value.min() < info.min or value.max() > info.max):
+        raise WeightsError(f"{path}: {where}: values {value.min()}..{value.max()} beyond {np.dtype(dtype)}; "
+                           f"expected register levels of the net's widths")
+    return value.astype(dtype)
+
+
+def _attr_number(path, where: str, value, kind):
+    """A positive finite scalar attribute (threshold: an integer, scale: a number)."""
+    v = value.item() if isinstance(value, np.generic) else value
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) and v > 0
+    if ok and kind is int:
+        ok = float(v).is_integer()
+    if not ok:
+        raise WeightsError(f"{path}: {where}: expected a positive finite {'integer' if kind is int else 'number'}, "
+                           f"got {value!r}")
+    return kind(v)
 
 
 def random_weights(net: NetConfig, seed: int, rate_target: float = 0.1) -> WeightBundle:

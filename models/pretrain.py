@@ -486,6 +486,25 @@ def finish(net: NetConfig, bundle, params: dict, test, data_spec: str, attrs: di
 # --------------------------------------------------------------------------- driver
 
 
+
+def _check_out_path(out: Path) -> None:
+    """--out (and OUT.pretrain beside it) can be created: no file where a folder must be, no over-long name."""
+    try:
+        full = out.absolute()
+        if any(len(os.fsencode(part)) > 250 for part in full.parts):
+            raise PretrainError(f"--out {str(out)[:80]}...: a path component is longer than the file system allows "
+                                f"(255 bytes); expected a shorter name")
+        parent = full.parent
+        while not parent.exists():
+            parent = parent.parent
+        if not parent.is_dir():
+            raise PretrainError(f"--out {out}: {parent} is a file; expected a path whose folders are folders")
+        if out.is_dir():
+            raise PretrainError(f"--out {out}: is a folder; expected a weights file name (e.g. net.h5)")
+    except OSError as exc:
+        raise PretrainError(f"--out {str(out)[:200]}: cannot be used ({exc.strerror or exc}); expected a path this "
+                            f"system accepts") from None
+
 def pretrain(opts: PretrainOptions) -> dict:
     """Run (or resume) the pretraining pipeline; returns a summary dict."""
     torch = _torch()
@@ -509,6 +528,7 @@ def pretrain(opts: PretrainOptions) -> dict:
     net = resolve_net(opts.net)
     out = Path(opts.out) if opts.out else Path(f"{net.name}.h5")
     work = work_dir(out)
+    _check_out_path(out)
     ckpt_path = work / CHECKPOINT
     log_path = work / LOG
     state: dict | None = None
@@ -548,7 +568,10 @@ def pretrain(opts: PretrainOptions) -> dict:
         state = {"format": "chipsim-pretrain-1", "options": {**opts.saved(), "net": opts.net}, "stage": "teacher",
                  "epoch": 0, "history": [], "seconds": {"teacher": 0.0, "snn": 0.0}, "norms": None}
         if opts.teacher is not None:
-            teacher = teacher_from_state_dict(net, opts.teacher, t_opts)
+            try:
+                teacher = teacher_from_state_dict(net, opts.teacher, t_opts)
+            except PretrainError as exc:
+                raise PretrainError(f"--teacher {exc}") from None
             t_opt = torch.optim.SGD(teacher.parameters(), lr=opts.lr)
             state["stage"] = "snn" if opts.method == "offline-ltl" else "export"
             state["teacher_source"] = str(opts.teacher)

@@ -74,10 +74,11 @@ class Case:
     verdict: str = "any"                            # "invalid" | "valid" | "any"
     names: tuple = ()                               # the Error: line names one of these
     why: list = field(default_factory=list)
+    touched: set = field(default_factory=set)      # flags already mutated: one mutation per flag
 
     def add(self, verdict: str, names, why: str) -> None:
         """Combine one more mutation: invalid wins over any, any over valid."""
-        rank = {"valid": 0, "any": 1, "invalid": 2}
+        rank = {"valid": 0, "any": 1, "skip": 1.5, "invalid": 2}
         if rank[verdict] > rank[self.verdict]:
             self.verdict = verdict
         self.names = tuple(self.names) + tuple(names)
@@ -126,10 +127,9 @@ FLOAT_BAD = ["nan", "NaN", "-nan", "inf", "-inf", "Infinity", "", "x", "1,5", "\
 
 def count_values(valid=("1", "2", "3")):
     """(value, verdict) for a count flag (IntRange(min=1))."""
-    return st.one_of(
-        st.sampled_from([(v, "invalid") for v in INT_BAD + ["0", "-1", str(-(2**64))]]),
-        st.sampled_from([(v, "any") for v in HUGE[:4]]),
-        st.sampled_from([(v, "valid") for v in valid]))
+    parts = [st.sampled_from([(v, "invalid") for v in INT_BAD + ["0", "-1", str(-(2**64))]]),
+             st.sampled_from([(v, "any") for v in HUGE[:4]])]
+    return st.one_of(*parts, *([st.sampled_from([(v, "valid") for v in valid])] if valid else []))
 
 
 def seed_values():
@@ -262,7 +262,7 @@ def net_yaml(draw, world, name="net.yaml"):
         certainly_bad = isinstance(value, float) and not math.isfinite(value)
         verdict = "invalid" if certainly_bad and leaf not in ("threshold_range",) else "any"
     text = yaml.safe_dump(base, allow_unicode=True)
-    return _write_bytes(text.encode()), verdict, (name, leaf), why
+    return _write_bytes(text.encode()), verdict, (name, leaf, "digits.h5"), why     # or the weights it names
 
 
 def _h5_mutate(src: Path, op: tuple):
@@ -322,13 +322,17 @@ def _essential(node: str) -> bool:
 
 
 @st.composite
-def h5_file(draw, world, which: str, name: str):
-    """(writer, verdict, names, why): the file `which` of the world (digits.h5, calibrated.h5, digits.nir), mutated."""
+def h5_file(draw, world, which: str, name: str, good=("digits.h5", "calibrated.h5"), other_ok=True):
+    """(writer, verdict, names, why): the file `which` of the world (digits.h5, calibrated.h5, fashion.h5,
+    digits.nir), mutated; the files in `good` are the valid ones where it is used (another net's file never is)."""
     src = world["files"][which]
     nodes, attrs = world["h5"][which]
-    op_kind = draw(st.sampled_from(["truncate", "garbage", "flip", "del-node", "del-attr", "attr", "data", "data",
-                                    "other", "valid"]))
+    op_kind = draw(st.sampled_from(["truncate", "garbage", "flip", "del-node", "data", "data", "valid"]
+                                   + (["del-attr", "attr"] if attrs else []) + (["other"] if other_ok else [])))
     names = (name, "--weights")
+    if which not in good:               # another net's file, or a file of another kind: whatever is done to it
+        inner = draw(h5_file(world, which, name, good=(which,), other_ok=False))
+        return inner[0], "invalid", inner[2], f"{inner[3]} (not a file for this net)"
     if op_kind == "valid":
         return _copy(src), "valid", names, f"{which}: unchanged"
     if op_kind == "truncate":
@@ -343,7 +347,7 @@ def h5_file(draw, world, which: str, name: str):
     if op_kind == "other":
         others = [k for k in world["files"] if k != which and world["files"][k].is_file()]
         other = draw(st.sampled_from(others))
-        verdict = "any" if {which, other} == {"digits.h5", "calibrated.h5"} else "invalid"
+        verdict = "valid" if other in good else "invalid"
         return _copy(world["files"][other]), verdict, names, f"{which}: replaced by {other}"
     if op_kind == "del-node":
         node = draw(st.sampled_from(nodes))[0]
@@ -458,8 +462,8 @@ def out_location(draw, name="out", file_ok=False):
         return name, None, "valid", f"{name}: new"
     if kind == "unicode":
         return f"{name}-\u00e9\u6f22", None, "valid", f"{name}: unicode name"
-    if kind == "existing-file":
-        return name, _write_bytes(b"x"), "invalid", f"{name}: an existing file"
+    if kind == "existing-file":          # a folder flag refuses it; a file flag may overwrite it (pretrain)
+        return name, _write_bytes(b"x"), "any" if file_ok else "invalid", f"{name}: an existing file"
     if kind == "below-file":
         return f"blocker/{name}", (lambda p: _write_bytes(b"x")(p.parent)), "invalid", f"{name}: below a file"
     if kind == "long":
@@ -483,6 +487,9 @@ def _set_flag(argv, flag, value):
 @st.composite
 def flag_mutation(draw, case: Case, table: dict):
     flag = draw(st.sampled_from(sorted(table)))
+    if flag in case.touched:
+        return
+    case.touched.add(flag)
     value, verdict = draw(table[flag])
     case.argv = _set_flag(case.argv, flag, value)
     case.add(verdict, (flag,), f"{flag} {value!r} ({verdict})")
@@ -496,6 +503,9 @@ def _threads():
 @st.composite
 def file_mutation(draw, case: Case, world, flag: str, what: str):
     """--net YAML, --weights / chip state / NIR HDF5, --data folder: write the file and point flag at it."""
+    if flag in case.touched:
+        return
+    case.touched.add(flag)
     if what == "yaml":
         writer, verdict, names, why = draw(net_yaml(world))
         rel = "net.yaml"
@@ -514,8 +524,11 @@ def file_mutation(draw, case: Case, world, flag: str, what: str):
 
 @st.composite
 def out_mutation(draw, case: Case, flag: str, file_ok=False):
-    arg, writer, verdict, why = draw(out_location(case.argv[case.argv.index(flag) + 1]
-                                                  if flag in case.argv else "out", file_ok))
+    if flag in case.touched:
+        return
+    case.touched.add(flag)
+    base = {"run": "out", "sweep": "sw", "pretrain": "p.h5", "import-nir": "nirout", "export-nir": "x.nir"}
+    arg, writer, verdict, why = draw(out_location(base[case.argv[0]], file_ok))
     if writer is not None:
         case.files.append((arg, writer))
     case.argv = _set_flag(case.argv, flag, arg)
@@ -556,7 +569,12 @@ def run_case(draw, world):
             draw(file_mutation(case, world, "--net", "yaml"))
         elif what == "weights":
             draw(file_mutation(case, world, "--weights", draw(st.sampled_from(["digits.h5", "calibrated.h5", "fashion.h5"]))))
-        elif what == "data":
+        elif what == "data":       # on a digits net with 8-bit input (image files hold 0..255 pixels)
+            if "--net" not in case.argv:
+                net8 = json.loads(json.dumps(world["net"]))
+                net8["encoder"]["input_bits"] = 8
+                case.files.append(("net8.yaml", _write_bytes(yaml.safe_dump(net8).encode())))
+                case.argv += ["--net", "net8.yaml"]
             draw(file_mutation(case, world, "--data", "data"))
         elif what == "out":
             draw(out_mutation(case, "--out"))
@@ -701,7 +719,8 @@ def nets_case():
     return st.one_of(
         st.just(Case(["nets"], verdict="valid", why=["nets"])),
         text_values().filter(lambda t: t not in ("--help", "-h")).map(
-            lambda t: Case(["nets", t or "x"], verdict="invalid", names=(t or "x",), why=["nets with an argument"])),
+            lambda t: Case(["nets", t or "x"], verdict="invalid", names=(t or "x", "unexpected extra argument"),
+                           why=["nets with an argument"])),
         st.sampled_from(["--net", "--json", "--bogus", "-x"]).map(
             lambda f: Case(["nets", f], verdict="invalid", names=(f,), why=["nets with an option"])))
 
@@ -803,7 +822,7 @@ def import_nir_case(draw, world):
     case = Case(["import-nir", "g.nir", "--out", "nirout"], verdict="valid")
     what = draw(st.sampled_from(["flag", "flag", "flag", "graph", "graph", "out"]))
     if what == "graph":
-        writer, verdict, names, why = draw(h5_file(world, "digits.nir", "g.nir"))
+        writer, verdict, names, why = draw(h5_file(world, "digits.nir", "g.nir", good=("digits.nir",)))
         case.files.append(("g.nir", writer))
         case.add(verdict, ("g.nir",) + tuple(n for n in names if n != "--weights"), why)
     else:
@@ -846,7 +865,7 @@ def any_case(draw, world):
         return draw(nets_case())
     case = draw(makers[which](world))
     if draw(st.integers(0, 30)) == 0:        # an unknown option anywhere is named
-        case.argv.insert(draw(st.integers(1, len(case.argv))), "--no-such-flag")
+        case.argv.insert(1, "--no-such-flag")
         case.add("invalid", ("--no-such-flag",), "unknown option")
     return case
 
@@ -872,7 +891,10 @@ def check(case: Case, result) -> None:
     errors = [line for line in out.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1, f"expected exactly one Error: line, got {len(errors)}:\n{out[-2000:]}"
     line = errors[0]
-    names = [str(n) for n in case.names if str(n)]
+    names = [(str(n).splitlines() or [""])[0] for n in case.names]     # the line ends where the name breaks
+    names = [n for n in names if n.strip()]
+    if any("\x00" in str(a) for a in case.argv):
+        names.append("NUL byte")
     assert any(n in line for n in names) or any(n.lower() in line.lower() for n in names), \
         f"the error names none of {names}: {line!r}"
     assert EXPECTED_RE.search(line), f"the error does not say what was expected: {line!r}"

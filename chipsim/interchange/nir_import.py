@@ -389,7 +389,13 @@ def import_nir(path: str | Path, out_dir: str | Path, opts: ImportOptions | None
     opts = opts or ImportOptions()
     nir_module()
     graph = read_graph(path)
-    imported = graph_to_net(graph, str(path), opts)
+    try:
+        imported = graph_to_net(graph, str(path), opts)
+    except NIRImportError:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:   # a node's arrays malformed
+        raise NIRImportError(f"{path}: malformed graph ({type(exc).__name__}: {exc}); expected a NIR graph whose "
+                             f"nodes hold numeric arrays of matching shapes") from None
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise NIRImportError(f"--out {out_dir}: is a file; expected a folder")
