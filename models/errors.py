@@ -14,5 +14,6 @@ def _torch():
     try:
         import torch
     except ImportError:
-        raise PretrainError("pretraining needs PyTorch: pip install -e .[torch]") from None
+        raise PretrainError("this command needs PyTorch, which is not installed; expected the torch extra: "
+                            "pip install -e '.[torch]'") from None
     return torch

@@ -875,12 +875,27 @@ class ClusterStarted(Exception):
     """A sweep that is not certainly valid reached the point of starting Dask."""
 
 
+def _has_torch() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
+#: without the torch extra (as in CI) these commands can only say that they need it
+TORCH_COMMANDS = ("pretrain", "import-torch")
+
+
 def check(case: Case, result) -> None:
     out = result.output
     exc = result.exception
     assert exc is None or isinstance(exc, SystemExit), \
         f"traceback: {type(exc).__name__}: {exc}\n{''.join(__import__('traceback').format_exception(exc))[-3000:]}"
     assert "Traceback (most recent call last)" not in out, out[-3000:]
+    if case.argv and case.argv[0] in TORCH_COMMANDS and not _has_torch() and result.exit_code != 0:
+        errors = [line for line in out.splitlines() if line.startswith("Error:")]
+        if len(errors) == 1 and "needs PyTorch" in errors[0]:
+            assert "expected the torch extra" in errors[0], errors[0]
+            return
     if case.verdict == "valid":
         assert result.exit_code == 0, f"a valid input failed:\n{out[-2000:]}"
         return
