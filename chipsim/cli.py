@@ -78,7 +78,7 @@ def main() -> None:
 @click.option("--record", default=None, help="Record traces: spikes, membrane (comma-separated).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout instead of the table.")
-@click.option("--calibrate-epochs", type=click.IntRange(min=1), default=None,
+@click.option("--calibrate-epochs", type=click.IntRange(min=1, max=10_000), default=None,  # the paper: 50
               help="Calibrate on chip with online LTL for this many epochs of the training split.")
 @click.option("--calib-samples", type=click.IntRange(min=1), default=None, help="Training samples used for calibration.")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=None, help="Samples between calibration checkpoints.")

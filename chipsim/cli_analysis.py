@@ -93,11 +93,11 @@ def report(run_dir, as_json, no_plots, chip):
 @click.option("--base-noise", multiple=True,
               help="A --noise item every cell gets before its axis item (e.g. mismatch=0.2, bits.quantizer=minmax); "
                    "repeatable.")
-@click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True,
+@click.option("--seeds", type=click.IntRange(min=1, max=10_000), default=3, show_default=True,
               help="Seeds per level: F..F+N-1 (F is --first-seed).")
 @click.option("--first-seed", type=SEED, default=0, show_default=True,
               help="First seed (add seeds to a finished sweep: --first-seed 3 --seeds 2 runs seeds 3 and 4).")
-@click.option("--calibrate-epochs", type=click.IntRange(min=1), default=None,
+@click.option("--calibrate-epochs", type=click.IntRange(min=1, max=10_000), default=None,  # the paper: 50
               help="Calibrate every cell on chip for this many epochs (default: inference only).")
 @click.option("--calib-samples", type=click.IntRange(min=1), default=None, help="Training samples per calibration.")
 @click.option("--samples", type=click.IntRange(min=1), default=None, help="Test samples per cell.")
