@@ -23,5 +23,6 @@ def resolve_net(spec: str | Path) -> Path:
     bundled = MODELS_DIR / f"{name}.yaml"
     if path.parent == Path(".") and bundled.is_file():
         return bundled
-    raise FileNotFoundError(f"--net {spec}: no such file, and not a bundled net; expected a YAML path "
+    shown = spec if str(spec).isprintable() else repr(str(spec))     # a name with a newline stays on one line
+    raise FileNotFoundError(f"--net {shown}: no such file, and not a bundled net; expected a YAML path "
                             f"or one of: {', '.join(bundled_nets())}")

@@ -277,8 +277,12 @@ def chip_accuracy(net: NetConfig, bundle, data, batch: int = 64, progress: bool 
     from chipsim.runner import encoder_key
 
     chip = Chip(net, bundle, "<pretrain>")
-    enc = Encoder(net.encoder.kind, net.time_steps, data.pixel_max, net.encoder.input_bits,
-                  net.encoder.max_rate, encoder_key(0))
+    try:
+        enc = Encoder(net.encoder.kind, net.time_steps, data.pixel_max, net.encoder.input_bits,
+                      net.encoder.max_rate, encoder_key(0))
+    except ValueError as exc:     # the data's pixel depth does not fit the net's encoder
+        raise PretrainError(f"--data {getattr(data, 'name', '') or ''}: pixels up to {data.pixel_max} for "
+                            f"{net.source}: {exc}") from None
     preds = np.empty(len(data), np.int64)
     bar = _Bar(progress, len(data), label)
     try:
