@@ -17,8 +17,11 @@ def bundled_nets() -> list[str]:
 def resolve_net(spec: str | Path) -> Path:
     """Path of a network YAML given a bundled name or a path."""
     path = Path(spec)
-    if path.is_file():
-        return path
+    try:
+        if path.is_file():
+            return path
+    except (OSError, ValueError):       # a name too long for the file system, a NUL byte: not a file
+        pass
     name = path.name[:-5] if path.name.endswith(".yaml") else path.name
     bundled = MODELS_DIR / f"{name}.yaml"
     if path.parent == Path(".") and bundled.is_file():

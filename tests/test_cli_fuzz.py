@@ -535,6 +535,13 @@ def out_mutation(draw, case: Case, flag: str, file_ok=False):
     case.add(verdict, (flag, Path(arg.replace("\x00", "")).name[:40] or arg), f"{flag}: {why}")
 
 
+def _exists(path: str) -> bool:
+    try:
+        return Path(path).exists()
+    except (OSError, ValueError):         # too long, NUL byte: not a file either
+        return False
+
+
 RUN_FLAGS = {
     "--samples": count_values(valid=("1", "5", "8")), "--batch-size": count_values(valid=("1", "3", "64", "1000")),
     "--seed": seed_values(), "--threads": _threads(), "--split": choice_values(["train", "test"]),
@@ -543,7 +550,7 @@ RUN_FLAGS = {
                           .map(lambda t: (t, "invalid"))),
     "--noise": noise_values(), "--chip": st.one_of(st.sampled_from([("rram256", "valid"), ("digital45", "valid")]),
                                                    text_values().map(lambda t: (t, "invalid"))),
-    "--net": text_values().filter(lambda t: t not in ("digits", "fashion", "vgg11", "vgg11-w4") and not Path(t).exists()
+    "--net": text_values().filter(lambda t: t not in ("digits", "fashion", "vgg11", "vgg11-w4") and not _exists(t)
                                   ).map(lambda t: (t, "invalid")),
     "--weights": st.sampled_from([("nope.h5", "invalid"), ("", "invalid"), (".", "invalid"), ("random", "valid")]),
     "--data": st.sampled_from([("nope", "invalid"), ("", "invalid"), (".", "invalid"), ("digits", "valid"),
@@ -676,7 +683,7 @@ SWEEP_FLAGS = {
     "--weights": st.sampled_from([("nope.h5", "invalid"), ("", "invalid"), (".", "invalid")]),
     "--data": st.sampled_from([("nope", "invalid"), ("", "invalid"), (".", "invalid"), ("\u00e9", "invalid")]),
     "--chip": text_values().map(lambda t: (t, "invalid")),
-    "--net": text_values().filter(lambda t: t not in ("digits", "fashion", "vgg11", "vgg11-w4") and not Path(t).exists()
+    "--net": text_values().filter(lambda t: t not in ("digits", "fashion", "vgg11", "vgg11-w4") and not _exists(t)
                                   ).map(lambda t: (t, "invalid")),
     "--scheduler": st.sampled_from([(v, "invalid") for v in ["", "nonsense", "tcp://", "tcp://127.0.0.1:notaport",
                                                              "\u00e9:1", "tcp://[::1", "tcp://127.0.0.1:99999"]]),
