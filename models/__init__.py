@@ -17,15 +17,15 @@ def bundled_nets() -> list[str]:
 def resolve_net(spec: str | Path) -> Path:
     """Path of a network YAML given a bundled name or a path."""
     path = Path(spec)
+    name = path.name[:-5] if path.name.endswith(".yaml") else path.name
+    bundled = MODELS_DIR / f"{name}.yaml"
     try:
         if path.is_file():
             return path
+        if path.parent == Path(".") and bundled.is_file():
+            return bundled
     except (OSError, ValueError):       # a name too long for the file system, a NUL byte: not a file
         pass
-    name = path.name[:-5] if path.name.endswith(".yaml") else path.name
-    bundled = MODELS_DIR / f"{name}.yaml"
-    if path.parent == Path(".") and bundled.is_file():
-        return bundled
     shown = spec if str(spec).isprintable() else repr(str(spec))     # a name with a newline stays on one line
     raise FileNotFoundError(f"--net {shown}: no such file, and not a bundled net; expected a YAML path "
                             f"or one of: {', '.join(bundled_nets())}")
