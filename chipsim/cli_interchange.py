@@ -11,6 +11,17 @@ import click
 from .cli_errors import SEED, FiniteFloat, user_facing
 
 
+def _known_data(spec: str) -> bool:
+    from .hostlink.datasets import BUNDLED, INSTALLED
+
+    if spec == "digits" or spec in BUNDLED or spec in INSTALLED:
+        return True
+    try:
+        return Path(spec).expanduser().exists()
+    except (OSError, ValueError):
+        return False
+
+
 @click.command("import-nir")
 @click.argument("graph", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True,
@@ -36,6 +47,9 @@ def import_nir(graph, out, dt, time_steps, encoder, input_bits, input_scale, wei
         if value is not None and not value.strip():
             raise click.BadParameter("empty; expected a name (or leave the flag out for the graph's own)",
                                      param_hint=flag)
+    if data is not None and not _known_data(data):
+        raise click.BadParameter(f"{data!r} is neither a dataset chipsim knows nor an existing path; expected e.g. "
+                                 f"digits, fashion-mnist or a folder/archive", param_hint="--data")
     opts = ImportOptions(dt=dt, time_steps=time_steps, encoder=encoder, input_bits=input_bits,
                          input_scale=input_scale, weight_bits=weight_bits, data=data, name=name)
     with user_facing((NIRImportError, ValueError, OSError), "interrupted: nothing written"):

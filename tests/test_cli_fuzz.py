@@ -844,7 +844,7 @@ def import_nir_case(draw, world):
 EXPORT_FLAGS = {"--seed": seed_values(), "--dt": float_values(valid=("1e-4",), bad=("0", "-1")),
                 "--noise": noise_values(),
                 "--net": text_values().filter(lambda t: t not in ("digits", "fashion", "vgg11", "vgg11-w4")
-                                              and not Path(t).exists()).map(lambda t: (t, "invalid"))}
+                                              and not _exists(t)).map(lambda t: (t, "invalid"))}
 
 
 @st.composite
