@@ -45,11 +45,14 @@ def apply_chip_option(net: str, chip: str, out: Path, resume) -> tuple[str, Path
             raise click.ClickException(str(exc)) from None
         raise
     if not finished:      # a finished run is refused later, untouched
-        from .atomic import atomic_path
+        from .atomic import WriteError, atomic_path
 
-        with atomic_path(out / "net.yaml") as tmp:
-            tmp.write_text(f"# {net} on chip preset {chip} (written by chipsim run --chip)\n"
-                           + yaml.safe_dump(mapping, sort_keys=False))
+        try:
+            with atomic_path(out / "net.yaml") as tmp:
+                tmp.write_text(f"# {net} on chip preset {chip} (written by chipsim run --chip)\n"
+                               + yaml.safe_dump(mapping, sort_keys=False))
+        except WriteError as exc:
+            raise click.ClickException(f"--out {out}: {exc}") from None
     return str(out / "net.yaml"), out
 
 
