@@ -331,10 +331,7 @@ def _net_errors(opts: SweepOptions, specs: dict[str, str]) -> dict[str, str | No
                 from chipsim.calibrate import learning_config
 
                 learning_config(net, opts.learn)
-            if opts.weights not in (None, "random") and not Path(opts.weights).is_file():
-                raise RunError(f"--weights {opts.weights}: no such file; expected an HDF5 weights file or a "
-                               f"saved chip state written by chipsim")
-            if opts.weights not in (None, "random"):      # readable, and made for this net
+            if opts.weights not in (None, "random"):      # exists, readable, and made for this net
                 from chipsim.runner import deploy, resolve_weights
 
                 deploy(net, *resolve_weights(net, opts.weights, 0), (), 0)
