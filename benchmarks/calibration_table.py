@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from chipsim.atomic import write_json
-from chipsim.calibrate import CalibOptions, run_calibration
-from chipsim.runner import RunOptions, run_inference
+from chipsim.io.atomic import write_json
+from chipsim.workflows.calibrate import CalibOptions, run_calibration
+from chipsim.workflows.runner import RunOptions, run_inference
 
 ROWS = [
     (("mismatch=0.4",), ()),
@@ -77,7 +77,7 @@ def plot(rows: list[dict], clean: float, path: Path, net: str, gap: float = 3.0)
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from chipsim.atomic import atomic_path
+    from chipsim.io.atomic import atomic_path
 
     kinds = list(dict.fromkeys(r["noise"][0] for r in rows))
     x = np.arange(len(kinds))

@@ -5,7 +5,7 @@
 
 The kernels have no counters-off switch (counting is inline, a few adds per layer and
 tick, plus the tile-activation band counts per event group). To measure its price without
-touching them, this script builds a counters-off copy of chipsim/kernels in a temporary
+touching them, this script builds a counters-off copy of chipsim/core/kernels in a temporary
 package by source rewriting and times both on the same inputs:
 
   * every `counters[...] += ...` statement, the locals that only feed counters
@@ -18,7 +18,7 @@ The copy is checked before timing: identical predictions, spikes and weights, an
 all-zero counter table. Both variants get the same preallocated (B, T, L, C) counter
 array, so the difference is the counting work inside the kernels; the host-side
 counter handling of a run (allocating the table per batch, the two reductions in
-chipsim/runner.py) is timed separately. Rounds alternate the two variants (the machine
+chipsim/workflows/runner.py) is timed separately. Rounds alternate the two variants (the machine
 is shared, load hits both alike); medians over rounds are reported. Results go to
 benchmarks/results/counters-<host>-<date>.json.
 """
@@ -82,7 +82,7 @@ def build_nocount_package(tmp: Path):
 
 def run_variant(forward, chip, inputs, ids, learning=None, targets=None, counters=None):
     """Chip.run's kernel call with `forward` (either the real module or the counters-off copy)."""
-    from chipsim.kernels import layout as K
+    from chipsim.core.kernels import layout as K
 
     r = chip.registers
     B, N, T = inputs.shape[0], chip.n_neurons, chip.net.time_steps
@@ -114,10 +114,10 @@ def run_variant(forward, chip, inputs, ids, learning=None, targets=None, counter
 
 
 def workload_digits(n: int):
-    from chipsim.chip import Chip
+    from chipsim.core.chip import Chip
     from chipsim.hostlink.datasets import load_dataset
     from chipsim.hostlink.encoders import Encoder
-    from chipsim.runner import resolve_net_option, resolve_weights
+    from chipsim.workflows.runner import resolve_net_option, resolve_weights
 
     net = resolve_net_option("digits")
     bundle, source = resolve_weights(net, None, 0)
@@ -129,10 +129,10 @@ def workload_digits(n: int):
 
 
 def workload_vgg(n: int):
-    from chipsim.chip import Chip
+    from chipsim.core.chip import Chip
     from chipsim.hostlink.datasets import load_dataset
     from chipsim.hostlink.encoders import Encoder
-    from chipsim.runner import resolve_net_option, resolve_weights
+    from chipsim.workflows.runner import resolve_net_option, resolve_weights
 
     net = resolve_net_option("vgg11")
     bundle, source = resolve_weights(net, "random", 0)
@@ -151,7 +151,7 @@ def time_pair(real, nocount, make_args, rounds: int) -> dict:
     charge the counting variant alone with the first-touch page faults of memory
     the other never writes (37 MB for 2,880 digits samples), which is an
     allocation cost (timed apart, `host_side_per_digits_batch_s`), not counting work."""
-    from chipsim.kernels import layout as K
+    from chipsim.core.kernels import layout as K
 
     t_real, t_off = [], []
     table = None
@@ -190,15 +190,15 @@ def main() -> None:
     args = ap.parse_args()
     import numba
 
-    from chipsim.kernels import forward as real
-    from chipsim.learning import setup_learning
+    from chipsim.core.kernels import forward as real
+    from chipsim.core.learning import setup_learning
 
     numba.set_num_threads(args.threads)
     rounds = args.rounds or (3 if args.quick else 9)
     tmp = Path(tempfile.mkdtemp(prefix="chipsim-nocount-"))
     results = {"host": socket.gethostname(), "date": _dt.datetime.now().isoformat(timespec="seconds"),
                "python": platform.python_version(), "numba": numba.__version__, "threads": args.threads,
-               "method": "counters-off copy of chipsim/kernels by source rewriting (see module docstring)",
+               "method": "counters-off copy of chipsim/core/kernels by source rewriting (see module docstring)",
                "kernel_sources_sha1": {p.name: hashlib.sha1(p.read_bytes()).hexdigest()[:12]
                                        for p in sorted(KERNELS.glob("*.py"))},
                "workloads": {}}
@@ -237,7 +237,7 @@ def main() -> None:
         results["workloads"]["vgg11_inference"] = {
             "samples": n_vgg, **time_pair(real, nocount, lambda: ((chip, inputs, ids), {}), rounds)}
         # ---- host side: the counter table per batch (allocation + the runner's two reductions)
-        from chipsim.kernels import layout as K
+        from chipsim.core.kernels import layout as K
 
         B, T, L = 64, 32, 3
         t0 = time.perf_counter()
@@ -251,7 +251,7 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"counters-{results['host']}-{results['date'][:10]}{'-quick' if args.quick else ''}.json"
-    from chipsim.atomic import write_json
+    from chipsim.io.atomic import write_json
 
     write_json(out, results)
     print(f"{'workload':<18}{'with (s)':>10}{'without (s)':>13}{'overhead':>10}{'per-round':>11}")

@@ -171,7 +171,7 @@ def step_axes(step: Step) -> tuple[tuple[str, tuple[str, ...]], ...]:
 
 
 def sweep_options(step: Step, data: str):
-    from chipsim.sweep import SweepOptions
+    from chipsim.workflows.sweep import SweepOptions
 
     tier = TIERS[step.tier]
     return SweepOptions(nets=(NET,), axes=step_axes(step), out=OUT / step.tier, seeds=step.seeds,
@@ -183,7 +183,7 @@ def sweep_options(step: Step, data: str):
 
 
 def step_status(step: Step, data: str) -> tuple[int, int]:
-    from chipsim.sweep import expand
+    from chipsim.workflows.sweep import expand
 
     cells = expand(sweep_options(step, data))
     done = sum((OUT / step.tier / "cells" / c.id / "summary.json").is_file() for c in cells)
@@ -458,7 +458,7 @@ def update_readme(result: dict) -> bool:
         return False
     head, rest = text.split(README_BEGIN, 1)
     _, tail = rest.split(README_END, 1)
-    from chipsim.atomic import atomic_path
+    from chipsim.io.atomic import atomic_path
 
     with atomic_path(README) as tmp:
         tmp.write_text(head + README_BEGIN + "\n" + markdown_table(result) + "\n" + README_END + tail)
@@ -466,7 +466,7 @@ def update_readme(result: dict) -> bool:
 
 
 def report(data: str) -> dict:
-    from chipsim.atomic import write_json
+    from chipsim.io.atomic import write_json
 
     cells = finished_cells()
     agg = aggregate(cells)
@@ -506,8 +506,8 @@ def main() -> None:
             print(f"{i}. {step.tier:9s} {done:3d}/{total:<3d} cells  {step.why}")
         return
     if args.command == "run":
-        from chipsim.progress import LazyProgressBar
-        from chipsim.sweep import run_sweep
+        from chipsim.cli.progress import LazyProgressBar
+        from chipsim.workflows.sweep import run_sweep
 
         wanted = [int(s) for s in args.steps.split(",")] if args.steps else range(1, len(STEPS) + 1)
         for i in wanted:

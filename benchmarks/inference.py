@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from chipsim.atomic import write_json
+from chipsim.io.atomic import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 NET_PATH = ROOT / "models" / "vgg11.yaml"
@@ -207,9 +207,9 @@ def git_state() -> dict:
 
 # ---------------------------------------------------------------------------- the chip
 def build_chip(seed: int):
-    from chipsim.chip import Chip
+    from chipsim.core.chip import Chip
     from chipsim.config import load_net
-    from chipsim.weights import random_weights
+    from chipsim.core.weights import random_weights
     net = load_net(NET_PATH)
     bundle = random_weights(net, seed=seed)
     return net, bundle, Chip(net, bundle)
@@ -220,7 +220,7 @@ def build_rate_input_chip(net, bundle, seed: int):
     direct one: returns (chip, encode), encode(images in chip order) -> packed input spikes."""
     import dataclasses
 
-    from chipsim.chip import Chip
+    from chipsim.core.chip import Chip
     from chipsim.hostlink.encoders import Encoder
 
     rnet = dataclasses.replace(net, encoder=dataclasses.replace(net.encoder, kind="rate", max_rate=RATE_INPUT_MAX))
@@ -234,20 +234,20 @@ def build_rate_input_chip(net, bundle, seed: int):
 
 def hidden_layers(chip) -> list[str]:
     """Spiking layers (the potential-readout output layer is a non-spiking integrator)."""
-    from chipsim.kernels import layout as K
+    from chipsim.core.kernels import layout as K
     return [name for li, name in enumerate(chip.layer_names) if chip.desc[li, K.SPIKING] != 0]
 
 
 def layer_rates(chip, counters: np.ndarray) -> dict[str, float]:
     """Firing rate per layer: spikes / (images x ticks x neurons)."""
-    from chipsim.kernels import layout as K
+    from chipsim.core.kernels import layout as K
     B, T = counters.shape[:2]
     spikes = counters[..., K.C_SPIKES].sum(axis=(0, 1))
     return {name: float(spikes[li]) / (B * T * chip.layers[li].n_out) for li, name in enumerate(chip.layer_names)}
 
 
 def synop_stats(chip, counters: np.ndarray) -> dict:
-    from chipsim.kernels import layout as K
+    from chipsim.core.kernels import layout as K
     B = counters.shape[0]
     ac = counters[..., K.C_SYN_AC].sum(axis=(0, 1)) / B
     mac = counters[..., K.C_SYN_MAC].sum(axis=(0, 1)) / B
@@ -500,7 +500,7 @@ class NumpyDensePeer:
     name = "numpy_dense"
 
     def __init__(self, layers, beta: float, T: int):
-        from chipsim.chip import crossbar_matrix
+        from chipsim.core.chip import crossbar_matrix
         self.T = T
         self.beta = np.float32(beta)
         self.specs = []
@@ -891,7 +891,7 @@ def save_figure(fig, path: Path) -> None:
     """Lay out `fig`, write it as a PNG atomically, and close it (the benchmarks' figures)."""
     import matplotlib.pyplot as plt
 
-    from chipsim.atomic import atomic_path
+    from chipsim.io.atomic import atomic_path
 
     fig.tight_layout()
     with atomic_path(path) as tmp:

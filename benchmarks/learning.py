@@ -47,16 +47,16 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from inference import build_chip, machine_info, save_figure, tune_activity  # noqa: E402
 
-from chipsim.atomic import write_json  # noqa: E402
-from chipsim.calibrate import TRAIN_ID_BASE, learning_config  # noqa: E402
+from chipsim.io.atomic import write_json  # noqa: E402
+from chipsim.workflows.calibrate import TRAIN_ID_BASE, learning_config  # noqa: E402
 from chipsim.hostlink.datasets import load_dataset  # noqa: E402
 from chipsim.hostlink.encoders import Encoder  # noqa: E402
 from chipsim.hostlink.stream import BatchStream  # noqa: E402
 from chipsim.hostlink.teacher import TeacherTargets  # noqa: E402
-from chipsim.kernels import layout as K  # noqa: E402
-from chipsim.kernels.forward import disabled_counts, layer_fire  # noqa: E402
-from chipsim.learning import setup_learning  # noqa: E402
-from chipsim.runner import deploy, encoder_key, resolve_net_option, resolve_weights  # noqa: E402
+from chipsim.core.kernels import layout as K  # noqa: E402
+from chipsim.core.kernels.forward import disabled_counts, layer_fire  # noqa: E402
+from chipsim.core.learning import setup_learning  # noqa: E402
+from chipsim.workflows.runner import deploy, encoder_key, resolve_net_option, resolve_weights  # noqa: E402
 
 CIFAR = str(ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.xz")
 NETS = {"vgg11": CIFAR, "vgg11-w4": CIFAR, "fashion": None, "digits": None}

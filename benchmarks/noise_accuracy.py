@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from chipsim.atomic import atomic_path, write_json
-from chipsim.runner import RunOptions, run_inference
+from chipsim.io.atomic import atomic_path, write_json
+from chipsim.workflows.runner import RunOptions, run_inference
 
 GRID = {
     "mismatch": [0.0, 0.1, 0.2, 0.3, 0.4],

@@ -13,19 +13,19 @@ __all__ = ["load_net", "deploy", "sweep", "import_nir", "export_nir", "DeployedC
 def __getattr__(name):
     # the API loads numba and the kernels: import it on first use, so `import chipsim` stays light
     if name in ("load_net", "deploy", "sweep", "DeployedChip", "Result", "Calibration"):
-        from . import api
+        from chipsim import api
 
         return getattr(api, name)
     if name == "Counters":
-        from .labelled import Counters
+        from chipsim.architect.labelled import Counters
 
         return Counters
     if name == "import_nir":
-        from .interchange.nir_import import import_nir
+        from chipsim.interchange.nir_import import import_nir
 
         return import_nir
     if name == "export_nir":
-        from .interchange.nir_export import export_nir
+        from chipsim.interchange.nir_export import export_nir
 
         return export_nir
     raise AttributeError(f"module 'chipsim' has no attribute {name!r}")

@@ -7,8 +7,8 @@
     after = chip.evaluate()
     print(before.accuracy, after.accuracy, after.counters.sel(layer="fc2", counter="spikes"))
 
-Every call goes through the same code as the command line (chipsim/runner.py,
-chipsim/calibrate.py, chipsim/sweep.py): `chipsim run` is `deploy(...).evaluate(...)`,
+Every call goes through the same code as the command line (chipsim/workflows/runner.py,
+chipsim/workflows/calibrate.py, chipsim/workflows/sweep.py): `chipsim run` is `deploy(...).evaluate(...)`,
 `--calibrate-epochs N` is `.calibrate(N)`, and results are bit-identical.
 """
 from __future__ import annotations
@@ -20,8 +20,8 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from .config import NetConfig
-from .labelled import Counters
+from chipsim.config import NetConfig
+from chipsim.architect.labelled import Counters
 
 __all__ = ["load_net", "deploy", "DeployedChip", "Result", "Calibration", "sweep"]
 
@@ -32,7 +32,7 @@ def _net_path(net: str | Path | NetConfig) -> str:
             raise ValueError(f"net {net.name!r}: built from a mapping ({net.source}); expected a net loaded from a "
                              "YAML file (chipsim.load_net(path)) so runs can name it")
         return net.source
-    from .models import resolve_net
+    from chipsim.models import resolve_net
 
     return str(resolve_net(net))
 
@@ -41,8 +41,8 @@ def load_net(spec: str | Path) -> NetConfig:
     """A validated net: a bundled name (`chipsim nets`: "digits", "vgg11", ...) or a YAML path.
 
     Raises chipsim.config.ConfigError (bad YAML, naming file and key) or FileNotFoundError."""
-    from .config import load_net as _load
-    from .models import resolve_net
+    from chipsim.config import load_net as _load
+    from chipsim.models import resolve_net
 
     return _load(resolve_net(spec))
 
@@ -82,7 +82,7 @@ class DeployedChip:
     """A net deployed on the simulated chip, with its frozen noise. Made by `chipsim.deploy`."""
 
     def __init__(self, net_path: str, weights: str | None, noise: tuple[str, ...], seed: int, keep: Path | None):
-        from .runner import deploy as _deploy, resolve_net_option, resolve_weights
+        from chipsim.workflows.runner import deploy as _deploy, resolve_net_option, resolve_weights
 
         self.net_path = net_path
         self.weights = weights
@@ -108,7 +108,7 @@ class DeployedChip:
         `data`: a dataset spec (default: the net's); `samples`: the first N (class-balanced);
         `record`: "spikes" and/or "membrane" traces, returned per layer in `Result.traces`;
         `out`: also write summary.json and run.h5 there, as `chipsim run --out` does."""
-        from .runner import RunOptions, run_inference
+        from chipsim.workflows.runner import RunOptions, run_inference
 
         record = tuple(record)
         opts = RunOptions(net=self.net_path, data=data, split=split, samples=samples, batch_size=batch_size,
@@ -124,8 +124,8 @@ class DeployedChip:
 
     def _traces(self, opts) -> dict:
         """Traces per layer, recorded by running the same batches again with recording on (same results)."""
-        from .hostlink.encoders import Encoder
-        from .runner import encoder_key, load_inputs
+        from chipsim.hostlink.encoders import Encoder
+        from chipsim.workflows.runner import encoder_key, load_inputs
 
         net = self.net
         data = load_inputs(net, opts.data or net.data, opts.split, opts.samples)
@@ -145,8 +145,8 @@ class DeployedChip:
         """On-chip online LTL from the deployed chip: `epochs` over the training split (`calib_samples` of it),
         with `learn` overriding the net's learning section ({"pulse": 2, "mode": "exact"}, ...). Afterwards
         this chip holds the calibrated registers. `out`: keep the run folder there (default: a temporary one)."""
-        from .calibrate import CalibOptions, run_calibration
-        from .chipstate import restore_state
+        from chipsim.workflows.calibrate import CalibOptions, run_calibration
+        from chipsim.core.chipstate import restore_state
 
         if self.calibrated is not None:
             raise ValueError("calibrate(): this chip is calibrated already; calibrate() starts from the deployed "
@@ -169,7 +169,7 @@ class DeployedChip:
     def save(self, path: str | Path) -> Path:
         """Write the chip's registers (noise and calibration included) as a chip state, atomically.
         `chipsim.deploy(net, weights=path)` or `chipsim run --weights path` restores this chip exactly."""
-        from .chipstate import save_state
+        from chipsim.core.chipstate import save_state
 
         path = Path(path)
         save_state(path, self.chip, {"noise": self.noise_report, "seed": self.seed, "net_file": self.net_path})
@@ -177,7 +177,7 @@ class DeployedChip:
 
     def export_nir(self, path: str | Path, dt: float = 1e-4) -> Path:
         """Write the chip (as it is now) as a NIR graph in real units; see chipsim/interchange/nir_export.py."""
-        from .interchange.nir_export import export_nir
+        from chipsim.interchange.nir_export import export_nir
 
         return export_nir(self.chip, path, dt)
 
@@ -190,16 +190,16 @@ def deploy(net: str | Path | NetConfig, weights: str | Path | None = None, noise
     or None for the net's bundled weights. `noise`: items as for `chipsim run --noise`, e.g.
     ["mismatch=0.2", "thermal=0.05"], drawn from `seed`. `chip`: a chip preset (models/chips: digital45,
     rram256, dynapse, or a YAML file) whose geometry and costs replace the net's (results unchanged,
-    prices differ). Raises chipsim.runner.RunError for bad input, naming what was wrong."""
-    from .config import ConfigError, net_mapping_with_chip
+    prices differ). Raises chipsim.workflows.runner.RunError for bad input, naming what was wrong."""
+    from chipsim.config import ConfigError, net_mapping_with_chip
 
     path = _net_path(net)
     keep = None
     if chip is not None:
         import yaml
 
-        from .atomic import atomic_path
-        from .runner import RunError
+        from chipsim.io.atomic import atomic_path
+        from chipsim.workflows.runner import RunError
 
         try:
             mapping = net_mapping_with_chip(path, chip)
@@ -215,10 +215,10 @@ def deploy(net: str | Path | NetConfig, weights: str | Path | None = None, noise
 def sweep(nets: Iterable[str] = ("digits",), noise: Mapping[str, Iterable] | None = None, out: str | Path = "",
           seeds: int = 3, calibrate_epochs: int | None = None, samples: int | None = None,
           calib_samples: int | None = None, workers: int | None = None, chip: str | None = None, **options):
-    """A noise grid (net x noise level x seed) on Dask, as `chipsim sweep`; returns chipsim.sweep.SweepResult
+    """A noise grid (net x noise level x seed) on Dask, as `chipsim sweep`; returns chipsim.workflows.sweep.SweepResult
     (rows, failures, sweep.csv and sweep.png paths). `noise`: {"mismatch": [0, 0.1, 0.2]}; further
-    `options` are chipsim.sweep.SweepOptions fields (base_noise, learn, weights, data, scheduler, ...)."""
-    from .sweep import SweepOptions, run_sweep
+    `options` are chipsim.workflows.sweep.SweepOptions fields (base_noise, learn, weights, data, scheduler, ...)."""
+    from chipsim.workflows.sweep import SweepOptions, run_sweep
 
     if not out:
         raise ValueError("sweep(): out: expected a folder for sweep.csv and the cells")

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import yaml
 
-from .costs import CostConfig  # noqa: F401  (defined beside the cost model, part of ChipConfig)
+from chipsim.architect.costs import CostConfig  # noqa: F401  (defined beside the cost model, part of ChipConfig)
 
 
 class ConfigError(ValueError):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, uint64
 
-from chipsim.kernels.rng import hash4
+from chipsim.core.kernels.rng import hash4
 
 
 def to_chip_order(images: np.ndarray) -> np.ndarray:

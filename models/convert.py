@@ -26,7 +26,7 @@ import json
 import numpy as np
 
 from chipsim.config import NetConfig
-from chipsim.weights import LayerWeights, WeightBundle
+from chipsim.core.weights import LayerWeights, WeightBundle
 
 from .teacher import forward
 

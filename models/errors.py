@@ -1,7 +1,7 @@
 """The model zoo's user-facing error, `PretrainError`, and the PyTorch import that raises it when torch is missing.
 
 Shared by models/pretrain.py, models/import_torch.py and models/state_dict.py (and
-caught by the command line, chipsim/cli_zoo.py); it imports nothing of theirs.
+caught by the command line, chipsim/cli/zoo.py); it imports nothing of theirs.
 """
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from chipsim.weights import stored_teacher
+from chipsim.core.weights import stored_teacher
 
 from .errors import PretrainError, _torch  # noqa: F401  (PretrainError: importable from here as before)
 from .pretrain import finish, folded_teacher, load_split, resolve_net, teacher_accuracy, y_norms

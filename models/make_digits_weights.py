@@ -12,11 +12,11 @@ import time
 
 import numpy as np
 
-from chipsim.chip import Chip
+from chipsim.core.chip import Chip
 from chipsim.config import load_net
 from chipsim.hostlink.datasets import load_dataset
 from chipsim.hostlink.encoders import Encoder
-from chipsim.weights import save_weights
+from chipsim.core.weights import save_weights
 
 from . import MODELS_DIR
 from .convert import convert

@@ -41,7 +41,7 @@ past the budget.
 3. **export**: per-layer symmetric quantization to the chip's weight bits;
    the file carries the float teacher (BatchNorm folded; at float16
    precision, or 8-bit codes per output channel for nets over 2 M parameters:
-   chipsim.weights.stored_teacher) for host targets,
+   chipsim.core.weights.stored_teacher) for host targets,
    and attrs teacher_accuracy (float teacher), snn_accuracy (measured on the
    simulated chip, noise-free), the data provenance (name, source, sha256),
    the training settings and times, and `check`: the chip's accuracy on a
@@ -67,8 +67,8 @@ import numpy as np
 
 from chipsim import __version__
 from chipsim.config import NetConfig, load_net
-from chipsim.progress import ProgressBar
-from chipsim.weights import stored_teacher
+from chipsim.cli.progress import ProgressBar
+from chipsim.core.weights import stored_teacher
 
 from .errors import PretrainError, _torch  # noqa: F401  (PretrainError: importable from here as before)
 from .state_dict import teacher_from_state_dict
@@ -146,7 +146,7 @@ def _mid_point(j: int, rng, seen: int, sums) -> dict:
 
 
 class _Bar:
-    """A progress bar on stderr (chipsim.progress), or nothing."""
+    """A progress bar on stderr (chipsim.cli.progress), or nothing."""
 
     def __init__(self, enabled: bool, length: int, label: str):
         self.bar = ProgressBar(length, label) if enabled else None
@@ -272,9 +272,9 @@ def snn_float_accuracy(snn, data, batch: int = 100) -> float:
 def chip_accuracy(net: NetConfig, bundle, data, batch: int = 64, progress: bool = False,
                   label: str = "chip") -> tuple[float, np.ndarray]:
     """Noise-free accuracy of the integer weights on the simulated chip (direct, rate or if encoder)."""
-    from chipsim.chip import Chip
+    from chipsim.core.chip import Chip
     from chipsim.hostlink.encoders import Encoder
-    from chipsim.runner import encoder_key
+    from chipsim.workflows.runner import encoder_key
 
     chip = Chip(net, bundle, "<pretrain>")
     try:
@@ -313,7 +313,7 @@ def check_spec(net: NetConfig, data_spec: str) -> str:
 
 def save_checkpoint(path: Path, state: dict) -> None:
     torch = _torch()
-    from chipsim.atomic import atomic_path
+    from chipsim.io.atomic import atomic_path
 
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
@@ -455,7 +455,7 @@ def finish(net: NetConfig, bundle, params: dict, test, data_spec: str, attrs: di
            progress: bool, log: Callable[[str], None]) -> dict:
     """Measure the chip, attach the float teacher and the provenance, write the weights file."""
     from chipsim.hostlink.datasets import describe_dataset
-    from chipsim.weights import save_weights
+    from chipsim.core.weights import save_weights
 
     bundle.teacher = params
     t0 = time.perf_counter()
@@ -673,7 +673,7 @@ def pretrain(opts: PretrainOptions) -> dict:
     t_acc = teacher_accuracy(folded_teacher(net, params), test)     # the teacher the file will carry
     teacher_file = work / "teacher.pt"
     work.mkdir(parents=True, exist_ok=True)
-    from chipsim.atomic import atomic_path
+    from chipsim.io.atomic import atomic_path
 
     with atomic_path(teacher_file) as tmp:
         torch.save(teacher.state_dict(), tmp)
@@ -692,7 +692,7 @@ def pretrain(opts: PretrainOptions) -> dict:
             if opts.ltl_init == "convert":
                 load_snn_params(snn, balanced_params(net, params, norms))
             elif opts.ltl_init != "random":           # fine-tune existing chip weights
-                from chipsim.weights import WeightsError, check_bundle, load_weights
+                from chipsim.core.weights import WeightsError, check_bundle, load_weights
 
                 try:
                     start = load_weights(opts.ltl_init)

@@ -42,7 +42,7 @@ def read_state_dict(path: str | Path) -> dict:
 
 def _by_order(net: NetConfig, sd: dict, source: str, bn_eps: float) -> dict:
     """Folded float parameters from an arbitrary naming, matched by order and shape."""
-    from chipsim.weights import expected_shape
+    from chipsim.core.weights import expected_shape
 
     keys = list(sd)
     weights = [k for k in keys if k.endswith("weight") and sd[k].dim() in (2, 4)]

@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from chipsim.config import LayerConfig, NetConfig
-from chipsim.weights import WeightBundle
+from chipsim.core.weights import WeightBundle
 
 BN_EPS = 1e-5
 

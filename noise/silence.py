@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from chipsim.kernels import layout as K
+from chipsim.core.kernels import layout as K
 
 from .base import NoiseModel
 from .seeding import generator, key64

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from chipsim.kernels import layout as K
+from chipsim.core.kernels import layout as K
 
 from .base import NoiseModel, weighted_layers
 from .seeding import key64

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: counter columns this reference derives, in chipsim.kernels.layout.COUNTER_NAMES spelling
+#: counter columns this reference derives, in chipsim.core.kernels.layout.COUNTER_NAMES spelling
 COUNTERS = (
     "spikes",
     "input_events",

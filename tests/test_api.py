@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import chipsim
-from chipsim.kernels.layout import COUNTER_NAMES
-from chipsim.labelled import Counters
-from chipsim.runner import RunError, RunOptions, run_inference
+from chipsim.core.kernels.layout import COUNTER_NAMES
+from chipsim.architect.labelled import Counters
+from chipsim.workflows.runner import RunError, RunOptions, run_inference
 
 
 def test_evaluate_equals_chipsim_run():

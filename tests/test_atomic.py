@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from chipsim.atomic import atomic_path, write_json
+from chipsim.io.atomic import atomic_path, write_json
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])

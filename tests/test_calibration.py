@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from chipsim.calibrate import CalibOptions, _Killed, run_calibration
-from chipsim.chip import Chip
-from chipsim.cli import main
+from chipsim.workflows.calibrate import CalibOptions, _Killed, run_calibration
+from chipsim.core.chip import Chip
+from chipsim.cli.main import main
 from chipsim.config import LearningConfig
-from chipsim.learning import setup_learning
+from chipsim.core.learning import setup_learning
 
 from tiny import bundle, fc_chain
 
@@ -58,9 +58,9 @@ def test_resume_after_kill_is_bit_identical(tmp_path, learn):
 _THREE_THREADS = """
 import json, sys, numba
 numba.set_num_threads(3)
-import chipsim.pipeline
-chipsim.pipeline.MIN_PIPELINE_S = 0.0
-from chipsim.calibrate import CalibOptions, run_calibration
+import chipsim.core.pipeline
+chipsim.core.pipeline.MIN_PIPELINE_S = 0.0
+from chipsim.workflows.calibrate import CalibOptions, run_calibration
 s = run_calibration(CalibOptions(**json.loads(sys.argv[1])))
 print(json.dumps(s["learning_layers"]))
 """
@@ -70,11 +70,11 @@ print(json.dumps(s["learning_layers"]))
 def test_learning_is_independent_of_batch_size_and_threads(tmp_path, learn, monkeypatch):
     """Batches of 1, 8, 16 and 64 samples; 1, 2 and 3 threads (3 in a process that allows them):
     the calibrated chip is the same bit for bit. digits is small enough to learn sequentially on any
-    thread count (chipsim/pipeline.py, MIN_PIPELINE_S), so the pipeline is forced on here."""
+    thread count (chipsim/core/pipeline.py, MIN_PIPELINE_S), so the pipeline is forced on here."""
     import subprocess
     import sys
 
-    import chipsim.pipeline as pipeline_module
+    import chipsim.core.pipeline as pipeline_module
 
     monkeypatch.setattr(pipeline_module, "MIN_PIPELINE_S", 0.0)
     pipelined = []
@@ -181,7 +181,7 @@ def test_target_store_key_and_rows(tmp_path):
     from chipsim.config import load_net
     from chipsim.hostlink.teacher import TargetStore, TeacherTargets
     from chipsim.models import resolve_net
-    from chipsim.weights import load_weights
+    from chipsim.core.weights import load_weights
 
     net = load_net(resolve_net("digits"))
     bnd = load_weights(net.weights)
@@ -250,12 +250,12 @@ def test_teacher_targets_do_not_depend_on_batching():
     the same images gives the same targets, bit for bit."""
     from chipsim.hostlink.datasets import load_dataset
     from chipsim.hostlink.teacher import TeacherTargets
-    from chipsim.runner import deploy, resolve_net_option, resolve_weights
+    from chipsim.workflows.runner import deploy, resolve_net_option, resolve_weights
 
     net = resolve_net_option("vgg11-w4")
     bundle, source = resolve_weights(net, None, 0)
     chip = deploy(net, bundle, source, (), 0)[0]
-    from chipsim.calibrate import learning_config
+    from chipsim.workflows.calibrate import learning_config
 
     setup = setup_learning(chip, learning_config(net, ()), 0)
     data = load_dataset("cifar10-test-subset", "test", limit=96)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from chipsim.cli import main
+from chipsim.cli.main import main
 from chipsim.models import MODELS_DIR
 
 

@@ -2,7 +2,7 @@
 import click
 import pytest
 
-from chipsim.cli_errors import user_facing
+from chipsim.cli.errors import user_facing
 
 
 class Bar:

@@ -50,7 +50,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, Phase, given, note, seed, settings
 from hypothesis import strategies as st
 
-from chipsim.cli import main
+from chipsim.cli.main import main
 from chipsim.models import MODELS_DIR
 
 N_CASES = int(os.environ.get("CHIPSIM_FUZZ", "200"))
@@ -945,8 +945,8 @@ def _run_case(case: Case, monkeypatch_client) -> None:
 
 @pytest.fixture(scope="module")
 def guarded_client():
-    """chipsim.sweep._client, refusing to start Dask for a sweep that is not certainly valid."""
-    import chipsim.sweep as sweep_mod
+    """chipsim.workflows.sweep._client, refusing to start Dask for a sweep that is not certainly valid."""
+    import chipsim.workflows.sweep as sweep_mod
 
     state = {"valid": False}
     real = sweep_mod._client

@@ -1,7 +1,7 @@
 """Threshold-balancing conversion: leak compensation of LIF layers (numpy only)."""
 import numpy as np
 
-from chipsim.chip import Chip
+from chipsim.core.chip import Chip
 from chipsim.models.convert import convert
 from chipsim.models.teacher import forward
 

@@ -4,13 +4,13 @@ import dataclasses
 import numpy as np
 import pytest
 
-from chipsim.chip import Chip
+from chipsim.core.chip import Chip
 from chipsim.config import ChipConfig, ConfigError, CostConfig, LearningConfig, bundled_chips, load_chip, \
     load_net, parse_net, with_chip_preset
-from chipsim.costs import calibration_cost, geometry, inference_cost, synops_ratio
-from chipsim.counters import chip_geometry, identity_violations
-from chipsim.kernels import layout as K
-from chipsim.learning import setup_learning
+from chipsim.architect.costs import calibration_cost, geometry, inference_cost, synops_ratio
+from chipsim.architect.counters import chip_geometry, identity_violations
+from chipsim.core.kernels import layout as K
+from chipsim.core.learning import setup_learning
 from chipsim.models import MODELS_DIR
 
 from tiny import bundle, fc_chain

@@ -7,7 +7,7 @@ negative membranes, zero reset, silenced neurons and dynamic noise."""
 import numpy as np
 import pytest
 
-from chipsim.chip import Chip
+from chipsim.core.chip import Chip
 from chipsim.noise import apply_noise
 
 from tiny import bundle, fc_chain

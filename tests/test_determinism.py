@@ -6,7 +6,7 @@
     membrane and spikes bit-identical.
     Also with dynamic noise (thermal, per-tick silence), which is keyed by the global
     sample id: passing the same ids must give the same draws whatever the batch.
-(b) The same through chipsim.runner.run_inference (batch_size 1 vs 64, 1 vs 2 threads),
+(b) The same through chipsim.workflows.runner.run_inference (batch_size 1 vs 64, 1 vs 2 threads),
     without and with noise.
 """
 from __future__ import annotations
@@ -18,15 +18,15 @@ import numpy as np
 import pytest
 import yaml
 
-from chipsim.chip import Chip
+from chipsim.core.chip import Chip
 from chipsim.config import load_net, parse_net
 from chipsim.hostlink.datasets import load_dataset
 from chipsim.hostlink.encoders import Encoder
-from chipsim.kernels import layout as K
+from chipsim.core.kernels import layout as K
 from chipsim.models import resolve_net
 from chipsim.noise import apply_noise
-from chipsim.runner import RunOptions, run_inference
-from chipsim.weights import load_weights, random_weights
+from chipsim.workflows.runner import RunOptions, run_inference
+from chipsim.core.weights import load_weights, random_weights
 
 N = 64
 THREADS = (1, min(2, numba.config.NUMBA_NUM_THREADS))

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import chipsim.atomic as atomic
-from chipsim.calibrate import CalibOptions, run_calibration
-from chipsim.cli import main
-from chipsim.runner import RunError
+import chipsim.io.atomic as atomic
+from chipsim.workflows.calibrate import CalibOptions, run_calibration
+from chipsim.cli.main import main
+from chipsim.workflows.runner import RunError
 
 CALIB = dict(net="digits", noise=("mismatch=0.3",), samples=40, calib_samples=96, batch_size=16, epochs=1,
              checkpoint_every=32, seed=1)
@@ -86,7 +86,7 @@ def test_full_disk_before_any_checkpoint_says_so(tmp_path, monkeypatch):
 
 
 def test_full_disk_mid_sweep_keeps_finished_cells(tmp_path, monkeypatch):
-    from chipsim.sweep import SweepOptions, run_sweep, write_csv
+    from chipsim.workflows.sweep import SweepOptions, run_sweep, write_csv
 
     out = tmp_path / "sw"
     opts = SweepOptions(nets=("digits",), axes=(("mismatch", ("0.1", "0.2")),), out=out, seeds=1, samples=16,
@@ -99,12 +99,12 @@ def test_full_disk_mid_sweep_keeps_finished_cells(tmp_path, monkeypatch):
             raise atomic.WriteError(errno.ENOSPC, f"{path}: cannot write (No space left on device)")
         return write_csv(path, rows)
 
-    monkeypatch.setattr("chipsim.sweep.write_csv", failing_csv)
+    monkeypatch.setattr("chipsim.workflows.sweep.write_csv", failing_csv)
     with pytest.raises(atomic.WriteError, match="sweep.csv: cannot write"):
         run_sweep(opts, echo=lambda line: None)
     finished = [p.parent.name for p in (out / "cells").glob("*/summary.json")]
     assert len(finished) >= 1
-    monkeypatch.setattr("chipsim.sweep.write_csv", write_csv)
+    monkeypatch.setattr("chipsim.workflows.sweep.write_csv", write_csv)
     result = run_sweep(opts, echo=lambda line: None)
     assert result.skipped >= len(finished) and not result.failures and len(result.rows) == 2
 

@@ -5,8 +5,8 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-import chipsim.first_run as first_run
-from chipsim.cli import main
+import chipsim.cli.first_run as first_run
+from chipsim.cli.main import main
 
 KERNEL = '''
 from numba import njit
@@ -50,11 +50,11 @@ def test_warm_up_compiles_the_specialization_the_run_uses(monkeypatch, net_name,
     import numba
     import numpy as np
 
-    import chipsim.chip as chip_module
-    from chipsim.chip import Chip
+    import chipsim.core.chip as chip_module
+    from chipsim.core.chip import Chip
     from chipsim.config import load_net
     from chipsim.models import resolve_net
-    from chipsim.weights import load_weights
+    from chipsim.core.weights import load_weights
 
     seen = []
     real = chip_module.run_samples

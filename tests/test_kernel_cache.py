@@ -4,8 +4,8 @@ import os
 import time
 from pathlib import Path
 
-from chipsim import kernels
-from chipsim.kernels.forward import run_samples
+from chipsim.core import kernels
+from chipsim.core.kernels.forward import run_samples
 from chipsim.hostlink.encoders import _rate_kernel
 
 

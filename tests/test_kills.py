@@ -33,7 +33,7 @@ RANDOM_KILLS = 13 if FULL else 1
 # a child that SIGKILLs itself inside its n-th commit (n < 0: counted from the end, given the total)
 _KILL_AT_COMMIT = """
 import os, signal, sys
-import chipsim.atomic as atomic
+import chipsim.io.atomic as atomic
 n, total = int(sys.argv[1]), int(sys.argv[2])
 at = n if n > 0 else total + 1 + n
 real, count = atomic.commit, [0]
@@ -43,19 +43,19 @@ def commit(tmp, path):
         os.kill(os.getpid(), signal.SIGKILL)
     real(tmp, path)
 atomic.commit = commit
-from chipsim.cli import main
+from chipsim.cli.main import main
 sys.argv = ["chipsim"] + sys.argv[3:]
 main()
 """
 _COUNT_COMMITS = """
 import sys
-import chipsim.atomic as atomic
+import chipsim.io.atomic as atomic
 real, count = atomic.commit, [0]
 def commit(tmp, path):
     count[0] += 1
     real(tmp, path)
 atomic.commit = commit
-from chipsim.cli import main
+from chipsim.cli.main import main
 sys.argv = ["chipsim"] + sys.argv[1:]
 try:
     main()
@@ -65,7 +65,7 @@ finally:
 
 
 def chipsim(args, **kw):
-    return subprocess.run([sys.executable, "-c", "from chipsim.cli import main; main()", *args],
+    return subprocess.run([sys.executable, "-c", "from chipsim.cli.main import main; main()", *args],
                           capture_output=True, text=True, timeout=600, **kw)
 
 
@@ -153,7 +153,7 @@ def test_random_kills_then_rerun_is_identical(reference, tmp_path):
     # (from its output folder's creation to the end), where the checkpoints and batches are
     for i, frac in enumerate(rng.uniform(0.0, 1.0, RANDOM_KILLS)):
         out = tmp_path / f"k{i}"
-        proc = subprocess.Popen([sys.executable, "-c", "from chipsim.cli import main; main()", *CALIB,
+        proc = subprocess.Popen([sys.executable, "-c", "from chipsim.cli.main import main; main()", *CALIB,
                                  "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if i % 4 == 0:
             at = frac * reference["seconds"]
@@ -231,7 +231,7 @@ def test_sweep_killed_then_rerun_gives_the_same_csv(sweep_reference, tmp_path, t
     kills = 5 if FULL else 1
     for i, at in enumerate(rng.uniform(0.3, 0.9, kills) * sweep_reference["seconds"]):
         out = tmp_path / f"sw{i}"
-        proc = subprocess.Popen([sys.executable, "-c", "from chipsim.cli import main; main()", *SWEEP,
+        proc = subprocess.Popen([sys.executable, "-c", "from chipsim.cli.main import main; main()", *SWEEP,
                                  "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
         time.sleep(at)

@@ -8,13 +8,13 @@ the first layer afresh every tick (no replay), and stands in for the kernel's ru
 import numpy as np
 import pytest
 
-import chipsim.chip as chip_module
-from chipsim.chip import Chip
+import chipsim.core.chip as chip_module
+from chipsim.core.chip import Chip
 from chipsim.config import LearningConfig, parse_net
-from chipsim.kernels import layout as K
-from chipsim.kernels.forward import decode_packed, layer_fire, layer_read
-from chipsim.kernels.learning import learn_layer
-from chipsim.learning import setup_learning
+from chipsim.core.kernels import layout as K
+from chipsim.core.kernels.forward import decode_packed, layer_fire, layer_read
+from chipsim.core.kernels.learning import learn_layer
+from chipsim.core.learning import setup_learning
 from noise import apply_noise
 
 from tiny import bundle

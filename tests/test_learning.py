@@ -4,10 +4,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from chipsim.chip import Chip
+from chipsim.core.chip import Chip
 from chipsim.config import LearningConfig, parse_net
-from chipsim.kernels import layout as K
-from chipsim.learning import setup_learning
+from chipsim.core.kernels import layout as K
+from chipsim.core.learning import setup_learning
 
 from tiny import bundle, fc_chain
 
@@ -245,8 +245,8 @@ def test_per_layer_pulse_drives_the_updates():
 
 
 def test_learn_overrides_set_per_layer_pulses():
-    from chipsim.calibrate import learning_config
-    from chipsim.runner import RunError
+    from chipsim.workflows.calibrate import learning_config
+    from chipsim.workflows.runner import RunError
 
     net, _ = _conv_chip({"pulse": 0.5})
     cfg = learning_config(net, ("layer_pulse={c1: 0.01, f1: 0.2}", "pulse_scale=positions"))

@@ -17,11 +17,11 @@ import math
 import numpy as np
 import pytest
 
-from chipsim.chip import Chip
+from chipsim.core.chip import Chip
 from chipsim.config import LearningConfig, parse_net
-from chipsim.kernels import layout as K
-from chipsim.kernels.rng import fast_normal, hash4, mix64
-from chipsim.learning import setup_learning
+from chipsim.core.kernels import layout as K
+from chipsim.core.kernels.rng import fast_normal, hash4, mix64
+from chipsim.core.learning import setup_learning
 
 from tiny import bundle
 

@@ -1,4 +1,4 @@
-"""NeuroBench metrics on a tiny net, counted by hand (chipsim/neurobench.py)."""
+"""NeuroBench metrics on a tiny net, counted by hand (chipsim/architect/neurobench.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,9 +6,9 @@ import pytest
 
 from tiny import bundle, fc_chain
 
-from chipsim.chip import Chip
-from chipsim.counters import layer_totals
-from chipsim.neurobench import input_activity, neurobench_metrics
+from chipsim.core.chip import Chip
+from chipsim.architect.counters import layer_totals
+from chipsim.architect.neurobench import input_activity, neurobench_metrics
 
 
 def metrics_of(net, weights, x, thresholds):
@@ -38,7 +38,7 @@ def test_hand_counted_tiny_net():
 
 
 def test_digits_dense_ops_equal_the_ann_macs_per_tick():
-    from chipsim.runner import RunOptions, run_inference
+    from chipsim.workflows.runner import RunOptions, run_inference
 
     s = run_inference(RunOptions(net="digits", samples=30)).summary
     assert s["neurobench"]["synops_dense_per_sample"] == (64 * 256 + 256 * 128 + 128 * 10) * 32
@@ -46,8 +46,8 @@ def test_digits_dense_ops_equal_the_ann_macs_per_tick():
 
 
 def test_summary_and_report_carry_the_metrics(tmp_path):
-    from chipsim.report import build_report, format_table, load_run
-    from chipsim.runner import RunOptions, run_inference
+    from chipsim.architect.report import build_report, format_table, load_run
+    from chipsim.workflows.runner import RunOptions, run_inference
 
     s = run_inference(RunOptions(net="digits", samples=30, out=tmp_path / "r")).summary
     table = format_table(build_report(load_run(tmp_path / "r")))

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from chipsim.kernels import layout as K
+from chipsim.core.kernels import layout as K
 
 from tiny import fc_chain, run_direct
 

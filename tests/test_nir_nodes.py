@@ -7,7 +7,7 @@ import pytest
 
 from nir_helpers import chain_graph, if_node, lif_node, nir, reference_if
 
-from chipsim.chip import Chip
+from chipsim.core.chip import Chip
 from chipsim.config import parse_net
 from chipsim.interchange.nir_chain import NIRImportError
 from chipsim.interchange.nir_import import ImportOptions, graph_to_net
@@ -188,7 +188,7 @@ def test_branches_cycles_and_strays_name_the_node():
 def test_cli_errors_name_the_file_without_traceback(tmp_path):
     from click.testing import CliRunner
 
-    from chipsim.cli import main
+    from chipsim.cli.main import main
 
     bad = tmp_path / "bad.nir"
     bad.write_bytes(b"not hdf5")

@@ -9,10 +9,10 @@ pytest.importorskip("nir", reason="NIR support needs the nir package (a dependen
 
 from click.testing import CliRunner  # noqa: E402
 
-from chipsim.cli import main  # noqa: E402
+from chipsim.cli.main import main  # noqa: E402
 from chipsim.interchange.nir_export import layer_weights  # noqa: E402
-from chipsim.runner import RunOptions, run_inference  # noqa: E402
-from chipsim.weights import load_weights  # noqa: E402
+from chipsim.workflows.runner import RunOptions, run_inference  # noqa: E402
+from chipsim.core.weights import load_weights  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +65,9 @@ def test_export_writes_real_units_and_per_neuron_registers(tmp_path):
 
 
 def test_layer_weights_inverts_the_crossbar_mapping():
-    from chipsim.chip import Chip
+    from chipsim.core.chip import Chip
     from chipsim.config import parse_net
-    from chipsim.weights import LayerWeights, WeightBundle
+    from chipsim.core.weights import LayerWeights, WeightBundle
 
     net = parse_net({"name": "c", "input_shape": [2, 4, 4], "time_steps": 2, "encoder": {"kind": "rate"},
                      "layers": [{"name": "c1", "type": "conv", "out": 3, "kernel": 3, "padding": 1},

@@ -14,10 +14,10 @@ pytest.importorskip("nirtorch", reason="needs the [nir] extra (nirtorch): pip in
 
 import nir  # noqa: E402
 
-from chipsim.chip import Chip  # noqa: E402
+from chipsim.core.chip import Chip  # noqa: E402
 from chipsim.config import load_net  # noqa: E402
 from chipsim.interchange.nir_import import ImportOptions, import_nir  # noqa: E402
-from chipsim.weights import load_weights  # noqa: E402
+from chipsim.core.weights import load_weights  # noqa: E402
 
 T = 24
 

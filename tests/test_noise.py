@@ -3,10 +3,10 @@ import numba
 import numpy as np
 import pytest
 
-from chipsim.chip import Chip
+from chipsim.core.chip import Chip
 from chipsim.noise import NoiseSpecError, apply_noise, parse_noise
 from chipsim.noise.seeding import generator
-from chipsim.runner import RunError, RunOptions, run_inference
+from chipsim.workflows.runner import RunError, RunOptions, run_inference
 
 from tiny import bundle, fc_chain
 
@@ -208,7 +208,7 @@ def test_silence_by_channel_kills_whole_feature_maps():
     """silence.unit=channel: round(p C) channels of a conv layer dead at every position; fc neuron by neuron."""
     from chipsim.config import load_net
     from chipsim.models import resolve_net
-    from chipsim.weights import load_weights
+    from chipsim.core.weights import load_weights
 
     net = load_net(resolve_net("fashion"))
     chip = Chip(net, load_weights(net.weights))

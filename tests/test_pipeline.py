@@ -1,4 +1,4 @@
-"""Learning as a layer pipeline across samples (chipsim/pipeline.py) equals the sequential order, bit for bit.
+"""Learning as a layer pipeline across samples (chipsim/core/pipeline.py) equals the sequential order, bit for bit.
 
 Every way of cutting the test net's layers into 2, 3 and 5 contiguous stages
 runs the same learning batch as run_samples on one thread; weights, biases,
@@ -13,11 +13,11 @@ import numba
 import numpy as np
 import pytest
 
-import chipsim.pipeline as pipeline_module
+import chipsim.core.pipeline as pipeline_module
 from chipsim.config import LearningConfig
-from chipsim.kernels import layout as K
-from chipsim.learning import setup_learning
-from chipsim.pipeline import LayerPipeline, balanced_stages
+from chipsim.core.kernels import layout as K
+from chipsim.core.learning import setup_learning
+from chipsim.core.pipeline import LayerPipeline, balanced_stages
 from noise import apply_noise
 
 from test_layer_order import inputs, make_chip

@@ -7,15 +7,15 @@ import pytest
 from chipsim.config import load_net, parse_net
 from chipsim.hostlink.datasets import DatasetError, load_dataset
 from chipsim.models import MODELS_DIR, bundled_nets
-from chipsim.weights import load_weights
+from chipsim.core.weights import load_weights
 
 TORCH_REASON = "pretraining needs the optional torch extra (pip install -e .[torch])"
 
 
 def _chip_accuracy(net, bundle, data):
-    from chipsim.chip import Chip
+    from chipsim.core.chip import Chip
     from chipsim.hostlink.encoders import Encoder
-    from chipsim.runner import encoder_key
+    from chipsim.workflows.runner import encoder_key
 
     chip = Chip(net, bundle)
     enc = Encoder(net.encoder.kind, net.time_steps, data.pixel_max, net.encoder.input_bits,
@@ -285,7 +285,7 @@ def test_cli_pretrain_and_import(tmp_path):
     pytest.importorskip("torch", reason=TORCH_REASON)
     from click.testing import CliRunner
 
-    from chipsim.cli import main
+    from chipsim.cli.main import main
 
     runner = CliRunner()
     out = tmp_path / "cli.h5"

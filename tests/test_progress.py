@@ -1,6 +1,6 @@
 import io
 
-from chipsim.progress import ProgressBar
+from chipsim.cli.progress import ProgressBar
 
 
 def test_off_a_terminal_a_line_is_printed_at_every_tenth():
@@ -24,7 +24,7 @@ def test_large_steps_print_each_tenth_once_and_never_past_100():
 
 
 def test_lazy_bar_starts_at_the_first_update_and_closes_safely(capsys):
-    from chipsim.progress import LazyProgressBar
+    from chipsim.cli.progress import LazyProgressBar
 
     unused = LazyProgressBar("never")
     unused.close()                            # nothing started: nothing to close, nothing printed

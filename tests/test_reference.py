@@ -17,10 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chipsim.chip import Chip
+from chipsim.core.chip import Chip
 from chipsim.config import parse_net
-from chipsim.kernels.layout import COUNTER_NAMES
-from chipsim.weights import LayerWeights, WeightBundle, expected_shape
+from chipsim.core.kernels.layout import COUNTER_NAMES
+from chipsim.core.weights import LayerWeights, WeightBundle, expected_shape
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # the reference lives beside this file
 from reference_chip import COUNTERS, run_reference  # noqa: E402
@@ -420,8 +420,8 @@ def test_conv_read_orders_equal_dense_sum(stride, pad, limit, one_band):
     else one kernel offset (the chip-level nets above are small enough to always take the whole row).
     Called directly with both spans at every density, the current and every counter must equal a dense
     integer sum of the window."""
-    from chipsim.kernels.crossbar import ORDER_GATHER, ORDER_RUN_MAJOR, ORDER_SCATTER, conv_read, conv_read_order
-    from chipsim.kernels.layout import C_IN_EVENTS, C_SYN_AC, C_TILE_ACT, N_COUNTERS
+    from chipsim.core.kernels.crossbar import ORDER_GATHER, ORDER_RUN_MAJOR, ORDER_SCATTER, conv_read, conv_read_order
+    from chipsim.core.kernels.layout import C_IN_EVENTS, C_SYN_AC, C_TILE_ACT, N_COUNTERS
     in_c, in_h, in_w, out_c, k = 16, 6, 5, 24, 3
     tile_rows, row_bands = (1000, 1) if one_band else (in_c, k * k)   # one band, or one per kernel offset
     out_h = (in_h + 2 * pad - k) // stride + 1

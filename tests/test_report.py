@@ -6,9 +6,9 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from chipsim.calibrate import CalibOptions, run_calibration
-from chipsim.cli import main
-from chipsim.runner import RunOptions, run_inference
+from chipsim.workflows.calibrate import CalibOptions, run_calibration
+from chipsim.cli.main import main
+from chipsim.workflows.runner import RunOptions, run_inference
 
 
 @pytest.fixture(scope="module")

@@ -14,11 +14,11 @@ import math
 import numpy as np
 import pytest
 
-from chipsim.chip import Chip
+from chipsim.core.chip import Chip
 from chipsim.config import LearningConfig, parse_net
-from chipsim.kernels import layout as K
-from chipsim.kernels.learning import learn_layer
-from chipsim.learning import setup_learning
+from chipsim.core.kernels import layout as K
+from chipsim.core.kernels.learning import learn_layer
+from chipsim.core.learning import setup_learning
 
 from tiny import bundle, fc_chain
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from chipsim.cli import main
-from chipsim.sweep import Cell, SweepError, SweepOptions, expand, parse_axis, run_sweep
+from chipsim.cli.main import main
+from chipsim.workflows.sweep import Cell, SweepError, SweepOptions, expand, parse_axis, run_sweep
 
 TINY = dict(calibrate_epochs=1, samples=16, calib_samples=16, batch_size=16, seeds=1)
 
@@ -53,7 +53,7 @@ def test_scope_axes_cross_their_kind():
 def test_base_noise_reaches_every_cell(tmp_path):
     from dataclasses import asdict
 
-    from chipsim.sweep import _precheck, run_cell
+    from chipsim.workflows.sweep import _precheck, run_cell
 
     cell = Cell("digits", "silence", "0.25", 0)
     task = {"cell": asdict(cell), "cell_dir": str(tmp_path / "c"), "net_spec": "digits", "weights": None,
@@ -136,7 +136,7 @@ def test_sweep_failures_and_resume(tmp_path):
 
 
 def test_invalid_spec_fails_every_cell_without_starting_a_cluster(tmp_path, monkeypatch):
-    import chipsim.sweep as sweep_mod
+    import chipsim.workflows.sweep as sweep_mod
 
     def no_cluster(*args, **kwargs):
         raise AssertionError("a cluster was started for cells that cannot run")

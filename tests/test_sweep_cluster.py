@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from chipsim.cli import main
-from chipsim.sweep import SweepOptions, run_sweep
+from chipsim.cli.main import main
+from chipsim.workflows.sweep import SweepOptions, run_sweep
 
 CELL = dict(calibrate_epochs=1, samples=16, calib_samples=64, batch_size=16, seeds=1)
 

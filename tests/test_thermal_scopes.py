@@ -5,10 +5,10 @@ import numba
 import numpy as np
 import pytest
 
-from chipsim.chip import Chip
-from chipsim.kernels import layout as K
+from chipsim.core.chip import Chip
+from chipsim.core.kernels import layout as K
 from chipsim.noise import NoiseSpecError, apply_noise, parse_noise
-from chipsim.runner import RunOptions, run_inference
+from chipsim.workflows.runner import RunOptions, run_inference
 
 from tiny import bundle, fc_chain
 

@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the model zoo needs the optional torch extra (pip install -e .[torch])")
 
-from chipsim.chip import Chip  # noqa: E402
+from chipsim.core.chip import Chip  # noqa: E402
 from chipsim.config import load_net, parse_net  # noqa: E402
 from chipsim.models import MODELS_DIR  # noqa: E402
 from chipsim.models.teacher import forward  # noqa: E402

@@ -4,7 +4,7 @@ import pytest
 
 from chipsim.config import load_net
 from chipsim.models import resolve_net
-from chipsim.weights import (TEACHER_CODES_ABOVE, WeightBundle, load_weights, save_weights, store_teacher,
+from chipsim.core.weights import (TEACHER_CODES_ABOVE, WeightBundle, load_weights, save_weights, store_teacher,
                              teacher_codes, teacher_decode, teacher_storage_for)
 
 

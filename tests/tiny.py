@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from chipsim.chip import Chip
+from chipsim.core.chip import Chip
 from chipsim.config import parse_net
-from chipsim.weights import LayerWeights, WeightBundle, expected_shape
+from chipsim.core.weights import LayerWeights, WeightBundle, expected_shape
 
 
 def fc_chain(sizes, *, model="IF", alpha=1.0, reset="subtract", delay=False, T=8, readout="count",

@@ -1,7 +1,7 @@
 """One layer's real-valued parameters -> chip integers: exact where the values allow it.
 
 A weighted layer stores integer weights and biases of one LSB `scale` per layer
-(chipsim/weights.py). Three ways to choose that LSB, tried in order:
+(chipsim/core/weights.py). Three ways to choose that LSB, tried in order:
 
 1. a `hint` (the scale chipsim itself exported, in the node's metadata), if every
    weight and bias is a whole number of it within the registers;

@@ -27,9 +27,9 @@ from .nir_import import DEFAULT_DT, META_NET, META_SCALE
 
 
 def layer_weights(chip, li: int) -> tuple[np.ndarray, np.ndarray]:
-    """A weighted layer's integer weights (conventional layout, see chipsim/weights.py) and biases,
+    """A weighted layer's integer weights (conventional layout, see chipsim/core/weights.py) and biases,
     read back from the chip's crossbar registers (the inverse of chip.crossbar_matrix)."""
-    from chipsim.chip import chip_order_permutation
+    from chipsim.core.chip import chip_order_permutation
 
     layer = chip.layers[li]
     r = chip.registers
@@ -69,7 +69,7 @@ def _neuron_node(nir, chip, li: int, scale: float, dt: float, last: bool):
 
 
 def chip_to_graph(chip, dt: float = DEFAULT_DT):
-    """The NIRGraph of a deployed chip (`chipsim.chip.Chip`), in real units."""
+    """The NIRGraph of a deployed chip (`chipsim.core.chip.Chip`), in real units."""
     nir = nir_module()
     net = chip.net
     nodes = {"input": nir.Input(input_type={"input": np.array(net.input_shape)})}
@@ -118,10 +118,10 @@ def chip_to_graph(chip, dt: float = DEFAULT_DT):
 
 
 def export_nir(chip, path: str | Path, dt: float = DEFAULT_DT) -> Path:
-    """Write `chip` (a chipsim.chip.Chip or a chipsim.deploy result) as a NIR graph file (atomically)."""
-    from chipsim.atomic import atomic_path
+    """Write `chip` (a chipsim.core.chip.Chip or a chipsim.deploy result) as a NIR graph file (atomically)."""
+    from chipsim.io.atomic import atomic_path
 
-    from chipsim.chip import Chip
+    from chipsim.core.chip import Chip
 
     chip = chip if isinstance(chip, Chip) else chip.chip      # a DeployedChip holds its Chip
 

@@ -190,7 +190,7 @@ class _Names:
 def graph_to_net(graph, source: str, opts: ImportOptions) -> Imported:
     """Map a NIR graph onto a chipsim net: the YAML mapping, integer weights and what was approximated."""
     from chipsim.config import ConfigError, parse_net
-    from chipsim.weights import LayerWeights, WeightBundle, WeightsError, check_bundle
+    from chipsim.core.weights import LayerWeights, WeightBundle, WeightsError, check_bundle
 
     src = _Source(source)
     meta_net = _meta(graph, META_NET)
@@ -382,9 +382,9 @@ def yaml_text(imported: Imported, source: str) -> str:
 
 def import_nir(path: str | Path, out_dir: str | Path, opts: ImportOptions | None = None) -> dict:
     """Write OUT/NAME.yaml and OUT/NAME.h5 for the graph in `path`; returns what was written and the report."""
-    from chipsim.atomic import atomic_path
+    from chipsim.io.atomic import atomic_path
     from chipsim.config import parse_net
-    from chipsim.weights import save_weights
+    from chipsim.core.weights import save_weights
 
     opts = opts or ImportOptions()
     nir_module()

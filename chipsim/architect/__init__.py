@@ -1,0 +1,1 @@
+"""The architect's tools: counters, cycles, energy, area and the report built on them."""

@@ -1,0 +1,72 @@
+"""Counter records: totals per layer, the identities every count must satisfy, and pricing.
+
+The kernels count per (sample, tick, layer) into an int64 table whose columns
+are kernels/layout.COUNTER_NAMES. This module sums and checks those counts;
+the cycle and energy model that prices them is chipsim/architect/costs.py.
+
+Identities (`identity_violations` checks them on any counter table):
+  * an fc layer's synaptic events = its input events x its neurons (fan-out);
+  * updates_sign_gated <= updates_boxcar_gated <= updates_ungated;
+  * updates_ungated is a whole number of (neurons x fan-in) per learning tick;
+  * cell_writes <= pulses, weight saturations <= pulses + bias writes;
+  * spikes <= membrane updates, membrane updates = neurons x ticks.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from chipsim.architect.costs import geometry, inference_cost, synops_ratio
+from chipsim.core.kernels import layout as K
+
+
+def layer_totals(counters: np.ndarray, layer_names: tuple[str, ...]) -> dict[str, dict[str, int]]:
+    """{layer: {counter: total}} from a (..., L, N_COUNTERS) table summed over leading axes."""
+    flat = counters.reshape(-1, counters.shape[-2], counters.shape[-1]).sum(axis=0)
+    return {name: {cname: int(flat[li, ci]) for ci, cname in enumerate(K.COUNTER_NAMES)}
+            for li, name in enumerate(layer_names)}
+
+
+def chip_geometry(chip):
+    """Cost-model geometry of a deployed chip's layers."""
+    return geometry(chip.layers, chip.chip.tile_rows, chip.chip.tile_cols)
+
+
+def cost_estimate(chip, per_tick: np.ndarray, n_samples: int) -> dict:
+    """Cycles, latency and energy per sample from counters summed over samples, shape (T, L, N)."""
+    return inference_cost(chip.chip, chip_geometry(chip), per_tick, n_samples)
+
+
+def synops_vs_mac(chip, totals: dict[str, dict[str, int]], n_samples: int) -> dict:
+    """Synaptic operations per sample against the dense MACs of the same ANN (one pass)."""
+    table = np.array([[totals[name][c] for c in K.COUNTER_NAMES] for name in chip.layer_names], np.int64)
+    return synops_ratio(chip.chip.costs, chip_geometry(chip), table, n_samples)
+
+
+def identity_violations(counters: np.ndarray, geo, ticks: int | None = None) -> list[str]:
+    """Messages for every identity that counters (..., L, N_COUNTERS) break; empty when all hold.
+
+    `geo` from costs.geometry; `ticks` (samples x time steps) enables the
+    membrane-update identity, which needs the number of neuron ticks."""
+    c = counters.reshape(-1, counters.shape[-2], counters.shape[-1]).sum(axis=0)
+    bad = []
+    for li, g in enumerate(geo):
+        t = c[li]
+        name = g.name
+        if g.weighted and g.positions == 1 and t[K.C_SYN_AC] != t[K.C_IN_EVENTS] * g.out_c \
+                and t[K.C_SYN_MAC] == 0:
+            bad.append(f"{name}: synaptic events {t[K.C_SYN_AC]} != input events {t[K.C_IN_EVENTS]} x fan-out {g.out_c}")
+        if not t[K.C_SIGN] <= t[K.C_BOXCAR] <= t[K.C_UNGATED]:
+            bad.append(f"{name}: expected sign-gated {t[K.C_SIGN]} <= boxcar-gated {t[K.C_BOXCAR]} "
+                       f"<= ungated {t[K.C_UNGATED]}")
+        if g.weighted and t[K.C_UNGATED] % (g.n_out * g.fan_in):
+            bad.append(f"{name}: ungated updates {t[K.C_UNGATED]} not a multiple of neurons x fan-in")
+        if t[K.C_CELL_WRITES] > t[K.C_PULSES]:
+            bad.append(f"{name}: cell writes {t[K.C_CELL_WRITES]} > pulses {t[K.C_PULSES]}")
+        writes = t[K.C_PULSES] + t[K.C_BIAS_WRITES] + t[K.C_THRESHOLD_WRITES]
+        if t[K.C_W_SAT] > writes:
+            bad.append(f"{name}: register saturations {t[K.C_W_SAT]} > writes {writes}")
+        if t[K.C_SPIKES] > t[K.C_MEM_UPDATES]:
+            bad.append(f"{name}: spikes {t[K.C_SPIKES]} > membrane updates {t[K.C_MEM_UPDATES]}")
+        if ticks is not None and t[K.C_MEM_UPDATES] != g.n_out * ticks:
+            bad.append(f"{name}: membrane updates {t[K.C_MEM_UPDATES]} != neurons {g.n_out} x ticks {ticks}")
+    return bad

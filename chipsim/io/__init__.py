@@ -1,0 +1,1 @@
+"""Files a run writes: atomic writes, summary.json and run.h5."""

@@ -1,0 +1,1 @@
+"""Orchestration: one run, one calibration, a sweep of many cells."""

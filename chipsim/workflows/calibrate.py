@@ -1,0 +1,309 @@
+"""On-chip calibration with online LTL: deploy on a noisy chip, measure, learn, measure again.
+
+    accuracy_before  <- test split on the freshly deployed (noisy) chip
+    for each epoch: the host streams training samples with teacher targets
+                    (a producer thread prepares batch i+1 while the chip learns batch i);
+                    the chip learns online, sample by sample, tick by tick
+    accuracy per epoch, accuracy_after
+
+Every draw is keyed (seed, ...): the per-epoch sample order by
+SeedSequence(seed, 'calibration', epoch), the dynamic noise of training
+sample k in epoch e by the id TRAIN_ID_BASE + e * 2^32 + k, so a run killed
+at any point and resumed from its last checkpoint ends with weights
+bit-identical to an uninterrupted run. Checkpoints are written atomically.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import h5py
+import numba
+import numpy as np
+
+from chipsim import __version__
+from chipsim.core.chipstate import save_state, write_state
+from chipsim.config import ConfigError, LearningConfig, _parse_learning, _Reader
+from chipsim.architect.counters import layer_totals
+from chipsim.core.kernels import layout as K
+from chipsim.core.learning import LearningError, setup_learning
+from chipsim.workflows.runner import RunError, RunOptions, check_out_dir, deploy, encoder_key, load_inputs, prepare_out_dir, \
+    resolve_net_option, resolve_weights
+
+TRAIN_ID_BASE = 1 << 48     #: training sample ids never collide with test sample ids (0..N-1)
+CHECKPOINT = "checkpoint.h5"
+LEARN_COUNTERS = ("updates_ungated", "updates_boxcar_gated", "updates_sign_gated", "pulses", "cell_writes",
+                  "weight_saturations", "write_noise_draws", "bias_writes", "threshold_writes")
+
+
+@dataclass
+class CalibOptions(RunOptions):
+    epochs: int = 1
+    calib_samples: int | None = None
+    checkpoint_every: int | None = None      #: samples between checkpoints (rounded up to batches)
+    resume: Path | None = None
+    learn: tuple[str, ...] = ()              #: overrides of the net's learning section, KEY=VALUE
+    target_cache: Path | None = None         #: folder keeping teacher targets across runs (TargetStore)
+    stop_after_batches: int | None = None    #: test hook: simulate a kill after this many training batches
+    on_batch: Callable[[int, int], None] | None = field(default=None, repr=False)
+
+
+class _Killed(RuntimeError):
+    pass
+
+
+def learning_config(net, overrides: tuple[str, ...]) -> LearningConfig:
+    """The net's learning section with --learn KEY=VALUE overrides applied (validated like the YAML)."""
+    import yaml
+
+    base = {k: v for k, v in dataclasses.asdict(net.learning).items()}
+    base["layers"] = list(base["layers"])
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise RunError(f"--learn {item!r}: expected KEY=VALUE with a key of the learning section")
+        base[key.strip()] = yaml.safe_load(value)
+    base["enabled"] = True
+    weighted = tuple(layer.name for layer in net.weighted_layers)
+    try:
+        return _parse_learning(_Reader("--learn", base, "learning"), weighted)
+    except ConfigError as exc:
+        raise RunError(str(exc)) from None
+
+
+def evaluate(chip, encoder, data, batch_size: int, progress=None) -> tuple[float, np.ndarray]:
+    """Test accuracy (and predictions) of the chip as it is now; sample ids 0..N-1."""
+    from chipsim.hostlink.stream import BatchStream
+
+    n = len(data)
+    preds = np.empty(n, np.int64)
+
+    def make(i):
+        ids = np.arange(i * batch_size, min(n, (i + 1) * batch_size))
+        return ids, encoder.encode(data.images[ids], ids)
+
+    for ids, inputs in BatchStream(make, (n + batch_size - 1) // batch_size):
+        preds[ids] = chip.run(inputs, sample_ids=ids).predictions
+        if progress:
+            progress(len(ids))
+    return float((preds == data.labels).mean()), preds
+
+
+def _options_dict(opts: CalibOptions) -> dict:
+    keep = ("net", "weights", "data", "samples", "batch_size", "seed", "noise", "epochs", "calib_samples",
+            "checkpoint_every", "learn")
+    # getattr, not dataclasses.asdict: asdict deep-copies every field, on_batch too (the CLI's progress
+    # bar holds an open stream and cannot be copied)
+    return {k: (list(v) if isinstance(v, tuple) else v) for k in keep for v in (getattr(opts, k),)}
+
+
+def _load_checkpoint(run_dir: Path) -> dict:
+    path = run_dir / CHECKPOINT
+    if not path.is_file():
+        raise RunError(f"--resume {run_dir}: no {CHECKPOINT}; expected the folder of an interrupted calibration")
+    try:
+        with h5py.File(path, "r") as f:
+            return {"options": json.loads(f.attrs["options"]), "epoch": int(f.attrs["epoch"]),
+                    "batch": int(f.attrs["batch"]),
+                    "history": json.loads(f.attrs["history"]), "counters": f["learn_counters"][()],
+                    "path": path}
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise RunError(f"{path}: not a readable chipsim checkpoint ({type(exc).__name__}: {exc}); expected the "
+                       f"{CHECKPOINT} an interrupted calibration wrote (delete the folder to start over)") from None
+
+
+def run_calibration(opts: CalibOptions) -> dict:
+    """Calibrate as `opts` says (or continue an interrupted run); return the summary.
+
+    A write that fails (disk full, folder read-only) ends the run with a RunError that names the
+    file and says which checkpoint is intact: rerunning the same command continues from it."""
+    from chipsim.io.atomic import WriteError
+
+    try:
+        return _run_calibration(opts)
+    except WriteError as exc:
+        folder = Path(opts.resume or opts.out)
+        try:
+            at = _load_checkpoint(folder)
+            kept = f"the last checkpoint ({folder / CHECKPOINT}: epoch {at['epoch']}, batch {at['batch']}) is intact"
+        except RunError:
+            kept = "no checkpoint had been written yet"
+        raise RunError(f"{exc}. {kept}; free the space (or fix the folder) and run the same command to "
+                       f"continue") from None
+
+
+def _run_calibration(opts: CalibOptions) -> dict:
+    from chipsim.core.chipstate import restore_state
+    from chipsim.hostlink.datasets import DatasetError, load_dataset
+    from chipsim.hostlink.encoders import Encoder
+    from chipsim.hostlink.stream import BatchStream
+    from chipsim.hostlink.teacher import TargetStore, TeacherTargets
+    from chipsim.noise.seeding import generator
+
+    resumed = None
+    if opts.resume is None and opts.out is not None:
+        check_out_dir(Path(opts.out))             # a finished run, or a path this system refuses (too long)
+    if opts.resume is None and opts.out is not None and (Path(opts.out) / CHECKPOINT).is_file() \
+            and not (Path(opts.out) / "summary.json").exists():
+        # the same command run again after a kill: continue the interrupted run instead of starting over
+        saved = _load_checkpoint(Path(opts.out))["options"]
+        mine = json.loads(json.dumps(_options_dict(opts), default=str))
+        diff = {k: (saved.get(k), mine[k]) for k in mine if saved.get(k) != mine[k]}
+        if diff:
+            text = "; ".join(f"{k}: checkpoint has {a!r}, now {b!r}" for k, (a, b) in diff.items())
+            raise RunError(f"--out {opts.out}: holds an interrupted calibration with other options ({text}); "
+                           f"expected the same options to continue it (or --resume {opts.out}), or a new --out")
+        opts = dataclasses.replace(opts, resume=Path(opts.out))
+    if opts.resume is not None:
+        resumed = _load_checkpoint(Path(opts.resume))
+        saved = resumed["options"]
+        opts = dataclasses.replace(opts, **{k: (tuple(v) if isinstance(v, list) else v) for k, v in saved.items()},
+                                   out=Path(opts.resume))
+        out_dir = Path(opts.resume)
+        from chipsim.io.atomic import remove_stale_temps
+
+        remove_stale_temps(out_dir)
+    else:
+        if opts.out is None:
+            raise RunError("--out: a calibration needs an output folder (checkpoints and results)")
+        out_dir = prepare_out_dir(Path(opts.out))
+    if opts.epochs < 1:
+        raise RunError(f"--calibrate-epochs: expected an integer >= 1, got {opts.epochs}")
+    net = resolve_net_option(opts.net)
+    cfg = learning_config(net, opts.learn)
+    bundle, weights_source = resolve_weights(net, opts.weights, opts.seed)
+    chip, noise_report = deploy(net, bundle, weights_source, opts.noise, opts.seed)
+    try:
+        setup = setup_learning(chip, cfg, opts.seed)
+    except LearningError as exc:
+        raise RunError(str(exc)) from None
+    data_spec = net.data if opts.data is None else opts.data
+    test = load_inputs(net, data_spec, "test", opts.samples)
+    try:
+        train = load_dataset(data_spec, "train", limit=opts.calib_samples)
+    except DatasetError as exc:
+        raise RunError(f"--data: calibration needs a training split: {exc}") from None
+    teacher_params = bundle.teacher if bundle is not None else {}
+    t_norm = time.perf_counter()
+    try:
+        teacher = TeacherTargets(net, teacher_params, setup, train.pixel_max, train.images)
+    except ValueError as exc:
+        raise RunError(f"--weights {weights_source}: {exc}") from None
+    store = None
+    if opts.target_cache is not None:
+        try:
+            store = TargetStore(opts.target_cache, teacher, train.images, train.labels)
+        except OSError as exc:
+            raise RunError(str(exc)) from None
+    encoder = Encoder(net.encoder.kind, net.time_steps, train.pixel_max, net.encoder.input_bits,
+                      net.encoder.max_rate, encoder_key(opts.seed))
+    bs = opts.batch_size
+    n_train = len(train)
+    n_batches = (n_train + bs - 1) // bs
+    every = max(1, -(-(opts.checkpoint_every or n_train) // bs))      # in batches
+    L = len(chip.layers)
+    teacher_norm_s = time.perf_counter() - t_norm
+    t0 = time.perf_counter()
+
+    if resumed is None:
+        acc_before, _ = evaluate(chip, encoder, test, bs)
+        history = {"accuracy_before": acc_before, "accuracy_per_epoch": [], "stream": []}
+        learn_counters = np.zeros((L, K.N_COUNTERS), np.int64)
+        start_epoch, start_batch = 0, 0
+    else:
+        restore_state(chip, resumed["path"])
+        history = resumed["history"]
+        learn_counters = resumed["counters"]
+        start_epoch, start_batch = resumed["epoch"], resumed["batch"]
+
+    def checkpoint(epoch: int, batch: int) -> None:
+        path = out_dir / CHECKPOINT
+        from chipsim.io.atomic import atomic_path
+
+        with atomic_path(path) as tmp:
+            with h5py.File(tmp, "w") as f:
+                write_state(f, chip, {"noise": noise_report})
+                f.attrs["options"] = json.dumps(_options_dict(opts), default=str)
+                f.attrs["epoch"], f.attrs["batch"] = epoch, batch
+                f.attrs["history"] = json.dumps(history)
+                f.create_dataset("learn_counters", data=learn_counters)
+
+    done_batches = 0
+    for epoch in range(start_epoch, opts.epochs):
+        order = generator(opts.seed, "calibration", epoch, "order").permutation(n_train)
+        first = start_batch if epoch == start_epoch else 0
+
+        def make_batch(i: int, order=order, epoch=epoch):
+            idx = order[i * bs:(i + 1) * bs]
+            ids = TRAIN_ID_BASE + (epoch << 32) + idx
+            images, labels = train.images[idx], train.labels[idx]
+            targets = teacher.targets(images, labels) if store is None else store.targets(idx, images, labels)
+            return idx, ids, encoder.encode(images, ids), targets
+
+        stream = BatchStream(lambda j: make_batch(first + j), n_batches - first)
+        t_learn = time.perf_counter()
+        for j, (idx, ids, inputs, targets) in enumerate(stream):
+            res = chip.run(inputs, sample_ids=ids, learning=setup, targets=targets)
+            learn_counters += res.counters.sum(axis=(0, 1))
+            batch = first + j + 1
+            done_batches += 1
+            # learning time (host streaming included, measurements excluded), kept across resumes
+            history["learn_s"] = history.get("learn_s", 0.0) + time.perf_counter() - t_learn
+            history["learn_samples"] = history.get("learn_samples", 0) + len(idx)
+            t_learn = time.perf_counter()
+            if opts.on_batch:
+                opts.on_batch(len(idx), n_batches * opts.epochs)
+            if batch % every == 0 and batch < n_batches:
+                checkpoint(epoch, batch)
+            if opts.stop_after_batches is not None and done_batches >= opts.stop_after_batches:
+                raise _Killed(f"stopped after {done_batches} batches (test hook)")
+        acc, _ = evaluate(chip, encoder, test, bs)
+        history["accuracy_per_epoch"].append(acc)
+        history["stream"].append(stream.stats.to_dict())
+        checkpoint(epoch + 1, 0)
+
+    totals = layer_totals(learn_counters[None], chip.layer_names)
+    per_layer = {}
+    for name in setup.layers:
+        t = totals[name]
+        ungated = max(1, t["updates_ungated"])
+        per_layer[name] = {**{k: t[k] for k in LEARN_COUNTERS},
+                           "boxcar_fraction": t["updates_boxcar_gated"] / ungated,
+                           "sign_fraction": t["updates_sign_gated"] / ungated}
+    summary = {
+        "chipsim_version": __version__, "net": net.name, "net_file": net.source, "time_steps": net.time_steps,
+        "weights": weights_source, "data": data_spec,
+        "data_note": getattr(test, "note", None), "seed": opts.seed, "noise": noise_report,
+        "samples": len(test), "calibration_samples": n_train, "epochs": opts.epochs,
+        "learning": dataclasses.asdict(cfg),
+        "accuracy_before": history["accuracy_before"],
+        "accuracy_after": history["accuracy_per_epoch"][-1],
+        "accuracy_per_epoch": history["accuracy_per_epoch"],
+        "host_stream": history["stream"],
+        "learning_layers": per_layer,
+        "resumed": resumed is not None,
+        "wall_s": round(time.perf_counter() - t0, 2),
+        "teacher_norm_s": round(teacher_norm_s, 2),
+        "learn_s": round(history.get("learn_s", 0.0), 2),
+        "learn_samples_per_s": round(history.get("learn_samples", 0) / max(history.get("learn_s", 0.0), 1e-9), 2),
+        "threads": numba.get_num_threads(),
+        "target_cache": None if store is None else {"folder": str(opts.target_cache), "rows_read": store.hits,
+                                                    "rows_computed": store.misses},
+        "calibrated_weights": str(out_dir / "calibrated.h5"),
+    }
+    save_state(out_dir / "calibrated.h5", chip, {"noise": noise_report, "options": _options_dict(opts),
+                                                 "accuracy_after": summary["accuracy_after"]})
+    from chipsim.io.atomic import atomic_path, write_json
+
+    with atomic_path(out_dir / "run.h5") as tmp:
+        with h5py.File(tmp, "w") as f:
+            write_state(f, chip, {"summary": summary, "net_config": net.to_dict()})
+            f.create_dataset("learn_counters", data=learn_counters)
+            f.attrs["counter_names"] = json.dumps(K.COUNTER_NAMES)
+            f.attrs["layer_names"] = json.dumps(chip.layer_names)
+    write_json(out_dir / "summary.json", summary)
+    return summary
