@@ -1,4 +1,4 @@
-"""Pretraining: teacher ANN -> SNN (conversion or offline LTL) -> integer chip weights (HDF5).
+"""Pretraining: teacher ANN -> SNN (conversion, offline LTL or tandem) -> integer chip weights (HDF5).
 
     chipsim pretrain --net fashion --data fashion-mnist --epochs 15 --method offline-ltl --ltl-samples 20000
 
@@ -38,6 +38,12 @@ past the budget.
    ``--noise mismatch=S`` on the chip (an option, not the paper's recipe).
    ``--method convert`` skips this stage: threshold balancing with the same
    percentile (models/convert.py).
+   ``--method tandem`` trains the same float SNN with tandem learning
+   instead (models/tandem.py: the SNN's spike counts forward, the gradient of
+   the coupled ANN's clamped ReLU backward, cross-entropy on the output end to
+   end), with the same --ltl-* options, schedule and checkpoints; its file's
+   float teacher is the coupled ANN (the trained SNN's own weights), with the
+   starting teacher's accuracy kept as ``start_teacher_accuracy``.
 3. **export**: per-layer symmetric quantization to the chip's weight bits;
    the file carries the float teacher (BatchNorm folded; at float16
    precision, or 8-bit codes per output channel for nets over 2 M parameters:
@@ -77,7 +83,8 @@ CHECKPOINT = "checkpoint.pt"
 LOG = "log.jsonl"
 CHECK_SAMPLES = 200
 FLOAT_EVAL_SAMPLES = 2000
-METHODS = ("convert", "offline-ltl")
+METHODS = ("convert", "offline-ltl", "tandem")
+SNN_METHODS = ("offline-ltl", "tandem")   #: methods that train the float SNN (stage 2)
 
 
 @dataclass
@@ -86,7 +93,7 @@ class PretrainOptions:
     data: str | None = None               #: training data spec (train split trains, test split measures)
     out: Path | None = None               #: weights file (default ./NET.h5)
     epochs: int = 10                      #: teacher epochs
-    method: str = "convert"               #: convert | offline-ltl
+    method: str = "convert"               #: convert | offline-ltl | tandem (models/tandem.py)
     teacher_only: bool = False
     teacher: Path | None = None           #: start from this teacher state dict instead of training one
     ltl_epochs: int = 1
@@ -410,8 +417,13 @@ def ltl_losses(net: NetConfig, snn, teacher, x, y, norms: dict[str, float]) -> d
 def train_snn_epoch(snn, teacher, opt, train, epoch: int, opts: PretrainOptions, net: NetConfig,
                     norms: dict, bar: _Bar, start: dict | None = None,
                     mid: Callable[[dict], None] | None = None) -> dict:
-    """One offline-LTL epoch (from a mid-epoch checkpoint `start` if given); `mid` as in the teacher's."""
+    """One offline-LTL or tandem epoch (from a mid-epoch checkpoint `start` if given); `mid` as in the
+    teacher's."""
     torch = _torch()
+    if opts.method == "tandem":
+        from .tandem import tandem_losses as loss_fn
+    else:
+        loss_fn = ltl_losses
     rng = np.random.default_rng(_epoch_seed(opts.seed, "snn", epoch))
     torch.manual_seed(_epoch_seed(opts.seed, "snn-torch", epoch))
     pad, flip = augment_settings(net, opts.augment)
@@ -435,7 +447,7 @@ def train_snn_epoch(snn, teacher, opt, train, epoch: int, opts: PretrainOptions,
         y = torch.as_tensor(train.labels[idx])
         for g in opt.param_groups:
             g["lr"] = lr_at(epoch * steps + j, total, opts.ltl_lr, min(steps, max(1, total // 20)))
-        losses = ltl_losses(net, snn, teacher, x, y, norms)
+        losses = loss_fn(net, snn, teacher, x, y, norms)
         opt.zero_grad(set_to_none=True)
         sum(losses.values()).backward()     # the graphs of the layers are disjoint: each gets its own loss
         opt.step()
@@ -577,7 +589,7 @@ def pretrain(opts: PretrainOptions) -> dict:
             except PretrainError as exc:
                 raise PretrainError(f"--teacher {exc}") from None
             t_opt = torch.optim.SGD(teacher.parameters(), lr=opts.lr)
-            state["stage"] = "snn" if opts.method == "offline-ltl" else "export"
+            state["stage"] = "snn" if opts.method in SNN_METHODS else "export"
             state["teacher_source"] = str(opts.teacher)
     else:
         if state.get("teacher_source"):
@@ -685,9 +697,10 @@ def pretrain(opts: PretrainOptions) -> dict:
         state["norms"] = y_norms(net, params, train, percentile)
     norms = state["norms"]
 
-    # ---- stage 2: offline LTL
+    # ---- stage 2: offline LTL or tandem learning
     float_acc = None
-    if opts.method == "offline-ltl":
+    stage_label = "tandem" if opts.method == "tandem" else "offline LTL"
+    if opts.method in SNN_METHODS:
         if state["stage"] == "snn" and state["epoch"] == 0 and not state.get("snn_initialised"):
             if opts.ltl_init == "convert":
                 load_snn_params(snn, balanced_params(net, params, norms))
@@ -709,7 +722,7 @@ def pretrain(opts: PretrainOptions) -> dict:
         while state["stage"] == "snn" and state["epoch"] < opts.ltl_epochs:
             e = state["epoch"]
             per_epoch = min(len(train), opts.ltl_samples or len(train))
-            bar = _Bar(opts.progress, per_epoch, f"offline LTL epoch {e + 1}/{opts.ltl_epochs}")
+            bar = _Bar(opts.progress, per_epoch, f"{stage_label} epoch {e + 1}/{opts.ltl_epochs}")
             t0, c0 = time.perf_counter(), time.process_time()
             start = resume_point("snn", e)
             before = (start["seconds"], start["cpu_seconds"]) if start else (0.0, 0.0)
@@ -727,19 +740,25 @@ def pretrain(opts: PretrainOptions) -> dict:
             record({"stage": "snn", "epoch": e + 1, **stats, "float_snn_accuracy_1k": f_acc, "seconds": round(dt, 1),
                     "cpu_seconds": round(dc, 1)})
             losses = ", ".join(f"{k} {v:.4f}" for k, v in stats["layer_losses"].items())
-            log(f"offline LTL epoch {e + 1}/{opts.ltl_epochs}: {losses}; float SNN {f_acc * 100:.2f}% (1k test), "
+            log(f"{stage_label} epoch {e + 1}/{opts.ltl_epochs}: {losses}; float SNN {f_acc * 100:.2f}% (1k test), "
                 f"{dt:.0f} s ({dc:.0f} s CPU)")
             if state["epoch"] >= opts.ltl_epochs:
                 state["stage"], state["epoch"] = "export", 0
             checkpoint()
             if out_of_time() and state["stage"] == "snn":
-                raise Stopped(f"stopped after offline LTL epoch {e + 1} (--max-minutes {opts.max_minutes}); "
+                raise Stopped(f"stopped after {stage_label} epoch {e + 1} (--max-minutes {opts.max_minutes}); "
                               f"continue with --resume")
         snn.eval()
         n_float = min(len(test), FLOAT_EVAL_SAMPLES)      # the dense float SNN is slow on CPU: a subset
         float_acc = snn_float_accuracy(snn, eval_subset(test, n_float))
         bundle = export_snn(net, snn_params(snn), train.pixel_max,
-                            {"init": opts.ltl_init, "percentile": percentile, "y_norm": norms})
+                            {"method": opts.method, "init": opts.ltl_init, "percentile": percentile,
+                             "y_norm": norms})
+        if opts.method == "tandem":       # the file's teacher is the coupled ANN (models/tandem.py)
+            start_acc, start_storage = t_acc, teacher_storage
+            params, teacher_storage = stored_teacher(snn_params(snn))
+            t_acc = teacher_accuracy(folded_teacher(net, params), test)
+            log(f"coupled ANN (the file's teacher) accuracy {t_acc * 100:.2f}%")
     else:
         calib = np.sort(np.random.default_rng(0).permutation(len(train))[:min(2000, len(train))])
         bundle = convert(net, params, train.images[calib], train.pixel_max, percentile,
@@ -760,6 +779,9 @@ def pretrain(opts: PretrainOptions) -> dict:
         "train_data": describe_dataset(train),
         "history": state["history"],
     }
+    if opts.method == "tandem":
+        attrs["start_teacher_accuracy"] = start_acc
+        attrs["start_teacher_storage"] = start_storage
     if float_acc is not None:
         attrs["float_snn_accuracy"] = float_acc
         attrs["float_snn_accuracy_samples"] = n_float

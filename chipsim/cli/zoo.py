@@ -19,8 +19,10 @@ from chipsim.cli.errors import SEED, FiniteFloat, user_facing
               help="Training data (its train split trains, its test split measures): a CIFAR folder or archive, "
                    "'fashion-mnist', an IDX folder, a Tiny ImageNet folder, 'digits'. Default: the net's.")
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Teacher epochs.")
-@click.option("--method", type=click.Choice(["convert", "offline-ltl"]), default="convert", show_default=True,
-              help="Teacher -> SNN: threshold balancing, or offline LTL (paper Eq. 4-8).")
+@click.option("--method", type=click.Choice(["convert", "offline-ltl", "tandem"]), default="convert",
+              show_default=True,
+              help="Teacher -> SNN: threshold balancing, offline LTL (paper Eq. 4-8), or tandem learning "
+                   "(Wu et al. 2021; the --ltl-* options set its epochs, samples, start, rate and batch).")
 @click.option("--teacher-only", is_flag=True, help="Train only the teacher (state dict in OUT.pretrain/teacher.pt).")
 @click.option("--teacher", "teacher_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Skip teacher training: start from this PyTorch state dict (see import-torch).")
@@ -29,11 +31,11 @@ from chipsim.cli.errors import SEED, FiniteFloat, user_facing
 @click.option("--resume", is_flag=True, help="Continue the interrupted run of this --out from its checkpoint.")
 @click.option("--ltl-epochs", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--ltl-samples", type=click.IntRange(min=1), default=None,
-              help="Training samples per offline-LTL epoch (default: all).")
+              help="Training samples per offline-LTL / tandem epoch (default: all).")
 @click.option("--ltl-init", default="convert", show_default=True,
               help="SNN start: 'convert' (the threshold-balanced teacher), 'random' (the paper), or a chipsim "
                    "weights file to fine-tune.")
-@click.option("--ltl-lr", type=FiniteFloat(min=0, min_open=True), default=2e-4, show_default=True, help="Adam learning rate of offline LTL.")
+@click.option("--ltl-lr", type=FiniteFloat(min=0, min_open=True), default=2e-4, show_default=True, help="Adam learning rate of offline LTL / tandem.")
 @click.option("--ltl-batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--train-mismatch", type=FiniteFloat(0, 1), default=0.0, show_default=True,
               help="Noise-aware offline LTL: each batch runs through weights and biases x (1 + S xi), "
