@@ -19,8 +19,9 @@ method, on the chip:
 * noise-free accuracy and synaptic operations per image (the chip's counters:
   summary `synops.synops_per_sample`) at T = 4, 8, 16 (and 32 for digits);
 * training time (the SNN stage; the shared teacher's time is listed once);
-* accuracy before / after one epoch of on-chip calibration, at the YAML's own T and
-  learning section, under `mismatch=0.4` and under `bits=3`, seeds 0..2.
+* accuracy before / after one epoch of on-chip calibration with the YAML's learning
+  section, under `mismatch=0.4` and under `bits=3`, seeds 0..2, each method at the T it
+  would deploy at: convert at the YAML's T, offline-ltl and tandem at the training T.
 
 Every cell (teacher, training, one T, one calibration) writes its own JSON under
 benchmarks/results/pretraining/NET/ and is skipped when it exists, so an interrupted
@@ -142,10 +143,9 @@ def evaluate(name: str, weights: str, T: int, samples: int | None) -> dict:
             "chip_s": sm["chip_s"]}
 
 
-def calibrate(name: str, weights: str, noise: str, seed: int, samples, calib_samples) -> dict:
+def calibrate(name: str, weights: str, T: int, noise: str, seed: int, samples, calib_samples) -> dict:
     from chipsim.workflows.calibrate import CalibOptions, run_calibration
 
-    T = shipped_t(name)
     with tempfile.TemporaryDirectory() as tmp:
         sm = run_calibration(CalibOptions(net=str(variant_yaml(name, T)), weights=str(ROOT / weights),
                                           noise=(noise,), seed=seed, epochs=1, samples=samples,
@@ -172,8 +172,9 @@ def run_net(name: str, args) -> None:
             for method in METHODS:
                 tr = json.loads((folder / method / "train.json").read_text())
                 print(f"{name}: {method} calibration {noise} seed {seed}", flush=True)
+                T = shipped_t(name) if method == "convert" else tr["train_t"]     # each as it would deploy
                 cell(folder / method / f"calib-{noise}-s{seed}.json",
-                     lambda: calibrate(name, tr["weights"], noise, seed, samples, calib_samples))
+                     lambda: calibrate(name, tr["weights"], T, noise, seed, samples, calib_samples))
 
 
 # --------------------------------------------------------------------------- summary

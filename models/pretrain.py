@@ -41,9 +41,7 @@ past the budget.
    ``--method tandem`` trains the same float SNN with tandem learning
    instead (models/tandem.py: the SNN's spike counts forward, the gradient of
    the coupled ANN's clamped ReLU backward, cross-entropy on the output end to
-   end), with the same --ltl-* options, schedule and checkpoints; its file's
-   float teacher is the coupled ANN (the trained SNN's own weights), with the
-   starting teacher's accuracy kept as ``start_teacher_accuracy``.
+   end), with the same --ltl-* options, schedule and checkpoints.
 3. **export**: per-layer symmetric quantization to the chip's weight bits;
    the file carries the float teacher (BatchNorm folded; at float16
    precision, or 8-bit codes per output channel for nets over 2 M parameters:
@@ -754,11 +752,6 @@ def pretrain(opts: PretrainOptions) -> dict:
         bundle = export_snn(net, snn_params(snn), train.pixel_max,
                             {"method": opts.method, "init": opts.ltl_init, "percentile": percentile,
                              "y_norm": norms})
-        if opts.method == "tandem":       # the file's teacher is the coupled ANN (models/tandem.py)
-            start_acc, start_storage = t_acc, teacher_storage
-            params, teacher_storage = stored_teacher(snn_params(snn))
-            t_acc = teacher_accuracy(folded_teacher(net, params), test)
-            log(f"coupled ANN (the file's teacher) accuracy {t_acc * 100:.2f}%")
     else:
         calib = np.sort(np.random.default_rng(0).permutation(len(train))[:min(2000, len(train))])
         bundle = convert(net, params, train.images[calib], train.pixel_max, percentile,
@@ -779,9 +772,6 @@ def pretrain(opts: PretrainOptions) -> dict:
         "train_data": describe_dataset(train),
         "history": state["history"],
     }
-    if opts.method == "tandem":
-        attrs["start_teacher_accuracy"] = start_acc
-        attrs["start_teacher_storage"] = start_storage
     if float_acc is not None:
         attrs["float_snn_accuracy"] = float_acc
         attrs["float_snn_accuracy_samples"] = n_float
