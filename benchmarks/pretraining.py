@@ -11,13 +11,16 @@ with `--teacher`:
 * offline-ltl: offline LTL from the converted start, at the training T;
 * tandem: tandem learning (models/tandem.py) from the converted start, at the training T,
   with the same samples, learning rate and batch size as offline-ltl.
+* tandem-equal-time (fashion): tandem with a whole epoch (60,000 images), about the
+  training time offline-ltl takes for its 20,000.
 
 The training T (`--train-t`, default 8) is set by a copy of the YAML with `time_steps`
 changed (and `learning.warmup` shifted so the same number of last ticks learn). Then per
 method, on the chip:
 
 * noise-free accuracy and synaptic operations per image (the chip's counters:
-  summary `synops.synops_per_sample`) at T = 4, 8, 16 (and 32 for digits);
+  summary `synops.synops_per_sample`) at T = 4, 8, 16 (and 32 for digits; convert on
+  fashion also at 32 and 64, to find the T at which it matches tandem's T = 8);
 * training time (the SNN stage; the shared teacher's time is listed once);
 * accuracy before / after one epoch of on-chip calibration with the YAML's learning
   section, under `mismatch=0.4` and under `bits=3`, seeds 0..2, each method at the T it
@@ -52,6 +55,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 CELLS = RESULTS / "pretraining"
 WORK = RESULTS / "pretraining-work"
 METHODS = ("convert", "offline-ltl", "tandem")
+#: extra rows: label -> (method, overrides of the net's settings)
+VARIANTS = {"tandem-equal-time": ("tandem", {"ltl_samples": None})}
 NOISE = ("mismatch=0.4", "bits=3")
 
 #: per net: teacher epochs and batch, SNN-stage samples per epoch and epochs, eval Ts, default test / calib samples
@@ -59,7 +64,11 @@ SETTINGS = {
     "digits": {"epochs": 40, "batch_size": 32, "ltl_samples": None, "ltl_epochs": 10, "ltl_lr": 1e-3,
                "ltl_batch_size": 32, "ts": (4, 8, 16, 32), "eval_samples": None, "calib_samples": None},
     "fashion": {"epochs": 10, "batch_size": 128, "ltl_samples": 20000, "ltl_epochs": 1, "ltl_lr": 2e-4,
-                "ltl_batch_size": 32, "ts": (4, 8, 16), "eval_samples": 2000, "calib_samples": 2000},
+                "ltl_batch_size": 32, "ts": (4, 8, 16), "eval_samples": 2000, "calib_samples": 2000,
+                # tandem's step costs about a third of offline LTL's: the whole 60,000-image epoch takes
+                # about the training time offline LTL takes for its 20,000
+                "variants": ("tandem-equal-time",),
+                "convert_extra_ts": (32, 64)},      # how long conversion needs to reach tandem's T = 8
 }
 
 
@@ -113,11 +122,13 @@ def train_teacher(name: str, s: dict, args) -> dict:
             "epochs": s["epochs"], "batch_size": s["batch_size"], "seconds": state["seconds"]}
 
 
-def train_method(name: str, method: str, s: dict, teacher: dict, args) -> dict:
+def train_method(name: str, label: str, s: dict, teacher: dict, args) -> dict:
     from chipsim.models.pretrain import PretrainOptions, pretrain
 
-    out = WORK / name / f"{method}.h5"
-    ckpt = WORK / name / f"{method}.pretrain" / "checkpoint.pt"
+    method, overrides = VARIANTS.get(label, (label, {}))
+    s = {**s, **overrides}
+    out = WORK / name / f"{label}.h5"
+    ckpt = WORK / name / f"{label}.pretrain" / "checkpoint.pt"
     opts = PretrainOptions(net=str(variant_yaml(name, args.train_t)), method=method,
                            teacher=Path(teacher["teacher_state_dict"]), out=out, ltl_epochs=s["ltl_epochs"],
                            ltl_samples=s["ltl_samples"], ltl_lr=s["ltl_lr"], ltl_batch_size=s["ltl_batch_size"],
@@ -125,7 +136,7 @@ def train_method(name: str, method: str, s: dict, teacher: dict, args) -> dict:
                            progress=args.progress, resume=ckpt.exists())
     t0 = time.perf_counter()
     summary = pretrain(opts)
-    return {"method": method, "train_t": args.train_t, "weights": str(out.relative_to(ROOT)),
+    return {"method": method, "label": label, "train_t": args.train_t, "weights": str(out.relative_to(ROOT)),
             "wall_seconds": round(time.perf_counter() - t0, 1), "training_seconds": summary["training_seconds"],
             "teacher_accuracy_file": summary["teacher_accuracy"], "snn_accuracy_at_train_t": summary["snn_accuracy"],
             "float_snn_accuracy": summary.get("float_snn_accuracy"),
@@ -162,17 +173,18 @@ def run_net(name: str, args) -> None:
     calib_samples = args.calib_samples or s["calib_samples"]
     print(f"{name}: teacher", flush=True)
     teacher = cell(folder / "teacher.json", lambda: train_teacher(name, s, args))
-    for method in METHODS:
+    labels = METHODS + tuple(s.get("variants", ()))
+    for method in labels:
         print(f"{name}: {method}", flush=True)
         tr = cell(folder / method / "train.json", lambda: train_method(name, method, s, teacher, args))
-        for T in s["ts"]:
+        for T in s["ts"] + (s.get("convert_extra_ts", ()) if method == "convert" else ()):
             cell(folder / method / f"eval-T{T}.json", lambda: evaluate(name, tr["weights"], T, samples))
     for seed in range(args.seeds):             # calibrations last: the slowest cells
         for noise in NOISE:
-            for method in METHODS:
+            for method in labels:
                 tr = json.loads((folder / method / "train.json").read_text())
                 print(f"{name}: {method} calibration {noise} seed {seed}", flush=True)
-                T = shipped_t(name) if method == "convert" else tr["train_t"]     # each as it would deploy
+                T = shipped_t(name) if tr["method"] == "convert" else tr["train_t"]     # each as it would deploy
                 cell(folder / method / f"calib-{noise}-s{seed}.json",
                      lambda: calibrate(name, tr["weights"], T, noise, seed, samples, calib_samples))
 
@@ -190,7 +202,7 @@ def collect() -> dict:
         name = folder.name
         entry = {"teacher": json.loads((folder / "teacher.json").read_text())
                  if (folder / "teacher.json").is_file() else None, "methods": {}}
-        for method in METHODS:
+        for method in METHODS + tuple(VARIANTS):
             m = folder / method
             if not (m / "train.json").is_file():
                 continue
@@ -223,24 +235,45 @@ def _acc(entry, method, T):
 
 
 def verdicts(entry) -> dict:
-    """The issue's two targets, computed from the cells (None where a cell is missing)."""
+    """The issue's two targets per tandem row, computed from the cells (absent where a cell is missing)."""
     out = {}
-    t8, c16 = _acc(entry, "tandem", 8), _acc(entry, "convert", 16)
-    if t8 and c16:
-        out["tandem_T8_vs_convert_T16"] = {"tandem_T8": t8["accuracy"], "convert_T16": c16["accuracy"],
-                                           "met": t8["accuracy"] >= c16["accuracy"]}
-    if t8:
-        # the cheapest convert T that reaches tandem's T=8 accuracy; if none does, the most accurate
-        conv = entry["methods"].get("convert", {}).get("eval", [])
+    conv = entry["methods"].get("convert", {}).get("eval", [])
+    c16 = _acc(entry, "convert", 16)
+    for label in entry["methods"]:
+        t8 = _acc(entry, label, 8) if label.startswith("tandem") else None
+        if not t8:
+            continue
+        v = out[label] = {}
+        if c16:
+            v["T8_vs_convert_T16"] = {"tandem_T8": t8["accuracy"], "convert_T16": c16["accuracy"],
+                                      "met": t8["accuracy"] >= c16["accuracy"]}
+        # the cheapest convert T that reaches tandem's T=8 accuracy; if none does, the most accurate one
         reach = [r for r in conv if r["accuracy"] >= t8["accuracy"]]
         ref = min(reach, key=lambda r: r["T"]) if reach else (max(conv, key=lambda r: r["accuracy"]) if conv else None)
         if ref:
-            out["synops_at_equal_accuracy"] = {
+            v["synops_at_equal_accuracy"] = {
                 "tandem_T": 8, "tandem_accuracy": t8["accuracy"], "tandem_synops": t8["synops_per_sample"],
                 "convert_T": ref["T"], "convert_accuracy": ref["accuracy"], "convert_synops": ref["synops_per_sample"],
                 "convert_reaches_tandem_accuracy": bool(reach),
-                "met": t8["synops_per_sample"] < ref["synops_per_sample"] if reach else True}
+                "met": t8["synops_per_sample"] < ref["synops_per_sample"]}
     return out
+
+
+def markdown_table(nets: dict) -> str:
+    """The README table: accuracy (synaptic ops) per T, SNN-stage training time, calibration means."""
+    ts = sorted({r["T"] for e in nets.values() for m in e["methods"].values() for r in m["eval"]})
+    head = ["net", "method"] + [f"T={t}" for t in ts] + ["SNN training (s)"] + [f"{n}, before -> after" for n in NOISE]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, e in nets.items():
+        for label, m in e["methods"].items():
+            by_t = {r["T"]: r for r in m["eval"]}
+            cells = [f"{100 * by_t[t]['accuracy']:.2f} % ({by_t[t]['synops_per_sample'] / 1e6:.2f} M)"
+                     if t in by_t else "" for t in ts]
+            sec = m["train"]["training_seconds"].get("snn", 0.0)
+            cal = [f"{100 * c['before']:.1f} -> {100 * c['after']:.1f} (T={c['T']})" if (c := m["calibration"].get(n))
+                   else "" for n in NOISE]
+            lines.append("| " + " | ".join([name, label] + cells + [f"{sec:.0f}"] + cal) + " |")
+    return "\n".join(lines)
 
 
 def plot(nets: dict, path: Path) -> None:
@@ -249,7 +282,8 @@ def plot(nets: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colours = {"convert": "tab:blue", "offline-ltl": "tab:orange", "tandem": "tab:green"}
+    colours = {"convert": "tab:blue", "offline-ltl": "tab:orange", "tandem": "tab:green",
+               "tandem-equal-time": "tab:olive"}
     fig, axes = plt.subplots(len(nets), 3, figsize=(13, 3.6 * len(nets)), squeeze=False)
     for row, (name, entry) in zip(axes, nets.items()):
         for method, m in entry["methods"].items():
@@ -304,7 +338,9 @@ def main() -> None:
     nets = collect()
     path = RESULTS / "pretraining.json"
     write_json(path, {"nets": nets, "machine": machine_info(), "host": socket.gethostname(),
-                      "command": "python benchmarks/pretraining.py " + " ".join(sys.argv[1:])})
+                      "command": "python benchmarks/pretraining.py " + (" ".join(sys.argv[1:]) if not args.replot
+                                                                        else f"--nets {','.join(nets)}"),
+                      "cells": str(CELLS.relative_to(ROOT))})
     if nets:
         plot(nets, path.with_suffix(".png"))
     for name, entry in nets.items():
@@ -316,6 +352,8 @@ def main() -> None:
                             for k, c in m["calibration"].items())
             print(f"  {method:<12} {accs}\n  {'':<12} {cal}")
         print(" ", json.dumps(entry["verdicts"]))
+    print()
+    print(markdown_table(nets))
     print("wrote", path, "and", path.with_suffix(".png"))
 
 
