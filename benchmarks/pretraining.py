@@ -308,7 +308,7 @@ def plot(nets: dict, path: Path) -> None:
         xs = range(len(labels))
         row[2].bar([x - 0.2 for x in xs], before, 0.4, label="before", color="0.7")
         row[2].bar([x + 0.2 for x in xs], after, 0.4, label="after 1 epoch", color="tab:purple")
-        row[2].set_xticks(list(xs), labels, fontsize=6)
+        row[2].set_xticks(list(xs), labels, fontsize=6, rotation=35, ha="right")
         if before:
             row[2].set_ylim(max(0.0, min(before + after) - 5), 100)
         row[2].set(ylabel="accuracy (%), mean of seeds", title=f"{name}: on-chip calibration")
