@@ -41,7 +41,9 @@ past the budget.
    ``--method tandem`` trains the same float SNN with tandem learning
    instead (models/tandem.py: the SNN's spike counts forward, the gradient of
    the coupled ANN's clamped ReLU backward, cross-entropy on the output end to
-   end), with the same --ltl-* options, schedule and checkpoints.
+   end), with the same --ltl-* options, schedule and checkpoints;
+   ``--tandem-progressive`` switches the layers from ANN to SNN one at a time
+   (progressive tandem learning, in L + 1 equal phases of the training steps).
 3. **export**: per-layer symmetric quantization to the chip's weight bits;
    the file carries the float teacher (BatchNorm folded; at float16
    precision, or 8-bit codes per output channel for nets over 2 M parameters:
@@ -100,6 +102,7 @@ class PretrainOptions:
     ltl_lr: float = 2e-4
     ltl_batch_size: int = 32
     train_mismatch: float = 0.0           #: noise-aware offline LTL: weight/bias mismatch drawn per batch
+    tandem_progressive: bool = False      #: progressive tandem learning (layers switch from ANN to SNN in turn)
     batch_size: int = 128
     lr: float = 0.05
     weight_decay: float = 5e-4
@@ -122,6 +125,8 @@ class PretrainOptions:
         keep = ("net", "data", "epochs", "method", "teacher", "ltl_epochs", "ltl_samples", "ltl_init", "ltl_lr",
                 "ltl_batch_size", "train_mismatch", "batch_size", "lr", "weight_decay", "train_samples", "eval_samples",
                 "percentile", "augment", "batchnorm", "dropout", "seed")
+        if self.tandem_progressive:       # recorded only when on: files of the other methods stay as they were
+            keep = keep + ("tandem_progressive",)
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()
                 if k in keep}
 
@@ -419,7 +424,7 @@ def train_snn_epoch(snn, teacher, opt, train, epoch: int, opts: PretrainOptions,
     teacher's."""
     torch = _torch()
     if opts.method == "tandem":
-        from .tandem import tandem_losses as loss_fn
+        from .tandem import progressive_layers, tandem_losses as loss_fn
     else:
         loss_fn = ltl_losses
     rng = np.random.default_rng(_epoch_seed(opts.seed, "snn", epoch))
@@ -445,7 +450,10 @@ def train_snn_epoch(snn, teacher, opt, train, epoch: int, opts: PretrainOptions,
         y = torch.as_tensor(train.labels[idx])
         for g in opt.param_groups:
             g["lr"] = lr_at(epoch * steps + j, total, opts.ltl_lr, min(steps, max(1, total // 20)))
-        losses = loss_fn(net, snn, teacher, x, y, norms)
+        kw = {}
+        if opts.tandem_progressive:     # the phase follows the step: a resumed run is in the same phase
+            kw["snn_layers"] = progressive_layers(net, (epoch * steps + j) / total)
+        losses = loss_fn(net, snn, teacher, x, y, norms, **kw)
         opt.zero_grad(set_to_none=True)
         sum(losses.values()).backward()     # the graphs of the layers are disjoint: each gets its own loss
         opt.step()
@@ -530,6 +538,8 @@ def pretrain(opts: PretrainOptions) -> dict:
 
     if opts.method not in METHODS:
         raise PretrainError(f"--method: expected one of {', '.join(METHODS)}, got {opts.method!r}")
+    if opts.tandem_progressive and opts.method != "tandem":
+        raise PretrainError(f"--tandem-progressive: expected --method tandem, got --method {opts.method}")
     if opts.ltl_init not in ("convert", "random") and not Path(opts.ltl_init).is_file():
         raise PretrainError(f"--ltl-init: expected convert, random or a chipsim weights file, got {opts.ltl_init!r}")
     torch.set_num_threads(opts.threads)

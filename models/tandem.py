@@ -43,8 +43,12 @@ Ours:
   its rates saturating at 1 (fashion, T = 8: chip SNN 89.3 %, the same
   weights as an unclamped ReLU ANN 24.9 %; calibrating towards it under
   mismatch=0.4 went 20.3 -> 21.8 %);
-* progressive tandem learning (layers switched from ANN to SNN one by one,
-  the PTL of the LTL paper's Table 1) is not implemented.
+* progressive tandem learning (`--tandem-progressive`; the PTL row of the LTL
+  paper's Table 1, Wu et al. 2020) in our simplest form: the training steps
+  fall into L + 1 equal phases, phase k with the first k weighted layers
+  spiking and the rest a pure ANN of clamped ReLUs (`progressive_layers`);
+  the paper's PTL schedules the switches by the validation loss and
+  fine-tunes between them.
 
 Training, checkpoints, resume, seeding and export are those of offline LTL
 (models/pretrain.py, stage 2); this module gives the forward pass and the loss.
@@ -77,8 +81,21 @@ class TandemPass:
         self.approx = approx          #: layer name -> (B, ...) the ANN's approximate count
 
 
-def tandem_forward(snn, x, generator=None) -> TandemPass:
-    """One tandem pass of a `SpikingNet` over x = pixel / pixel_max (B, C, H, W); see the module docstring."""
+def progressive_layers(net, progress: float) -> int:
+    """Progressive tandem learning: how many weighted layers (from the input) run as SNN at `progress`
+    (0..1, the fraction of training done). With L switchable layers (all weighted layers; a potential
+    readout's is exact in both and not counted), training runs in L + 1 equal phases: phase k has the
+    first k layers spiking, the last phase the whole SNN."""
+    L = len(net.weighted_layers) - (1 if net.readout == "potential" else 0)
+    return min(L, int(progress * (L + 1)))
+
+
+def tandem_forward(snn, x, generator=None, snn_layers: int | None = None) -> TandemPass:
+    """One tandem pass of a `SpikingNet` over x = pixel / pixel_max (B, C, H, W); see the module docstring.
+
+    `snn_layers` = k (progressive tandem learning): only the first k weighted layers (and the pooling
+    between them) spike; from the next weighted layer on the pass is the ANN alone (its approximate
+    counts passed on, gradients exact). None: every layer spikes."""
     torch = _torch()
     import torch.nn.functional as F
 
@@ -90,55 +107,67 @@ def tandem_forward(snn, x, generator=None) -> TandemPass:
     count_in = spikes.sum(0) if net.encoder.kind != "direct" else x * T   # direct: the image on every tick
     counts, approx = {}, {}
     scores = None
+    weighted_seen = 0
     for i, layer in enumerate(net.layers):
         last = layer.name == snn.last
         if layer.weighted:
-            with torch.no_grad():
-                if i == 0 and net.encoder.kind == "direct" and not last:
-                    run = snn._static_first(layer, x)
-                else:
-                    run = snn.run_layer(layer, spikes)
+            weighted_seen += 1
+        spiking = snn_layers is None or weighted_seen <= snn_layers
+        if layer.weighted:
+            run = None
+            if spiking:
+                with torch.no_grad():
+                    if i == 0 and net.encoder.kind == "direct" and not last:
+                        run = snn._static_first(layer, x)
+                    else:
+                        run = snn.run_layer(layer, spikes)
             c = count_in.flatten(1) if layer.type == "fc" else count_in
             v = snn.apply_layer(layer, c / T) * T                       # W C + T b
             if last and net.readout == "potential":
-                scores = straight_through(run.currents.mean(0), v / T)     # mean input current
+                scores = straight_through(run.currents.mean(0), v / T) if run is not None else v / T
                 counts[layer.name] = approx[layer.name] = scores
                 break
             a = approx_count(v, snn.theta, T)
-            out_spikes = run.spikes
         elif layer.type == "pool":
-            with torch.no_grad():
-                run = snn.run_layer(layer, spikes)
+            run = None
+            if spiking:
+                with torch.no_grad():
+                    run = snn.run_layer(layer, spikes)
             k = layer.kernel
             a = (F.avg_pool2d(count_in, k).clamp(0.0, float(T)) if layer.pool == "avg"
                  else F.max_pool2d(count_in, k))
-            out_spikes = run.spikes
         else:                                                             # flatten
-            out_spikes = spikes.flatten(2)
+            if spikes is not None:
+                spikes = spikes.flatten(2)
             count_in = count_in.flatten(1)
             counts[layer.name] = approx[layer.name] = count_in
-            spikes = out_spikes
             continue
-        c_snn = out_spikes.sum(0)
         approx[layer.name] = a
-        count_in = straight_through(c_snn, a.reshape(c_snn.shape))
+        if run is not None:
+            out_spikes = run.spikes
+            c_snn = out_spikes.sum(0)
+            count_in = straight_through(c_snn, a.reshape(c_snn.shape))
+            spikes = out_spikes
+            if snn.delay:           # the next layer sees tick t-1 (as SpikingNet.forward)
+                spikes = torch.cat([torch.zeros_like(spikes[:1]), spikes[:-1]])
+        else:                       # an ANN layer of progressive tandem learning: its own count goes on
+            count_in = a
+            spikes = None
         counts[layer.name] = count_in
-        spikes = out_spikes
-        if snn.delay and layer.type != "flatten":     # the next layer sees tick t-1 (as SpikingNet.forward)
-            spikes = torch.cat([torch.zeros_like(spikes[:1]), spikes[:-1]])
         if last:
             scores = count_in.flatten(1) / T
     return TandemPass(scores, counts, approx)
 
 
-def tandem_losses(net, snn, teacher, x, y, norms: dict[str, float]) -> dict:
+def tandem_losses(net, snn, teacher, x, y, norms: dict[str, float], snn_layers: int | None = None) -> dict:
     """The tandem loss of one batch, {output layer: cross-entropy}; `teacher` is unused (the signature of
-    `pretrain.ltl_losses`, so both fit one training loop)."""
+    `pretrain.ltl_losses`, so both fit one training loop); `snn_layers` as in `tandem_forward`."""
     import torch.nn.functional as F
 
     del teacher
-    run = tandem_forward(snn, x)
+    run = tandem_forward(snn, x, snn_layers=snn_layers)
     return {snn.last: F.cross_entropy(run.scores * (norms[snn.last] / snn.theta), y)}
 
 
-__all__ = ["approx_count", "straight_through", "TandemPass", "tandem_forward", "tandem_losses"]
+__all__ = ["approx_count", "straight_through", "TandemPass", "progressive_layers", "tandem_forward",
+           "tandem_losses"]

@@ -162,3 +162,45 @@ def test_tandem_mid_epoch_resume_equals_uninterrupted_run(tmp_path):
     for name, (w, b) in full.teacher.items():
         assert np.array_equal(w, resumed.teacher[name][0]) and np.array_equal(b, resumed.teacher[name][1])
 
+
+
+def test_progressive_schedule_switches_one_layer_per_phase():
+    """Progressive tandem learning: L + 1 equal phases, phase k with the first k weighted layers spiking."""
+    from chipsim.models import MODELS_DIR
+    from chipsim.config import load_net
+    from chipsim.models.tandem import progressive_layers
+
+    digits = load_net(MODELS_DIR / "digits.yaml")           # count readout: 3 switchable layers
+    assert [progressive_layers(digits, p) for p in (0.0, 0.2499, 0.25, 0.5, 0.7499, 0.75, 0.999, 1.0)] \
+        == [0, 0, 1, 2, 2, 3, 3, 3]
+    tiny = _tiny_net("potential")                            # the potential readout is exact either way
+    assert [progressive_layers(tiny, p) for p in (0.0, 0.4999, 0.5, 1.0)] == [0, 0, 1, 1]
+
+
+def test_progressive_pass_sends_the_anns_count_after_the_switch():
+    """Before a layer switches it passes on the ANN's count; after, the SNN's; all switched = plain tandem."""
+    torch = pytest.importorskip("torch", reason=TORCH_REASON)
+    from chipsim.models.tandem import tandem_forward
+
+    net = _tiny_net("count")
+    snn = _scaled_snn(net)
+    x = torch.rand(32, 1, 4, 4)
+    with torch.no_grad():
+        _, runs = snn(x)
+    c1 = runs["f1"].spikes.sum(0)
+    ann = tandem_forward(snn, x, snn_layers=0)
+    assert torch.equal(ann.counts["f1"], ann.approx["f1"]) and not torch.allclose(ann.counts["f1"], c1)
+    half = tandem_forward(snn, x, snn_layers=1)
+    assert torch.equal(half.counts["f1"].detach(), c1)
+    assert torch.equal(half.counts["f2"], half.approx["f2"])
+    assert torch.equal(half.scores, half.approx["f2"] / net.time_steps)
+    full, plain = tandem_forward(snn, x, snn_layers=2), tandem_forward(snn, x)
+    assert torch.equal(full.scores, plain.scores)
+
+
+def test_progressive_needs_tandem(tmp_path):
+    pytest.importorskip("torch", reason=TORCH_REASON)
+    from chipsim.models.pretrain import PretrainError, pretrain
+
+    with pytest.raises(PretrainError, match="--tandem-progressive: expected --method tandem"):
+        pretrain(_opts(tmp_path, "p.h5", method="offline-ltl", tandem_progressive=True))
