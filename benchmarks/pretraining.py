@@ -12,7 +12,8 @@ with `--teacher`:
 * tandem: tandem learning (models/tandem.py) from the converted start, at the training T,
   with the same samples, learning rate and batch size as offline-ltl.
 * tandem-equal-time (fashion): tandem with a whole epoch (60,000 images), about the
-  training time offline-ltl takes for its 20,000.
+  training time offline-ltl takes for its 20,000;
+* tandem-progressive: tandem's settings with `--tandem-progressive`.
 
 The training T (`--train-t`, default 8) is set by a copy of the YAML with `time_steps`
 changed (and `learning.warmup` shifted so the same number of last ticks learn). Then per
@@ -56,18 +57,20 @@ CELLS = RESULTS / "pretraining"
 WORK = RESULTS / "pretraining-work"
 METHODS = ("convert", "offline-ltl", "tandem")
 #: extra rows: label -> (method, overrides of the net's settings)
-VARIANTS = {"tandem-equal-time": ("tandem", {"ltl_samples": None})}
+VARIANTS = {"tandem-equal-time": ("tandem", {"ltl_samples": None}),
+            "tandem-progressive": ("tandem", {"tandem_progressive": True})}
 NOISE = ("mismatch=0.4", "bits=3")
 
 #: per net: teacher epochs and batch, SNN-stage samples per epoch and epochs, eval Ts, default test / calib samples
 SETTINGS = {
     "digits": {"epochs": 40, "batch_size": 32, "ltl_samples": None, "ltl_epochs": 10, "ltl_lr": 1e-3,
-               "ltl_batch_size": 32, "ts": (4, 8, 16, 32), "eval_samples": None, "calib_samples": None},
+               "ltl_batch_size": 32, "ts": (4, 8, 16, 32), "eval_samples": None, "calib_samples": None,
+               "variants": ("tandem-progressive",)},
     "fashion": {"epochs": 10, "batch_size": 128, "ltl_samples": 20000, "ltl_epochs": 1, "ltl_lr": 2e-4,
                 "ltl_batch_size": 32, "ts": (4, 8, 16), "eval_samples": 2000, "calib_samples": 2000,
                 # tandem's step costs about a third of offline LTL's: the whole 60,000-image epoch takes
                 # about the training time offline LTL takes for its 20,000
-                "variants": ("tandem-equal-time",),
+                "variants": ("tandem-equal-time", "tandem-progressive"),
                 "convert_extra_ts": (32, 64)},      # how long conversion needs to reach tandem's T = 8
 }
 
@@ -133,6 +136,7 @@ def train_method(name: str, label: str, s: dict, teacher: dict, args) -> dict:
                            teacher=Path(teacher["teacher_state_dict"]), out=out, ltl_epochs=s["ltl_epochs"],
                            ltl_samples=s["ltl_samples"], ltl_lr=s["ltl_lr"], ltl_batch_size=s["ltl_batch_size"],
                            eval_samples=args.eval_samples or s["eval_samples"], seed=0, threads=args.threads,
+                           tandem_progressive=s.get("tandem_progressive", False),
                            progress=args.progress, resume=ckpt.exists())
     t0 = time.perf_counter()
     summary = pretrain(opts)
@@ -140,7 +144,8 @@ def train_method(name: str, label: str, s: dict, teacher: dict, args) -> dict:
             "wall_seconds": round(time.perf_counter() - t0, 1), "training_seconds": summary["training_seconds"],
             "teacher_accuracy_file": summary["teacher_accuracy"], "snn_accuracy_at_train_t": summary["snn_accuracy"],
             "float_snn_accuracy": summary.get("float_snn_accuracy"),
-            "settings": {k: s[k] for k in ("ltl_samples", "ltl_epochs", "ltl_lr", "ltl_batch_size")}}
+            "settings": {k: s.get(k) for k in ("ltl_samples", "ltl_epochs", "ltl_lr", "ltl_batch_size",
+                                               "tandem_progressive")}}
 
 
 def evaluate(name: str, weights: str, T: int, samples: int | None) -> dict:
@@ -283,7 +288,7 @@ def plot(nets: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     colours = {"convert": "tab:blue", "offline-ltl": "tab:orange", "tandem": "tab:green",
-               "tandem-equal-time": "tab:olive"}
+               "tandem-equal-time": "tab:olive", "tandem-progressive": "tab:cyan"}
     fig, axes = plt.subplots(len(nets), 3, figsize=(13, 3.6 * len(nets)), squeeze=False)
     for row, (name, entry) in zip(axes, nets.items()):
         for method, m in entry["methods"].items():
