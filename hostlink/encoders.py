@@ -120,8 +120,7 @@ class EventEncoder:
         self.start_us = 0 if w is None else int(round(w[0] * 1000))
         self.length_us = -1 if w is None else max(1, int(round(w[1] * 1000)))
         self.counts = config.bin_value == "count"
-        self._stats = np.zeros((0, 5), np.int64)
-        self._seen = np.zeros(0, bool)
+        self._stats: dict[int, np.ndarray] = {}      # sample index -> its counts (ids may be sparse, 64-bit)
 
     def encode(self, events, sample_ids: np.ndarray) -> np.ndarray:
         from chipsim.hostlink.events.binning import N_STATS, bin_counts, bin_spikes
@@ -145,16 +144,14 @@ class EventEncoder:
         return out
 
     def _keep(self, ids: np.ndarray, stats: np.ndarray) -> None:
-        if ids.size and ids.max() >= len(self._stats):
-            n = int(ids.max()) + 1
-            self._stats = np.concatenate([self._stats, np.zeros((n - len(self._stats), 5), np.int64)])
-            self._seen = np.concatenate([self._seen, np.zeros(n - len(self._seen), bool)])
-        self._stats[ids] = stats
-        self._seen[ids] = True
+        for i, row in zip(ids.tolist(), stats):
+            self._stats[i] = row
 
     def sample_stats(self) -> np.ndarray:
-        """(samples encoded, 5) int64: in_files, in_window, delivered, merged, clipped per sample index."""
-        return self._stats[self._seen]
+        """(samples encoded, 5) int64: in_files, in_window, delivered, merged, clipped, by sample index."""
+        if not self._stats:
+            return np.zeros((0, 5), np.int64)
+        return np.stack([self._stats[i] for i in sorted(self._stats)])
 
     def input_events(self) -> dict:
         """summary.json's input_events: in_window = delivered + merged, exactly."""
