@@ -25,7 +25,7 @@ from chipsim.hostlink.datasets import load_dataset
 from chipsim.hostlink.events.formats import write_nmnist
 from chipsim.hostlink.events.synth import DVSParams, recording, sensor_thresholds
 
-PARAMS = DVSParams(threshold=0.8, black=0.2, dt_us=1000)
+PARAMS = DVSParams(threshold=0.8, black=0.2, dt_us=1000, threshold_sigma=0.0, noise_hz=0.0)
 HERE = Path(__file__).resolve().parent
 
 
