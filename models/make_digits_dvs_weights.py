@@ -17,7 +17,7 @@ import json
 from chipsim.models import MODELS_DIR
 from chipsim.models.pretrain import METHODS, PretrainOptions, pretrain
 
-SETTINGS = dict(epochs=60, batch_size=64, lr=0.05, weight_decay=5e-4, seed=0, augment=False, dropout=0.3)
+SETTINGS = dict(epochs=60, batch_size=64, lr=0.1, weight_decay=5e-4, seed=0, augment=False, dropout=0.3)
 
 
 def main() -> None:
