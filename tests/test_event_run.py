@@ -56,3 +56,30 @@ def test_chip_refuses_count_bins():
     counted = dataclasses.replace(net, encoder=dataclasses.replace(net.encoder, events=ev))
     with pytest.raises(DeployError, match=r"encoder\.bin_value: the chip takes one-bit spikes"):
         Chip(counted, load_weights(net.weights))
+
+
+def test_pretrain_sees_rate_images_and_measures_the_chip_on_events():
+    from chipsim.config import load_net
+    from chipsim.core.weights import load_weights
+    from chipsim.hostlink.encoders import EventEncoder
+    from chipsim.models import resolve_net
+    from chipsim.models.pretrain import chip_accuracy, load_split
+
+    net = load_net(resolve_net("digits-dvs"))
+    frames = load_split(net, "digits-dvs", "test", 30)
+    assert frames.images.shape == (30, 2, 17, 17) and frames.pixel_max == 32
+    enc = EventEncoder(net.encoder.events, 32, net.input_shape)
+    spikes = enc.encode(frames.events.images, np.arange(30))
+    per_input = np.unpackbits(spikes, axis=2, count=578).sum(axis=1)          # (30, 578) chip order (y, x, c)
+    assert np.array_equal(frames.images.transpose(0, 2, 3, 1).reshape(30, -1), per_input)
+    acc, preds = chip_accuracy(net, load_weights(net.weights), frames)
+    direct = run_inference(RunOptions(net="digits-dvs", samples=30))
+    assert np.array_equal(preds, direct.predictions) and acc == direct.summary["accuracy"]
+
+
+def test_calibration_on_events(tmp_path):
+    from chipsim.workflows.calibrate import CalibOptions, run_calibration
+
+    s = run_calibration(CalibOptions(net="digits-dvs", noise=("mismatch=0.4",), epochs=1, calib_samples=64,
+                                     samples=40, batch_size=32, out=tmp_path / "cal"))
+    assert s["calibration_samples"] == 64 and 0.0 <= s["accuracy_after"] <= 1.0
