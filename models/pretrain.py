@@ -75,6 +75,7 @@ from chipsim import __version__
 from chipsim.config import NetConfig, load_net
 from chipsim.cli.progress import ProgressBar
 from chipsim.core.weights import stored_teacher
+from chipsim.hostlink.datasets import Dataset
 
 from .errors import PretrainError, _torch  # noqa: F401  (PretrainError: importable from here as before)
 from .state_dict import teacher_from_state_dict
@@ -192,13 +193,35 @@ def load_split(net: NetConfig, spec: str, split: str, limit: int | None, option:
     from chipsim.hostlink.datasets import DatasetError, load_for_net
 
     try:
-        data = load_for_net(spec, split, limit, net.input_shape, net.name)
+        data = load_for_net(spec, split, limit, net.input_shape, net.name, net.encoder)
     except DatasetError as exc:
         raise PretrainError(f"{option}: {exc}") from None
     if data.classes and len(data.classes) > net.classes:
         raise PretrainError(f"{option} {spec}: {len(data.classes)} classes, but net '{net.name}' has "
                             f"{net.classes} outputs")
+    if net.encoder.kind == "events":
+        return event_frames(net, data, option)
     return data
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class EventFrames(Dataset):
+    """Event recordings seen as the rate images the teacher trains on (frame = spikes per input over the T
+    ticks, pixel_max = T * cap), with the recordings themselves for the chip (`events`)."""
+
+    events: object = None
+
+
+def event_frames(net: NetConfig, data, option: str = "--data") -> "EventFrames":
+    from chipsim.hostlink.encoders import EventEncoder
+
+    enc = EventEncoder(net.encoder.events, net.time_steps, net.input_shape)
+    if enc.frame_max > 255:
+        raise PretrainError(f"{option}: {net.source}: time_steps x cap = {enc.frame_max}; pretraining an events "
+                            f"net expects at most 255 (its rate images are 8-bit)")
+    return EventFrames(name=data.name, split=data.split, images=enc.frames(data.images), labels=data.labels,
+                       classes=data.classes, source=data.source, pixel_max=enc.frame_max, note=data.note,
+                       events=data)
 
 
 def augment_batch(x, rng: np.random.Generator, pad: int, flip: bool):
@@ -283,13 +306,19 @@ def chip_accuracy(net: NetConfig, bundle, data, batch: int = 64, progress: bool 
                   label: str = "chip") -> tuple[float, np.ndarray]:
     """Noise-free accuracy of the integer weights on the simulated chip (direct, rate or if encoder)."""
     from chipsim.core.chip import Chip
-    from chipsim.hostlink.encoders import Encoder
+    from chipsim.hostlink.encoders import make_encoder
     from chipsim.workflows.runner import encoder_key
 
     chip = Chip(net, bundle, "<pretrain>")
+    events = getattr(data, "events", None)
+    if net.encoder.kind == "events":        # the chip reads the recordings, not the teacher's rate images
+        if events is None or len(events) != len(data):
+            raise PretrainError(f"net '{net.name}': chip accuracy of an events net needs its recordings")
+        source = events.images
+    else:
+        source = data.images
     try:
-        enc = Encoder(net.encoder.kind, net.time_steps, data.pixel_max, net.encoder.input_bits,
-                      net.encoder.max_rate, encoder_key(0))
+        enc = make_encoder(net, data.pixel_max, encoder_key(0))
     except ValueError as exc:     # the data's pixel depth does not fit the net's encoder
         raise PretrainError(f"--data {getattr(data, 'name', '') or ''}: pixels up to {data.pixel_max} for "
                             f"{net.source}: {exc}") from None
@@ -298,7 +327,7 @@ def chip_accuracy(net: NetConfig, bundle, data, batch: int = 64, progress: bool 
     try:
         for i in range(0, len(data), batch):
             ids = np.arange(i, min(len(data), i + batch))
-            preds[ids] = chip.run(enc.encode(data.images[ids], ids), sample_ids=ids).predictions
+            preds[ids] = chip.run(enc.encode(source[ids], ids), sample_ids=ids).predictions
             bar.update(len(ids))
     finally:
         bar.close()
@@ -307,9 +336,12 @@ def chip_accuracy(net: NetConfig, bundle, data, batch: int = 64, progress: bool 
 
 def check_spec(net: NetConfig, data_spec: str) -> str:
     """The data of the reload check: the net's default data where it has a test split, else the training data."""
-    from chipsim.hostlink.datasets import DatasetError, load_dataset
+    from chipsim.hostlink.datasets import DatasetError, load_dataset, load_for_net
 
     try:
+        if net.encoder.kind == "events":
+            load_for_net(net.data, "test", 1, net.input_shape, net.name, net.encoder)
+            return net.data
         d = load_dataset(net.data, "test", limit=1)
         if tuple(d.images.shape[1:]) == net.input_shape:
             return net.data
