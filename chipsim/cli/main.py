@@ -53,6 +53,12 @@ def _print_summary(summary: dict) -> None:
     click.echo(f"per sample: {cost['cycles_per_sample']:.3g} cycles, {cost['latency_us_per_sample']:.1f} us, "
                f"{cost['energy_uj_per_sample_total']:.3g} uJ; synops/MAC {summary['synops']['synops_per_mac']:.3f}; "
                f"host link {summary['host_link']['bytes_in_per_sample']} B in per sample")
+    timing = summary.get("timing")
+    if timing:
+        cps = timing["cycles_per_sample"]
+        click.echo(f"timing: {cps['mean']:.4g} cycles per sample (p99 {cps['p99']:.4g}), "
+                   f"{timing['latency_us_per_sample']:.1f} us, bound by {timing['bound']}; analytic "
+                   f"{timing['analytic']['cycles_per_sample']:.4g} cycles; area {summary['area']['total_mm2']:.3g} mm^2")
     noise = summary.get("noise") or {}
     if noise:
         click.echo(f"noise: {noise.get('requested')}")
@@ -89,14 +95,24 @@ def main() -> None:
               help="Keep the teacher's targets in this folder: later calibrations on the same data skip the teacher "
                    "(results unchanged; VGG-11 needs about 0.23 MB per training image).")
 @click.option("--chip", default=None, help="Chip preset (NAME in models/chips or FILE): its geometry and costs replace the net's.")
+@click.option("--timing", is_flag=True,
+              help="Schedule every tick on the chip's resources in whole cycles (summary.json `timing` and `area`, "
+                   "OUT/timeline.json, OUT/timing_counts.npz for re-pricing).")
+@click.option("--timeline-sample", type=click.IntRange(min=0), default=0, show_default=True,
+              help="With --timing: the sample whose schedule goes to timeline.json (Chrome trace).")
 def run(net, weights, data, split, samples, batch_size, seed, threads, noise, out, record, no_progress, as_json,
-        calibrate_epochs, calib_samples, checkpoint_every, resume, learn, target_cache, chip):
+        calibrate_epochs, calib_samples, checkpoint_every, resume, learn, target_cache, chip, timing, timeline_sample):
     """Deploy a net on the simulated chip and run inference on a dataset split (or calibrate it)."""
     from chipsim.workflows.runner import RunError, RunOptions, run_inference
 
     announce_compile()
 
     record_kinds = _parse_record(record)
+    if not timing and timeline_sample:
+        raise click.UsageError("--timeline-sample applies to the timing engine: expected --timing with it")
+    if timing and (calibrate_epochs is not None or resume is not None):
+        raise click.UsageError("--timing schedules inference runs: expected it without --calibrate-epochs/--resume "
+                               "(benchmarks/timing.py prices a calibration sample's recorded counts)")
     if chip is not None:   # writes OUT/net.yaml: the net on that chip (chipsim/cli/analysis.py)
         from chipsim.cli.analysis import apply_chip_option
 
@@ -118,7 +134,8 @@ def run(net, weights, data, split, samples, batch_size, seed, threads, noise, ou
             raise click.UsageError(f"{flag} applies to calibration: expected --calibrate-epochs N (or --resume DIR) "
                                    f"with it")
     opts = RunOptions(net=net, weights=weights, data=data, split=split, samples=samples, batch_size=batch_size,
-                      seed=seed, record=record_kinds, out=out or _default_out(net), noise=tuple(noise))
+                      seed=seed, record=record_kinds, out=out or _default_out(net), noise=tuple(noise),
+                      timing=timing, timeline_sample=timeline_sample)
     bar = LazyProgressBar("chip")
     if not no_progress and not as_json:
         opts.progress = bar
