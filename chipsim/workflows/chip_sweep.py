@@ -319,7 +319,12 @@ def plot_pareto(rows: list[dict], path: Path, params: list[str]) -> Path | None:
     sc = ax.scatter(pts[:, 0], pts[:, 1], c=pts[:, 2], cmap="viridis", s=36, zorder=2)
     ax.scatter(pts[front, 0], pts[front, 1], s=110, facecolors="none", edgecolors="crimson", linewidths=1.4,
                zorder=3, label="Pareto-optimal (latency, energy, area)")
-    for i in np.flatnonzero(front)[:12]:
+    labelled = set()
+    for i in np.flatnonzero(front):
+        where = (round(float(pts[i, 0]), 6), round(float(pts[i, 1]), 6))
+        if where in labelled or len(labelled) >= 12:      # one label per spot: equal points would overprint
+            continue
+        labelled.add(where)
         label = ", ".join(f"{k.removeprefix('costs.')}={rows[i][k]}" for k in params)
         ax.annotate(label, (pts[i, 0], pts[i, 1]), fontsize=6, xytext=(4, 3), textcoords="offset points")
     fig.colorbar(sc, ax=ax, label="area (mm^2)")
