@@ -2,8 +2,10 @@
 
 Blocks (square micrometres; reported in mm^2):
     crossbar_arrays    tiles x tile_rows x tile_cols x ceil(weight_bits / cell_bits) x area_cell_um2
-    adcs_sense_amps    tiles x ceil(tile_cols / adc_columns) x area_adc_um2
-    drivers            tiles x (tile_rows + tile_cols) x area_driver_um2
+    adcs_sense_amps    R x ceil(tile_cols / adc_columns) x area_adc_um2
+    drivers            (R + W) x (tile_rows + tile_cols) x area_driver_um2
+                       R = min(parallel_tiles, tiles): the tiles that read at once share that many sets
+                       of read periphery; W = min(parallel_write_arrays, tiles) sets of write drivers
     neuron_blocks      parallel_neurons x area_neuron_lane_um2
                        + neurons x (membrane_bits + counter_bits) x area_sram_bit_um2   (state SRAM)
     learning_circuit   parallel_neurons x area_learn_lane_um2 + learning neurons x 8 target bits x SRAM bit
@@ -31,10 +33,12 @@ def area_section(chip, geo, n_neurons: int, learning_neurons: int, batch_size: i
     c = chip.costs
     tiles = sum(g.row_bands * g.col_tiles for g in geo if g.weighted)
     cells_per_weight = math.ceil(chip.weight_bits / max(1, c.cell_bits))
+    readers = min(c.parallel_tiles, tiles)
+    writers = min(c.parallel_write_arrays, tiles)
     um2 = {
         "crossbar_arrays": tiles * chip.tile_rows * chip.tile_cols * cells_per_weight * c.area_cell_um2,
-        "adcs_sense_amps": tiles * math.ceil(chip.tile_cols / max(1, c.adc_columns)) * c.area_adc_um2,
-        "drivers": tiles * (chip.tile_rows + chip.tile_cols) * c.area_driver_um2,
+        "adcs_sense_amps": readers * math.ceil(chip.tile_cols / max(1, c.adc_columns)) * c.area_adc_um2,
+        "drivers": (readers + writers) * (chip.tile_rows + chip.tile_cols) * c.area_driver_um2,
         "neuron_blocks": c.parallel_neurons * c.area_neuron_lane_um2
         + n_neurons * (chip.membrane_bits + chip.counter_bits) * c.area_sram_bit_um2,
         "learning_circuit": (c.parallel_neurons * c.area_learn_lane_um2 + learning_neurons * 8 * c.area_sram_bit_um2
