@@ -303,7 +303,8 @@ def pareto_mask(points: np.ndarray) -> np.ndarray:
 
 
 def plot_pareto(rows: list[dict], path: Path, params: list[str]) -> Path | None:
-    """Latency against energy per sample, area as colour; Pareto-optimal points (all three) ringed."""
+    """Latency against energy and against area per sample; the Pareto-optimal points of all three ringed,
+    numbered, and listed with their parameters."""
     if not rows:
         return None
     import matplotlib
@@ -314,28 +315,28 @@ def plot_pareto(rows: list[dict], path: Path, params: list[str]) -> Path | None:
     from chipsim.io.atomic import atomic_path
 
     pts = np.array([[r["latency_us_with_link"], r["energy_uj_per_sample"], r["area_mm2"]] for r in rows])
-    front = pareto_mask(pts)
-    fig, ax = plt.subplots(figsize=(7.5, 5.2))
-    sc = ax.scatter(pts[:, 0], pts[:, 1], c=pts[:, 2], cmap="viridis", s=36, zorder=2)
-    ax.scatter(pts[front, 0], pts[front, 1], s=110, facecolors="none", edgecolors="crimson", linewidths=1.4,
-               zorder=3, label="Pareto-optimal (latency, energy, area)")
-    labelled = set()
-    for i in np.flatnonzero(front):
-        where = (round(float(pts[i, 0]), 6), round(float(pts[i, 1]), 6))
-        if where in labelled or len(labelled) >= 12:      # one label per spot: equal points would overprint
-            continue
-        labelled.add(where)
-        label = ", ".join(f"{k.removeprefix('costs.')}={rows[i][k]}" for k in params)
-        ax.annotate(label, (pts[i, 0], pts[i, 1]), fontsize=6, xytext=(4, 3), textcoords="offset points")
-    fig.colorbar(sc, ax=ax, label="area (mm^2)")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("latency per sample with the host link (us)")
-    ax.set_ylabel("energy per sample (uJ)")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    ax.set_title(f"design space: {len(rows)} chip configurations")
-    fig.tight_layout()
+    front = np.flatnonzero(pareto_mask(pts))
+    front = front[np.argsort(pts[front, 0])][:15]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
+    for ax, col, label in ((axes[0], 1, "energy per sample (uJ)"), (axes[1], 2, "area (mm^2)")):
+        other = 2 if col == 1 else 1
+        sc = ax.scatter(pts[:, 0], pts[:, col], c=pts[:, other], cmap="viridis", s=30, zorder=2)
+        ax.scatter(pts[front, 0], pts[front, col], s=110, facecolors="none", edgecolors="crimson", linewidths=1.4,
+                   zorder=3, label="Pareto-optimal (latency, energy, area)")
+        for n, i in enumerate(front, 1):
+            ax.annotate(str(n), (pts[i, 0], pts[i, col]), fontsize=7, xytext=(3, 4), textcoords="offset points",
+                        color="crimson")
+        fig.colorbar(sc, ax=ax, label="area (mm^2)" if col == 1 else "energy per sample (uJ)")
+        ax.set_xscale("log")
+        ax.set_xlabel("latency per sample with the host link (us)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8, loc="upper right")
+    legend = "\n".join(f"{n}: " + ", ".join(f"{k.removeprefix('costs.')}={rows[i][k]}" for k in params)
+                       for n, i in enumerate(front, 1))
+    fig.text(0.01, 0.01, legend, fontsize=6.5, va="bottom", family="monospace")
+    fig.suptitle(f"design space: {len(rows)} chip configurations")
+    fig.tight_layout(rect=(0, 0.03 + 0.022 * len(front), 1, 1))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
