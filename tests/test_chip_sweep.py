@@ -116,3 +116,21 @@ def test_chip_param_sweep_reprices_without_rerunning(tmp_path):
     slow = [row for row in rows if row["costs.link_gbit_s"] == "0.01"]
     assert all(float(row["latency_us_with_link"]) > float(row["latency_us_per_sample"]) for row in slow)
     assert (out / "sweep_pareto.png").is_file()
+
+
+def test_calibration_timing(tmp_path):
+    out = tmp_path / "cal"
+    r = CliRunner().invoke(main, ["run", "--net", "digits", "--calibrate-epochs", "1", "--calib-samples", "32",
+                                  "--samples", "8", "--batch-size", "16", "--timing", "--out", str(out),
+                                  "--no-progress"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads((out / "summary.json").read_text())
+    timing = summary["timing"]
+    assert timing["samples"] == 32 and timing["utilisation"]["write_ports"] > 0
+    assert timing["cycles_per_sample"]["mean"] >= timing["analytic"]["cycles_per_sample"]
+    assert timing["host_link"]["bytes_down_per_sample"] > summary["timing"]["host_link"]["bytes_up_per_sample"]
+    assert (out / "timeline.json").is_file() and (out / "timing_counts.npz").is_file()
+    rep = CliRunner().invoke(main, ["report", str(out), "--no-plots"])
+    assert rep.exit_code == 0 and "timing engine:" in rep.output
+    r = CliRunner().invoke(main, ["run", "--net", "digits", "--resume", str(out), "--timing"])
+    assert r.exit_code != 0 and "--timing cannot be combined with --resume" in r.output

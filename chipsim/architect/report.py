@@ -197,7 +197,7 @@ def _timing_and_area(run: RunData) -> dict:
     batch = int(s.get("batch_size", 64))
     out = {"area": area_section(run.chip, run.geo, n_neurons, weighted, batch, int(link.get("bytes_in_per_sample", 0)))}
     path = run.run_dir / COUNTS_FILE
-    if run.kind != "inference" or not path.is_file():
+    if not path.is_file():
         return out
     try:
         counts, meta = load_counts(path)

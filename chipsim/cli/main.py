@@ -110,9 +110,12 @@ def run(net, weights, data, split, samples, batch_size, seed, threads, noise, ou
     record_kinds = _parse_record(record)
     if not timing and timeline_sample:
         raise click.UsageError("--timeline-sample applies to the timing engine: expected --timing with it")
-    if timing and (calibrate_epochs is not None or resume is not None):
-        raise click.UsageError("--timing schedules inference runs: expected it without --calibrate-epochs/--resume "
-                               "(benchmarks/timing.py prices a calibration sample's recorded counts)")
+    if timing and resume is not None:
+        raise click.UsageError("--timing cannot be combined with --resume (the interrupted part's counts were not "
+                               "kept); expected a new calibration with --timing")
+    if timeline_sample and calibrate_epochs is not None:
+        raise click.UsageError("--timeline-sample applies to inference runs (a calibration traces its first "
+                               "training sample); expected it without --calibrate-epochs")
     if chip is not None:   # writes OUT/net.yaml: the net on that chip (chipsim/cli/analysis.py)
         from chipsim.cli.analysis import apply_chip_option
 
@@ -126,7 +129,7 @@ def run(net, weights, data, split, samples, batch_size, seed, threads, noise, ou
         numba.set_num_threads(threads)
     if calibrate_epochs is not None or resume is not None:
         _calibrate(net, weights, data, samples, batch_size, seed, noise, out, calibrate_epochs or 1, calib_samples,
-                   checkpoint_every, resume, learn, no_progress, as_json, target_cache)
+                   checkpoint_every, resume, learn, no_progress, as_json, target_cache, timing)
         return
     for flag, value in (("--target-cache", target_cache), ("--calib-samples", calib_samples),
                         ("--checkpoint-every", checkpoint_every), ("--learn", learn or None)):
@@ -151,7 +154,7 @@ def run(net, weights, data, split, samples, batch_size, seed, threads, noise, ou
 
 
 def _calibrate(net, weights, data, samples, batch_size, seed, noise, out, epochs, calib_samples, checkpoint_every,
-               resume, learn, no_progress, as_json, target_cache=None):
+               resume, learn, no_progress, as_json, target_cache=None, timing=False):
     import json
 
     from chipsim.workflows.calibrate import CalibOptions, run_calibration
@@ -160,7 +163,7 @@ def _calibrate(net, weights, data, samples, batch_size, seed, noise, out, epochs
     opts = CalibOptions(net=net, weights=weights, data=data, samples=samples, batch_size=batch_size, seed=seed,
                         noise=tuple(noise), out=out or (None if resume else _default_out(net)), epochs=epochs,
                         calib_samples=calib_samples, checkpoint_every=checkpoint_every, resume=resume,
-                        learn=tuple(learn), target_cache=target_cache)
+                        learn=tuple(learn), target_cache=target_cache, timing=timing)
     bar = LazyProgressBar("calibrating")
     if not no_progress and not as_json:
         opts.on_batch = bar
@@ -178,6 +181,10 @@ def _calibrate(net, weights, data, samples, batch_size, seed, noise, out, epochs
     for name, c in summary["learning_layers"].items():
         click.echo(f"{name:<10}{c['boxcar_fraction']:>9.3f}{c['sign_fraction']:>9.3f}{c['pulses']:>12}"
                    f"{c['cell_writes']:>10}{c['weight_saturations']:>8}")
+    timing_info = summary.get("timing")
+    if timing_info:
+        click.echo(f"timing: {timing_info['cycles_per_sample']['mean']:.4g} cycles per calibration sample, "
+                   f"{timing_info['latency_us_per_sample']:.1f} us, bound by {timing_info['bound']}")
     click.echo(f"calibrated weights: {summary['calibrated_weights']} (use with --weights)")
 
 
