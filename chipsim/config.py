@@ -275,6 +275,11 @@ class NetConfig:
     data: str                          #: default dataset spec for this net
     weights: str | None                #: default weights file (relative to the YAML), or None
     classes: int
+    #: named learning sections, each the `learning:` section with some keys changed (`--learn preset=NAME`)
+    learning_presets: tuple[tuple[str, LearningConfig], ...] = ()
+
+    def learning_preset(self, name: str) -> LearningConfig | None:
+        return dict(self.learning_presets).get(name)
 
     @property
     def weighted_layers(self) -> tuple[LayerConfig, ...]:
@@ -487,6 +492,7 @@ def parse_net(data: Any, source: str = "<mapping>", base_dir: Path | None = None
     chip = _parse_chip(r.child("chip"), base_dir)
     weighted_names = tuple(layer.name for layer in layers if layer.weighted)
     learning = _parse_learning(r.child("learning"), weighted_names)
+    presets = _parse_learning_presets(r, weighted_names)
     data_spec = r.string("data", "digits")
     weights = r.get("weights", lambda v: v is None or isinstance(v, str), "a weights file path or null", None)
     classes = layers[-1].n_out
@@ -498,7 +504,23 @@ def parse_net(data: Any, source: str = "<mapping>", base_dir: Path | None = None
     if weights is not None and base_dir is not None and not Path(weights).is_absolute():
         weights = str((base_dir / weights).resolve())
     return NetConfig(name, source, input_shape, time_steps, encoder, neuron, layers, readout,
-                     chip, learning, data_spec, weights, classes)
+                     chip, learning, data_spec, weights, classes, presets)
+
+
+def _parse_learning_presets(r: _Reader, layer_names: tuple[str, ...]) -> tuple[tuple[str, LearningConfig], ...]:
+    """`learning_presets: {NAME: {KEY: VALUE, ...}}`: each the learning section with those keys replaced,
+    validated as a whole (errors name learning_presets.NAME.KEY)."""
+    raw = r.get("learning_presets", lambda v: isinstance(v, dict), "a mapping of preset names to learning keys", {})
+    section = r.data.get("learning") or {}
+    presets = []
+    for name, keys in raw.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            r.fail(r.key_path("learning_presets"), "preset names that are identifiers (letters, digits, _)", name)
+        if not isinstance(keys, dict):
+            r.fail(f"learning_presets.{name}", "a mapping of learning keys to values", keys)
+        merged = {**section, **keys}
+        presets.append((name, _parse_learning(_Reader(r.source, merged, f"learning_presets.{name}"), layer_names)))
+    return tuple(presets)
 
 
 def load_net(path: str | Path) -> NetConfig:

@@ -60,13 +60,27 @@ def learning_config(net, overrides: tuple[str, ...]) -> LearningConfig:
     """The net's learning section with --learn KEY=VALUE overrides applied (validated like the YAML)."""
     import yaml
 
-    base = {k: v for k, v in dataclasses.asdict(net.learning).items()}
-    base["layers"] = list(base["layers"])
+    pairs = []
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep:
             raise RunError(f"--learn {item!r}: expected KEY=VALUE with a key of the learning section")
-        base[key.strip()] = yaml.safe_load(value)
+        pairs.append((key.strip(), value))
+    section = net.learning
+    presets = [v.strip() for k, v in pairs if k == "preset"]
+    if len(presets) > 1:
+        raise RunError(f"--learn preset: given {len(presets)} times ({', '.join(presets)}); expected one")
+    if presets:         # the named section first, then the other overrides on top of it
+        section = net.learning_preset(presets[0])
+        if section is None:
+            known = ", ".join(name for name, _ in net.learning_presets) or "none"
+            raise RunError(f"--learn preset={presets[0]}: net '{net.name}' ({net.source}) has no such learning "
+                           f"preset; expected one of its learning_presets ({known})")
+    base = {k: v for k, v in dataclasses.asdict(section).items()}
+    base["layers"] = list(base["layers"])
+    for key, value in pairs:
+        if key != "preset":
+            base[key] = yaml.safe_load(value)
     base["enabled"] = True
     weighted = tuple(layer.name for layer in net.weighted_layers)
     try:
