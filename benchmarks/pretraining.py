@@ -231,8 +231,8 @@ def run_net(name: str, args) -> None:
         tr = cell(folder / method / "train.json", lambda: train_method(name, method, s, teacher, args))
         for T in s["ts"] + (s.get("convert_extra_ts", ()) if method == "convert" else ()):
             cell(folder / method / f"eval-T{T}.json", lambda: evaluate(name, tr["weights"], T, samples, s.get("data")))
-    for seed in range(args.seeds):             # calibrations last: the slowest cells
-        for noise in NOISE:
+    for noise in args.noises:                  # calibrations last: the slowest cells
+        for seed in range(args.seeds):
             for method in labels:
                 tr = json.loads((folder / method / "train.json").read_text())
                 print(f"{name}: {method} calibration {noise} seed {seed}", flush=True)
@@ -380,10 +380,16 @@ def main() -> None:
     ap.add_argument("--calib-samples", type=int, default=None,
                     help="calibration images (default: digits all, fashion 2000)")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--noises", default=",".join(NOISE),
+                    help=f"calibration noises to run, in this order (default {','.join(NOISE)})")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-progress", dest="progress", action="store_false")
     ap.add_argument("--replot", action="store_true", help="only rebuild the summary JSON and figure from the cells")
     args = ap.parse_args()
+    args.noises = tuple(n for n in args.noises.split(",") if n)
+    for noise in args.noises:
+        if noise not in NOISE:
+            ap.error(f"--noises: {noise!r} is not one of the compared noises; expected some of {', '.join(NOISE)}")
     if not args.replot:
         for name in args.nets.split(","):
             if name not in SETTINGS:
