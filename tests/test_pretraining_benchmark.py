@@ -54,7 +54,8 @@ def test_digits_dvs_cells_train_as_the_bundling_script(bench):
 
 
 def test_bad_noise_is_refused_by_name():
-    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "pretraining.py"), "--noises", "mismatch=0.3"],
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "pretraining.py"), "--noises", "mismatch=0.3",
+                          "--nets", "no-such-net"],
                          capture_output=True, text=True)
     assert res.returncode == 2
     assert "--noises: 'mismatch=0.3'" in res.stderr and "Traceback" not in res.stderr
