@@ -3,8 +3,8 @@
 It runs after the chip, over the counts the kernels recorded per (sample,
 tick, layer) (`TIMING_COUNTERS`), so it never slows the simulation and a
 recorded run can be re-priced on another chip configuration without re-running
-it (chipsim/workflows/sweep.py, `--chip-param`). The analytic model beside it
-is chipsim/architect/costs.py; the host link is chipsim/architect/hostlink.py.
+it (chipsim/workflows/chip_sweep.py, `--chip-param`). The analytic model beside it
+is chipsim/architect/costs.py; the host link is chipsim/architect/link.py.
 
 Resources (from the chip YAML's `chip.costs`)
 ---------------------------------------------
@@ -24,7 +24,7 @@ Resources (from the chip YAML's `chip.costs`)
 * spike path: a router between consecutive layers moving
   `spike_events_per_cycle` events per cycle through a FIFO of
   `spike_queue_depth` events (0 = unlimited, for both).
-* host link: chipsim/architect/hostlink.py (batches, double-buffered).
+* host link: chipsim/architect/link.py (batches, double-buffered).
 
 Rules
 -----
