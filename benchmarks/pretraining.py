@@ -58,8 +58,19 @@ WORK = RESULTS / "pretraining-work"
 METHODS = ("convert", "offline-ltl", "tandem")
 #: extra rows: label -> (method, overrides of the net's settings)
 VARIANTS = {"tandem-equal-time": ("tandem", {"ltl_samples": None}),
-            "tandem-progressive": ("tandem", {"tandem_progressive": True})}
+            "tandem-progressive": ("tandem", {"tandem_progressive": True}),
+            # digits-dvs: its 1,437 recordings over 10 epochs at 1e-3 lose accuracy from the converted start
+            "offline-ltl-lr1e-4": ("offline-ltl", {"ltl_lr": 1e-4}),
+            "tandem-lr1e-4": ("tandem", {"ltl_lr": 1e-4})}
 NOISE = ("mismatch=0.4", "bits=3")
+CIFAR10 = "/work/shared/data/cifar10-jpeg.tar.xz"
+
+from chipsim.models.make_digits_dvs_weights import SETTINGS as _DVS_TEACHER_ALL  # noqa: E402
+from chipsim.models.make_digits_dvs_weights import SNN_SETTINGS as _DVS_SNN  # noqa: E402
+
+_DVS_TEACHER = {k: v for k, v in _DVS_TEACHER_ALL.items() if k != "seed"}
+#: teacher options passed to pretrain beyond epochs and batch size (per net, where set)
+TEACHER_KEYS = ("lr", "weight_decay", "augment", "dropout")
 
 #: per net: teacher epochs and batch, SNN-stage samples per epoch and epochs, eval Ts, default test / calib samples
 SETTINGS = {
@@ -72,7 +83,23 @@ SETTINGS = {
                 # about the training time offline LTL takes for its 20,000
                 "variants": ("tandem-equal-time", "tandem-progressive"),
                 "convert_extra_ts": (32, 64)},      # how long conversion needs to reach tandem's T = 8
+    # the bundled event-camera net: the methods compared to pick its weights, so every method trains at the
+    # YAML's T = 32 (the bundled file's T); teacher and SNN stage as models/make_digits_dvs_weights.py
+    "digits-dvs": {**_DVS_TEACHER, **_DVS_SNN, "ltl_samples": None, "train_t": 32, "ts": (8, 16, 32),
+                   "eval_samples": None, "calib_samples": None,
+                   "variants": ("tandem-progressive", "offline-ltl-lr1e-4", "tandem-lr1e-4")},
+    # CIFAR-10 VGG-11 at a quarter width: no teacher training (12+ min an epoch here), the float teacher stored
+    # in the bundled weights file is the shared teacher; offline-ltl and tandem fine-tune the converted
+    # start on a small budget (the first ltl_samples training images, one epoch at T = 8)
+    "vgg11-w4": {"data": CIFAR10, "teacher_from": "models/weights/vgg11-w4.h5", "ltl_samples": 2000,
+                 "ltl_epochs": 1, "ltl_lr": 2e-4, "ltl_batch_size": 32, "ts": (4, 8, 16), "eval_samples": 1000,
+                 "calib_samples": 2000, "variants": ()},
 }
+
+
+def train_t(s: dict, args) -> int:
+    """The T offline-ltl and tandem train at: --train-t, else the net's setting, else 8."""
+    return args.train_t or s.get("train_t", 8)
 
 
 def variant_yaml(name: str, T: int) -> Path:
@@ -112,17 +139,41 @@ def cell(path: Path, compute) -> dict:
     return row
 
 
+def bundled_teacher(name: str, s: dict) -> dict:
+    """The float teacher a bundled weights file carries, saved as a state dict for `pretrain --teacher`."""
+    import torch
+
+    from chipsim.core.weights import load_weights
+    from chipsim.models.pretrain import resolve_net
+
+    bundle = load_weights(ROOT / s["teacher_from"])
+    sd = {}
+    for layer in resolve_net(name).weighted_layers:     # pretrain matches a plain state dict by order
+        w, b = bundle.teacher[layer.name]
+        sd[f"{layer.name}.weight"] = torch.from_numpy(w.astype("float32"))
+        sd[f"{layer.name}.bias"] = torch.from_numpy(b.astype("float32"))
+    out = WORK / name / "teacher.pt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(sd, out)
+    return {"teacher_accuracy": bundle.attrs.get("teacher_accuracy"), "teacher_state_dict": str(out),
+            "source": f"{s['teacher_from']} (the bundled file's float teacher; not retrained here)",
+            "seconds": {"teacher": 0.0}}
+
+
 def train_teacher(name: str, s: dict, args) -> dict:
     from chipsim.models.pretrain import PretrainOptions, pretrain
 
+    if "teacher_from" in s:
+        return bundled_teacher(name, s)
     out = WORK / name / "teacher.h5"
     ckpt = WORK / name / "teacher.pretrain" / "checkpoint.pt"
-    opts = PretrainOptions(net=name, teacher_only=True, epochs=s["epochs"], batch_size=s["batch_size"], out=out,
-                           seed=0, threads=args.threads, progress=args.progress, resume=ckpt.exists())
+    extra = {k: s[k] for k in TEACHER_KEYS if k in s}
+    opts = PretrainOptions(net=name, data=s.get("data"), teacher_only=True, epochs=s["epochs"], batch_size=s["batch_size"], out=out,
+                           seed=0, threads=args.threads, progress=args.progress, resume=ckpt.exists(), **extra)
     summary = pretrain(opts)
     state = __import__("torch").load(ckpt, weights_only=False)
     return {"teacher_accuracy": summary["teacher_accuracy"], "teacher_state_dict": summary["teacher_state_dict"],
-            "epochs": s["epochs"], "batch_size": s["batch_size"], "seconds": state["seconds"]}
+            "epochs": s["epochs"], "batch_size": s["batch_size"], **extra, "seconds": state["seconds"]}
 
 
 def train_method(name: str, label: str, s: dict, teacher: dict, args) -> dict:
@@ -132,15 +183,15 @@ def train_method(name: str, label: str, s: dict, teacher: dict, args) -> dict:
     s = {**s, **overrides}
     out = WORK / name / f"{label}.h5"
     ckpt = WORK / name / f"{label}.pretrain" / "checkpoint.pt"
-    opts = PretrainOptions(net=str(variant_yaml(name, args.train_t)), method=method,
-                           teacher=Path(teacher["teacher_state_dict"]), out=out, ltl_epochs=s["ltl_epochs"],
+    opts = PretrainOptions(net=str(variant_yaml(name, train_t(s, args))), method=method,
+                           data=s.get("data"), teacher=Path(teacher["teacher_state_dict"]), out=out, ltl_epochs=s["ltl_epochs"],
                            ltl_samples=s["ltl_samples"], ltl_lr=s["ltl_lr"], ltl_batch_size=s["ltl_batch_size"],
                            eval_samples=args.eval_samples or s["eval_samples"], seed=0, threads=args.threads,
                            tandem_progressive=s.get("tandem_progressive", False),
                            progress=args.progress, resume=ckpt.exists())
     t0 = time.perf_counter()
     summary = pretrain(opts)
-    return {"method": method, "label": label, "train_t": args.train_t, "weights": str(out.relative_to(ROOT)),
+    return {"method": method, "label": label, "train_t": train_t(s, args), "weights": str(out.relative_to(ROOT)),
             "wall_seconds": round(time.perf_counter() - t0, 1), "training_seconds": summary["training_seconds"],
             "teacher_accuracy_file": summary["teacher_accuracy"], "snn_accuracy_at_train_t": summary["snn_accuracy"],
             "float_snn_accuracy": summary.get("float_snn_accuracy"),
@@ -148,10 +199,10 @@ def train_method(name: str, label: str, s: dict, teacher: dict, args) -> dict:
                                                "tandem_progressive")}}
 
 
-def evaluate(name: str, weights: str, T: int, samples: int | None) -> dict:
+def evaluate(name: str, weights: str, T: int, samples: int | None, data: str | None = None) -> dict:
     from chipsim.workflows.runner import RunOptions, run_inference
 
-    outcome = run_inference(RunOptions(net=str(variant_yaml(name, T)), weights=str(ROOT / weights),
+    outcome = run_inference(RunOptions(net=str(variant_yaml(name, T)), weights=str(ROOT / weights), data=data,
                                        samples=samples))
     sm = outcome.summary
     return {"T": T, "accuracy": sm["accuracy"], "samples": sm["samples"], "synops": sm["synops"],
@@ -159,11 +210,11 @@ def evaluate(name: str, weights: str, T: int, samples: int | None) -> dict:
             "chip_s": sm["chip_s"]}
 
 
-def calibrate(name: str, weights: str, T: int, noise: str, seed: int, samples, calib_samples) -> dict:
+def calibrate(name: str, weights: str, T: int, noise: str, seed: int, samples, calib_samples, data=None) -> dict:
     from chipsim.workflows.calibrate import CalibOptions, run_calibration
 
     with tempfile.TemporaryDirectory() as tmp:
-        sm = run_calibration(CalibOptions(net=str(variant_yaml(name, T)), weights=str(ROOT / weights),
+        sm = run_calibration(CalibOptions(net=str(variant_yaml(name, T)), weights=str(ROOT / weights), data=data,
                                           noise=(noise,), seed=seed, epochs=1, samples=samples,
                                           calib_samples=calib_samples, out=Path(tmp) / "cal"))
     return {"noise": noise, "seed": seed, "T": T, "accuracy_before": sm["accuracy_before"],
@@ -183,15 +234,16 @@ def run_net(name: str, args) -> None:
         print(f"{name}: {method}", flush=True)
         tr = cell(folder / method / "train.json", lambda: train_method(name, method, s, teacher, args))
         for T in s["ts"] + (s.get("convert_extra_ts", ()) if method == "convert" else ()):
-            cell(folder / method / f"eval-T{T}.json", lambda: evaluate(name, tr["weights"], T, samples))
-    for seed in range(args.seeds):             # calibrations last: the slowest cells
-        for noise in NOISE:
+            cell(folder / method / f"eval-T{T}.json", lambda: evaluate(name, tr["weights"], T, samples, s.get("data")))
+    for noise in args.noises:                  # calibrations last: the slowest cells
+        for seed in range(args.seeds):
             for method in labels:
                 tr = json.loads((folder / method / "train.json").read_text())
                 print(f"{name}: {method} calibration {noise} seed {seed}", flush=True)
                 T = shipped_t(name) if tr["method"] == "convert" else tr["train_t"]     # each as it would deploy
                 cell(folder / method / f"calib-{noise}-s{seed}.json",
-                     lambda: calibrate(name, tr["weights"], T, noise, seed, samples, calib_samples))
+                     lambda: calibrate(name, tr["weights"], T, noise, seed, samples, calib_samples,
+                                           s.get("data")))
 
 
 # --------------------------------------------------------------------------- summary
@@ -288,7 +340,8 @@ def plot(nets: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     colours = {"convert": "tab:blue", "offline-ltl": "tab:orange", "tandem": "tab:green",
-               "tandem-equal-time": "tab:olive", "tandem-progressive": "tab:cyan"}
+               "tandem-equal-time": "tab:olive", "tandem-progressive": "tab:cyan",
+               "offline-ltl-lr1e-4": "tab:red", "tandem-lr1e-4": "tab:brown"}
     fig, axes = plt.subplots(len(nets), 3, figsize=(13, 3.6 * len(nets)), squeeze=False)
     for row, (name, entry) in zip(axes, nets.items()):
         for method, m in entry["methods"].items():
@@ -326,15 +379,22 @@ def plot(nets: dict, path: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nets", default="digits,fashion")
-    ap.add_argument("--train-t", type=int, default=8, help="time steps offline-ltl and tandem train at")
+    ap.add_argument("--train-t", type=int, default=None,
+                    help="time steps offline-ltl and tandem train at (default 8; digits-dvs 32, its YAML's T)")
     ap.add_argument("--eval-samples", type=int, default=None, help="test images (default: digits all, fashion 2000)")
     ap.add_argument("--calib-samples", type=int, default=None,
                     help="calibration images (default: digits all, fashion 2000)")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--noises", default=",".join(NOISE),
+                    help=f"calibration noises to run, in this order (default {','.join(NOISE)})")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-progress", dest="progress", action="store_false")
     ap.add_argument("--replot", action="store_true", help="only rebuild the summary JSON and figure from the cells")
     args = ap.parse_args()
+    args.noises = tuple(n for n in args.noises.split(",") if n)
+    for noise in args.noises:
+        if noise not in NOISE:
+            ap.error(f"--noises: {noise!r} is not one of the compared noises; expected some of {', '.join(NOISE)}")
     if not args.replot:
         for name in args.nets.split(","):
             if name not in SETTINGS:

@@ -185,6 +185,19 @@ class EventEncoder:
         """Largest value of `frames`: T ticks of at most cap each."""
         return self.T * (self.config.cap if self.counts else 1)
 
+    def counts_per_tick(self, events) -> np.ndarray:
+        """(B, T, n_in) uint8/uint16 in chip input order: each tick's spike (0/1) or count (up to cap) per input,
+        the values `encode` packs; no counts are kept (the host link's statistics are the chip run's)."""
+        from chipsim.hostlink.events.binning import N_STATS, bin_counts
+
+        c, h, w = self.shape
+        cap = self.config.cap if self.counts else 1
+        sw, sh = self.config.sensor
+        out = np.zeros((len(events), self.T, self.n_inputs), np.int32)
+        bin_counts(events.x, events.y, events.t, events.p, events.offsets, sw, sh, c, h, w, self.T, self.start_us,
+                   self.length_us, self.config.binning == "count", cap, out, np.zeros((len(events), N_STATS), np.int64))
+        return out.astype(np.uint8 if cap <= 255 else np.uint16)
+
     def frames(self, events, batch: int = 256) -> np.ndarray:
         """(N, C, H', W') uint8 (uint16 past 255): each input's spikes (or counts) summed over the T ticks -- the rate image a
         frame-based teacher sees (x = frame / (T * cap) is the input's rate per tick)."""

@@ -2,7 +2,7 @@
 
     python -m chipsim.models.make_digits_dvs_weights                  # --method convert (the shipped file)
     python -m chipsim.models.make_digits_dvs_weights --method offline-ltl
-    python -m chipsim.models.make_digits_dvs_weights --method tandem  # once `pretrain --method tandem` exists
+    python -m chipsim.models.make_digits_dvs_weights --method tandem [--tandem-progressive]
 
 It is `chipsim pretrain --net digits-dvs --method METHOD --out models/weights/digits-dvs.h5` with the
 settings below. The teacher MLP trains on the events encoder's rate images (each input's spike count over
@@ -17,19 +17,26 @@ import json
 from chipsim.models import MODELS_DIR
 from chipsim.models.pretrain import METHODS, PretrainOptions, pretrain
 
+#: the teacher's settings (all methods); picked among six teacher variants by test accuracy
 SETTINGS = dict(epochs=60, batch_size=64, lr=0.1, weight_decay=5e-4, seed=0, augment=False, dropout=0.3)
+#: the SNN stage of offline-ltl and tandem (from the converted start, at the YAML's T = 32): digits' settings
+#: in benchmarks/pretraining.py, which compares the methods on this net (`--nets digits-dvs`)
+SNN_SETTINGS = dict(ltl_epochs=10, ltl_lr=1e-3, ltl_batch_size=32)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--method", default="convert", help=f"pretraining method ({', '.join(METHODS)})")
+    ap.add_argument("--tandem-progressive", action="store_true", help="with --method tandem: progressive tandem")
     ap.add_argument("--out", default=str(MODELS_DIR / "weights" / "digits-dvs.h5"))
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args()
     if args.method not in METHODS:
         ap.error(f"--method: expected one of {', '.join(METHODS)}, got {args.method!r}")
+    snn = SNN_SETTINGS if args.method != "convert" else {}
     result = pretrain(PretrainOptions(net="digits-dvs", method=args.method, out=args.out,
-                                      progress=not args.no_progress, **SETTINGS))
+                                      progress=not args.no_progress, tandem_progressive=args.tandem_progressive,
+                                      **SETTINGS, **snn))
     print(json.dumps({k: result[k] for k in result if "accuracy" in k}, default=str))
 
 

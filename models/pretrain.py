@@ -224,6 +224,20 @@ def event_frames(net: NetConfig, data, option: str = "--data") -> "EventFrames":
                        events=data)
 
 
+def event_trains(net: NetConfig, data, idx: np.ndarray):
+    """(T, B, C, H, W) float32 spike trains of the recordings `idx` of an `EventFrames`, binned as the chip gets
+    them (0/1 spikes, or counts up to cap with bin_value count), so that the float SNN of offline LTL and
+    tandem trains on the events' timing rather than on evenly spread spikes of their rate images."""
+    torch = _torch()
+    from chipsim.hostlink.encoders import EventEncoder
+
+    enc = EventEncoder(net.encoder.events, net.time_steps, net.input_shape)
+    c, h, w = net.input_shape
+    counts = enc.counts_per_tick(data.events.images[np.asarray(idx, np.int64)])   # (B, T, h * w * c), chip order
+    trains = counts.reshape(len(idx), net.time_steps, h, w, c).transpose(1, 0, 4, 2, 3)
+    return torch.as_tensor(np.ascontiguousarray(trains, np.float32))
+
+
 def augment_batch(x, rng: np.random.Generator, pad: int, flip: bool):
     """Random crop with zero padding `pad` and random horizontal flip of a (B, C, H, W) float tensor."""
     torch = _torch()
@@ -289,7 +303,9 @@ def eval_subset(data, n: int):
     if n >= len(data):
         return data
     idx = np.sort(np.random.default_rng(0).permutation(len(data))[:n])
-    return dataclasses.replace(data, images=data.images[idx], labels=data.labels[idx])
+    ev = getattr(data, "events", None)
+    extra = {"events": dataclasses.replace(ev, images=ev.images[idx], labels=ev.labels[idx])} if ev is not None else {}
+    return dataclasses.replace(data, images=data.images[idx], labels=data.labels[idx], **extra)
 
 
 def snn_float_accuracy(snn, data, batch: int = 100) -> float:
@@ -297,7 +313,12 @@ def snn_float_accuracy(snn, data, batch: int = 100) -> float:
     correct = 0
     with torch.no_grad():
         for i in range(0, len(data), batch):
-            logits, _ = snn(to_float(data.images[i:i + batch], data.pixel_max))
+            if getattr(data, "events", None) is not None:
+                snn.event_trains = event_trains(snn.net, data, np.arange(i, min(len(data), i + batch)))
+            try:
+                logits, _ = snn(to_float(data.images[i:i + batch], data.pixel_max))
+            finally:
+                snn.event_trains = None
             correct += int((logits.argmax(1).numpy() == data.labels[i:i + batch]).sum())
     return correct / max(1, len(data))
 
@@ -478,14 +499,25 @@ def train_snn_epoch(snn, teacher, opt, train, epoch: int, opts: PretrainOptions,
         sums, seen = dict(start["sums"]), start["seen"]
     for j in range(j0, steps):
         idx = np.sort(order[j * bs:(j + 1) * bs])
+        trains = event_trains(net, train, idx) if getattr(train, "events", None) is not None else None
+        if trains is not None and (pad or flip):    # the same crop and flip for the trains: a copy of the rng
+            twin = np.random.default_rng()
+            twin.bit_generator.state = rng.bit_generator.state
+            T, B = trains.shape[:2]
+            flat = trains.transpose(0, 1).reshape(B, -1, *trains.shape[3:])
+            trains = augment_batch(flat, twin, pad, flip).reshape(B, T, *trains.shape[2:]).transpose(0, 1)
         x = augment_batch(to_float(train.images[idx], train.pixel_max), rng, pad, flip)
         y = torch.as_tensor(train.labels[idx])
+        snn.event_trains = trains
         for g in opt.param_groups:
             g["lr"] = lr_at(epoch * steps + j, total, opts.ltl_lr, min(steps, max(1, total // 20)))
         kw = {}
         if opts.tandem_progressive:     # the phase follows the step: a resumed run is in the same phase
             kw["snn_layers"] = progressive_layers(net, (epoch * steps + j) / total)
-        losses = loss_fn(net, snn, teacher, x, y, norms, **kw)
+        try:
+            losses = loss_fn(net, snn, teacher, x, y, norms, **kw)
+        finally:
+            snn.event_trains = None
         opt.zero_grad(set_to_none=True)
         sum(losses.values()).backward()     # the graphs of the layers are disjoint: each gets its own loss
         opt.step()

@@ -26,7 +26,9 @@ Float SNN (`SpikingNet`)
         S[t] = U[t] >= theta
 
     The input is the image x = pixel / pixel_max on every tick (`direct`
-    encoder), or spikes (`rate`: Bernoulli, `if`: integrate-and-fire).
+    encoder), or spikes (`rate`: Bernoulli, `if`: integrate-and-fire; `events`:
+    the recordings' binned spike trains when `event_trains` is set, as the chip
+    gets them, else integrate-and-fire spikes of their rate images).
     Pooling layers are the chip's fixed neurons (avg: IF with threshold k*k on
     the window's spike sum; or: spike OR). The last layer is either an
     integrator (`readout: potential`, no leak, no reset: the logits are its
@@ -199,6 +201,9 @@ class SpikingNet(nn.Module):
         self.alpha = float(net.neuron.alpha) if net.neuron.model == "LIF" else 1.0
         self.reset = net.neuron.reset
         self.delay = net.chip.delay
+        #: events encoder: the batch's (T, B, C, H, W) spike trains (pretrain.event_trains), which `encode`
+        #: returns instead of encoding x (x stays the rate image, for the shapes and the teacher)
+        self.event_trains: torch.Tensor | None = None
         self.T = net.time_steps
         self.p = float(net.learning.p) * self.theta
         self.last = net.weighted_layers[-1].name
@@ -212,7 +217,11 @@ class SpikingNet(nn.Module):
         """(T, B, C, H, W) input of the first layer; x = pixel / pixel_max in [0, 1]."""
         enc = self.net.encoder
         T = self.T
-        if enc.kind == "direct":
+        if enc.kind == "events" and self.event_trains is not None:
+            if tuple(self.event_trains.shape) != (T, *x.shape):
+                raise ValueError(f"event_trains: shape {tuple(self.event_trains.shape)}, expected {(T, *x.shape)}")
+            out = self.event_trains
+        elif enc.kind == "direct":
             out = x.unsqueeze(0).expand(T, *x.shape)
         elif enc.kind == "rate":
             prob = (x * enc.max_rate).clamp(0, 1).unsqueeze(0).expand(T, *x.shape)
