@@ -314,7 +314,7 @@ class Chip:
             what = {K.IN_HELD: "direct input", K.IN_COUNTS: "event counts"}.get(mode, "packed spikes")
             raise ValueError(f"{what}: expected shape (batch, {', '.join(map(str, shape[1:]))}), got {inputs.shape}")
         if mode == K.IN_COUNTS:
-            in_direct = np.ascontiguousarray(inputs, dtype=dtype).reshape(B, -1)    # tick t: [t*n_in:(t+1)*n_in]
+            in_direct = np.ascontiguousarray(inputs, dtype=dtype).reshape(B, T * self.n_inputs)   # tick t: [t*n_in:(t+1)*n_in]
             if in_direct.size and (in_direct.min() < 0 or in_direct.max() > self.input_max):
                 raise ValueError(f"event counts: expected values in 0..{self.input_max} (encoder.cap), "
                                  f"got {in_direct.min()}..{in_direct.max()}")
