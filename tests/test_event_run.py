@@ -3,7 +3,6 @@ thread count, input_events and the AER host-link counts in the summary, and the 
 (count bins as per-tick multi-bit input: tests/test_event_counts.py)."""
 from __future__ import annotations
 
-
 import numba
 import numpy as np
 import pytest
