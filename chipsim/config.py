@@ -362,13 +362,18 @@ def _parse_events(r: _Reader) -> EventsConfig:
                         float(window[1])), binning, value, cap)
 
 
+#: integer costs where 0 means unlimited (the others are counts >= 1)
+COST_ZERO_UNLIMITED = ("spike_queue_depth",)
+
+
 def _parse_costs(r: _Reader) -> CostConfig:
     defaults = CostConfig()
     values = {}
     for f in dataclasses.fields(CostConfig):
         default = getattr(defaults, f.name)
         if isinstance(default, int):
-            values[f.name] = r.integer(f.name, 1, None, default)
+            # counts that may be 0 ("unlimited") are those the timing engine reads as such
+            values[f.name] = r.integer(f.name, 0 if f.name in COST_ZERO_UNLIMITED else 1, None, default)
         else:
             values[f.name] = r.number(f.name, 0.0, None, default)
     r.finish()

@@ -738,7 +738,7 @@ def nets_case():
 
 PRETRAIN_FLAGS = {
     "--epochs": count_values(valid=()).filter(lambda v: v[1] == "invalid"),
-    "--method": choice_values(["convert", "offline-ltl"]).filter(lambda v: v[1] == "invalid"),
+    "--method": choice_values(["convert", "offline-ltl", "tandem"]).filter(lambda v: v[1] == "invalid"),
     "--ltl-epochs": count_values(valid=()).filter(lambda v: v[1] == "invalid"),
     "--ltl-samples": count_values(valid=()).filter(lambda v: v[1] == "invalid"),
     "--ltl-init": st.sampled_from([("nope.h5", "invalid"), ("", "invalid"), ("Convert", "invalid")]),

@@ -92,7 +92,9 @@ def reference(chip, cfg, setup, x, targets, U, C, write_noise):
     dead = math.floor(cfg.dead_zone * R * t1 + cfg.dead_zone_spikes * R)
     X = 7 if cfg.multibit_input == "scale" else 1          # input_bits 3: full scale 7
     gain = cfg.lr * 2.0 / t1 * 65536.0 / p_q
-    counts = dict(pulses=0, cells=set(), wsat=0, bias_writes=0, boxcar=0, sign=0, noise=0, th_writes=0)
+    counts = dict(pulses=0, cells=set(), wsat=0, bias_writes=0, boxcar=0, sign=0, noise=0, th_writes=0,
+                  rows=0, row_set=0, row_reset=0, row_rmw=0)
+    row_max = {}                                 # (position, row) -> [largest SET, largest RESET] pulses
     nominal = int(chip.threshold_nominal[0])
     th_step = cfg.threshold_pulse * nominal
     th_lo = max(1, math.floor(nominal * (1 - cfg.threshold_range)))
@@ -153,6 +155,8 @@ def reference(chip, cfg, setup, x, targets, U, C, write_noise):
         W[cell] = clip(W[cell] + delta, wmax)
         counts["pulses"] += levels
         counts["cells"].add(cell)
+        pm = row_max.setdefault((i // out_c, row), [0, 0])
+        pm[0 if sgn > 0 else 1] = max(pm[0 if sgn > 0 else 1], levels)
 
     for pos in range(P):                          # output positions in ascending order
         chans = [(i, sgn, err) for (i, sgn, err) in gated if i // out_c == pos]
@@ -196,6 +200,11 @@ def reference(chip, cfg, setup, x, targets, U, C, write_noise):
                     s = 1
                 if levels != 0:
                     write(i, row, v, levels, s * (sgn if cfg.mode == "sign" else 1))
+    for up, down in row_max.values():           # NeuroSim row writes: largest SET / RESET pulses per row
+        counts["rows"] += 1
+        counts["row_set"] += up
+        counts["row_reset"] += down
+        counts["row_rmw"] += max(up, down)
     return W, bias, theta_after, counts
 
 
@@ -236,6 +245,9 @@ def test_conv_learning_tick_matches_reference(mode, pulse, lr, write_noise, mult
     assert c[K.C_WRITE_NOISE] == counts["noise"]
     assert np.array_equal(chip.registers.theta.astype(np.int64), th_ref)
     assert c[K.C_THRESHOLD_WRITES] == counts["th_writes"]
+    assert c[K.C_WRITE_ROWS] == counts["rows"] and counts["rows"] > 0
+    assert (c[K.C_ROW_SET], c[K.C_ROW_RESET], c[K.C_ROW_RMW]) == \
+        (counts["row_set"], counts["row_reset"], counts["row_rmw"])
     if th > 0:       # the trim must have acted: some thresholds moved, and some hit the 5 % window
         assert counts["th_writes"] > 3 and not np.array_equal(th_ref, probe.registers.theta)
         if th >= 0.1:          # a step of 4 LSBs against a window of +-2: every write clips

@@ -33,16 +33,17 @@ Weight-write latency, two models (both are reported)
   min(`parallel_write_arrays`, tiles of the layer) at a time. SET and RESET are separate phases on RRAM
   and PCM (`write_phases: 2`); an SRAM read-modify-write does both at once
   (`write_phases: 1`). This model is the one in `latency_us_per_sample`.
-  APPROXIMATION: the kernels count pulses and distinct cells written per tick,
-  not rows or per-row maxima, so the row count is estimated:
+  The kernels count the written rows and each row's largest SET and RESET
+  pulse counts (`write_rows`, `write_set_slots`, `write_reset_slots`,
+  `write_rmw_slots`), so the row slots are exact. Counters of an older chipsim
+  without them are priced with the former estimate:
       g   = sign-gated neurons per learning tick   = updates_sign_gated / fan_in / learning ticks
       c   = cells per written row                  = clamp(g, 1, out_channels)
       rows = cell_writes / c,  slots per row = min(write_phases, c) * pulses / cell_writes
   (for an fc layer in `sign` mode a written row holds one cell per gated neuron,
   each with one pulse, so c is exact whenever every learning tick has the same
   number of gated neurons; ticks without any gated neuron make the estimate
-  high). If the kernels ever count `write_rows` and `write_row_slots` (sum over
-  written rows of max SET + max RESET pulses) those exact counts are used.
+  high).
 * **Fully parallel stochastic update** (aihwkit / RPU, Gokmen & Vlasov 2016): all
   cells of an array are pulsed at once with a pulse train of fixed length
   `update_pulse_train` (aihwkit's `desired_bl`, 31 by default), independent of
@@ -106,6 +107,22 @@ class CostConfig:
     energy_learn_gate_pj: float = 2.0  #: boxcar + error comparators (~0.6) and the 8-bit target read (1.25)
     energy_weight_write_pj: float = 5.0  #: one pulse: read-modify-write of an 8-bit weight (2 x 2.5 pJ)
     static_power_mw: float = 0.0       #: whole-chip static (leakage) power; 0 = marginal costs only
+    # host link and spike path (the timing engine, chipsim/architect/timing.py); ASSUMPTIONS unless a preset cites
+    link_gbit_s: float = 1.0           #: host link bandwidth, each direction (full duplex); 0 = unlimited
+    link_latency_ns: float = 10000.0   #: fixed cost of one batch transfer (driver, DMA setup, protocol)
+    link_buffers: int = 2              #: input batches the chip buffers (2 = double buffering, as BatchStream)
+    spike_events_per_cycle: float = 16.0  #: spike router bandwidth between layers; 0 = unlimited
+    spike_queue_depth: int = 4096      #: events a router FIFO holds (8 KB of 16-bit addresses); 0 = unlimited
+    # area (chipsim/architect/area.py), square micrometres; each preset gives its sources
+    area_cell_um2: float = 0.346       #: one memory cell of a crossbar (45 nm 6T SRAM bit cell)
+    cell_bits: int = 1                 #: weight bits one cell holds (SRAM 1; a multi-level analog cell more)
+    adc_columns: int = 1               #: crossbar columns sharing one sense amplifier / ADC
+    area_adc_um2: float = 5.0          #: one sense amplifier (digital) or ADC (analog)
+    area_driver_um2: float = 1.0       #: one row or column driver of a crossbar
+    area_sram_bit_um2: float = 0.346   #: one bit of the chip's digital SRAM (membranes, targets, queues, buffers)
+    area_neuron_lane_um2: float = 150.0  #: one neuron-update lane (24-bit adder, leak shift, comparator)
+    area_learn_lane_um2: float = 100.0   #: one learning-gate lane (boxcar and error comparators)
+    area_host_if_um2: float = 300000.0   #: the host interface (PHY and controller)
 
 
 @dataclass(frozen=True)
@@ -167,14 +184,19 @@ ENERGY_PARTS = ("synaptic_ac", "synaptic_mac", "weight_reads", "column_reads", "
                 "learn_gates", "weight_writes", "bias_writes", "threshold_writes")
 
 
-def _col(x: np.ndarray, name: str) -> np.ndarray:
-    return x[..., K.COUNTER_NAMES.index(name)]
+def row_slots(costs: CostConfig, x: np.ndarray) -> np.ndarray:
+    """Exact row-by-row write slots (pulse widths before array parallelism) from the row counters:
+    per written row max SET + max RESET pulses (`write_phases` 2), or the larger of the two (1)."""
+    if costs.write_phases >= 2:
+        return x[..., K.C_ROW_SET] + x[..., K.C_ROW_RESET]
+    return x[..., K.C_ROW_RMW]
 
 
 def _row_write_slots(costs: CostConfig, geo: LayerGeometry, c: np.ndarray) -> float:
     """Row-by-row write slots (pulse widths before array parallelism) from one layer's counts."""
-    if "write_row_slots" in K.COUNTER_NAMES:            # exact, if the kernels ever count it
-        return float(_col(c, "write_row_slots"))
+    if c[K.C_WRITE_ROWS] > 0 or c[K.C_PULSES] == 0:     # exact, from the kernels' row counters
+        return float(row_slots(costs, c))
+    # counters of an older chipsim without row counters: estimated from pulses and cell writes
     pulses = float(c[K.C_PULSES])
     cells = float(c[K.C_CELL_WRITES])
     if cells <= 0:
@@ -212,8 +234,10 @@ def _price(chip, geo: tuple[LayerGeometry, ...], x: np.ndarray, per_tick: bool) 
                       / min(costs.parallel_write_arrays, tiles[li]))
         learn_ticks = totals[li, K.C_UNGATED] / (g.fan_in * g.n_out)
         par_ns[li] = learn_ticks * costs.update_pulse_train * costs.write_pulse_ns
-    # a layer's write time spread over its ticks in proportion to its pulses (exact for sums over ticks)
-    write = _share(x, K.C_PULSES) * row_ns * ns_to_cycles
+    # a layer's write time per tick: its ticks' own row slots (older counters: in proportion to pulses)
+    exact_rows = totals[:, K.C_WRITE_ROWS] > 0
+    per_tick_slots = np.where(exact_rows, _share_of(row_slots(costs, x)), _share(x, K.C_PULSES))
+    write = per_tick_slots * row_ns * ns_to_cycles
     layer_cycles = read + neuron + gate + write                            # (ticks, L)
 
     def combine(lc: np.ndarray) -> float:
@@ -245,8 +269,9 @@ def _price(chip, geo: tuple[LayerGeometry, ...], x: np.ndarray, per_tick: bool) 
     parts = {p: sum(e[p] for e in energy.values()) for p in ENERGY_PARTS}
     dynamic = sum(parts.values())
     static = costs.static_power_mw * latency_us * 1e3                     # mW x us = nJ = 1000 pJ
+    estimated = row_ns.any() and bool(((totals[:, K.C_WRITE_ROWS] == 0) & (totals[:, K.C_PULSES] > 0)).any())
     notes = ["write latency row by row: rows and per-row maxima estimated from pulses and cell writes "
-             "(see chipsim/architect/costs.py)"] if row_ns.any() and "write_row_slots" not in K.COUNTER_NAMES else []
+             "(counters without row counts; see chipsim/architect/costs.py)"] if estimated else []
     if chip.delay and not per_tick:
         notes.append("delay: true with counters summed over ticks: pipeline approximated by the slowest "
                      "layer's total (a lower bound)")
@@ -275,7 +300,11 @@ def _price(chip, geo: tuple[LayerGeometry, ...], x: np.ndarray, per_tick: bool) 
 
 def _share(x: np.ndarray, column: int) -> np.ndarray:
     """Each tick's share of a layer's total of one counter, shape (ticks, L); 0 where the total is 0."""
-    u = x[:, :, column]
+    return _share_of(x[:, :, column])
+
+
+def _share_of(u: np.ndarray) -> np.ndarray:
+    """Each tick's share of a layer's total of `u` (ticks, L); 0 where the total is 0."""
     tot = u.sum(axis=0)
     return np.divide(u, tot, out=np.zeros_like(u), where=tot > 0)
 

@@ -27,7 +27,7 @@ from chipsim.core.kernels import layout as K
 
 LEARN_KEYS = ("updates_ungated", "updates_boxcar_gated", "updates_sign_gated", "pulses", "cell_writes",
               "weight_saturations", "bias_writes", "threshold_writes", "write_noise_draws")
-PLOTS = ("counts_per_layer.png", "updates_gated.png", "energy_breakdown.png")
+PLOTS = ("counts_per_layer.png", "updates_gated.png", "energy_breakdown.png", "timeline.png")
 
 
 class ReportError(ValueError):
@@ -179,7 +179,44 @@ def build_report(run: RunData) -> dict:
         "cost": cost,
         "synops": synops_ratio(chip.costs, run.geo, totals, n),
         "neurobench": s.get("neurobench"),      # inference runs: from summary.json (chipsim/architect/neurobench.py)
+        **_timing_and_area(run),
     }
+
+
+def _timing_and_area(run: RunData) -> dict:
+    """The chip's area (always) and, for a run with timing_counts.npz (`chipsim run --timing`), its timing
+    on the report's chip (re-priced with --chip) and the traced sample's schedule."""
+    from chipsim.architect.area import area_section
+    from chipsim.architect.link import counter_bytes
+    from chipsim.architect.timed_run import COUNTS_FILE, load_counts, sections
+
+    s = run.summary
+    link = s.get("host_link") or {}
+    n_neurons = sum(g.n_out for g in run.geo)
+    weighted = sum(g.n_out for g in run.geo if g.weighted)
+    batch = int(s.get("batch_size", 64))
+    out = {"area": area_section(run.chip, run.geo, n_neurons, weighted, batch, int(link.get("bytes_in_per_sample", 0)))}
+    path = run.run_dir / COUNTS_FILE
+    if not path.is_file():
+        return out
+    try:
+        counts, meta = load_counts(path)
+    except ValueError as exc:
+        raise ReportError(str(exc)) from None
+    if counts.shape[2] != len(run.geo):
+        raise ReportError(f"{path}: counts for {counts.shape[2]} layers, the net has {len(run.geo)}")
+    traffic = (meta["bytes_in_per_sample"] + meta.get("target_bytes_per_sample", 0), meta["bytes_out_per_sample"],
+               counter_bytes(len(run.geo)))
+    sample = int(meta.get("timeline_sample", 0))
+    timing, _, trace = sections(run.chip, run.geo, tuple(g.name for g in run.geo), counts,
+                                int(meta.get("batch_size", batch)), traffic, n_neurons, weighted, sample)
+    events = [e for e in trace["traceEvents"] if e["ph"] == "X"]
+    tracks = {e["tid"]: e["args"]["name"] for e in trace["traceEvents"] if e["ph"] == "M" and e["tid"]}
+    out["timing"] = timing
+    out["timeline"] = {"sample": sample, "clock_mhz": run.chip.clock_mhz,
+                       "events": [(tracks[e["tid"]], e["name"], e["args"]["start_cycle"], e["args"]["cycles"])
+                                  for e in events]}
+    return out
 
 
 # --------------------------------------------------------------------------- text
@@ -236,6 +273,24 @@ def format_table(rep: dict) -> str:
                      f"{nb['effective_macs_per_sample']:.4g}, effective ACs {nb['effective_acs_per_sample']:.4g} per "
                      f"sample; activation sparsity {nb['activation_sparsity']:.4f}, connection sparsity "
                      f"{nb['connection_sparsity']:.4f}, footprint {nb['footprint_bytes']:.6g} B")
+    area = rep.get("area")
+    if area:
+        lines.append(f"area {area['total_mm2']:.4g} mm^2 ({area['tiles']} tiles): " + ", ".join(
+            f"{k} {v:.3g}" for k, v in area["blocks_mm2"].items()))
+    tm = rep.get("timing")
+    if tm:
+        cps = tm["cycles_per_sample"]
+        lines.append(f"timing engine: {cps['mean']:.4g} cycles per sample (p50 {cps['p50']:.4g}, p99 {cps['p99']:.4g},"
+                     f" max {cps['max']:.4g}), {tm['latency_us_per_sample']:.4g} us; analytic "
+                     f"{tm['analytic']['cycles_per_sample']:.4g}; bound by {tm['bound']}")
+        lines.append("utilisation: " + ", ".join(f"{k} {v * 100:.1f}%" for k, v in tm["utilisation"].items()))
+        lines.append("stalls per sample: " + ", ".join(f"{k} {v:.4g}" for k, v in tm["stall_cycles_per_sample"].items()))
+        hl = tm["host_link"]
+        below = hl["link_bound_below_batch_size"]
+        lines.append(f"host link: {hl['bound']}-bound at batch {hl['batch_size']}; the link stops bounding at batch "
+                     f"size {below if below is not None else 'none (bandwidth-bound)'}")
+        lines.append("critical resource per layer: " + ", ".join(
+            f"{k} {v['resource']}" for k, v in tm["critical_resource_per_layer"].items()))
     for note in cost.get("notes", []):
         lines.append(f"note: {note}")
     return "\n".join(lines)
@@ -325,7 +380,30 @@ def write_plots(rep: dict, out_dir: str | Path) -> list[Path]:
     ax2.set_xlim(0, vals.max() * 1.25 if len(vals) else 1)
     fig.suptitle(f"{title}: energy breakdown")
     written.append(_save(fig, out_dir / "energy_breakdown.png", plt))
+    if rep.get("timeline"):
+        written.append(_timeline_plot(rep, out_dir / "timeline.png", plt))
     return written
+
+
+def _timeline_plot(rep: dict, path: Path, plt) -> Path:
+    """One sample's schedule: a row per resource track, a bar per phase, coloured by layer."""
+    tl = rep["timeline"]
+    tracks = list(dict.fromkeys(e[0] for e in tl["events"]))
+    layers = list(rep["layers"])
+    colors = plt.get_cmap("tab20")
+    fig, ax = plt.subplots(figsize=(12, 0.45 * len(tracks) + 1.8))
+    us = 1.0 / tl["clock_mhz"]
+    for track, name, start, dur in tl["events"]:
+        layer = name.split(" ")[0]
+        li = layers.index(layer) if layer in layers else 0
+        ax.broken_barh([(start * us, dur * us)], (tracks.index(track) - 0.4, 0.8), color=colors(li % 20))
+    ax.set_yticks(range(len(tracks)), tracks)
+    ax.invert_yaxis()
+    ax.set_xlabel("time (us)")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colors(i % 20)) for i in range(len(layers))]
+    ax.legend(handles, layers, fontsize=7, ncol=min(8, len(layers)), loc="upper right")
+    ax.set_title(f"{rep['net']}: schedule of sample {tl['sample']} ({rep['timing']['bound']})")
+    return _save(fig, path, plt)
 
 
 def _save(fig, path: Path, plt) -> Path:

@@ -89,7 +89,7 @@ def report(run_dir, as_json, no_plots, chip):
 @click.command()
 @click.option("--net", "nets", multiple=True, default=("digits",), show_default=True,
               help="Bundled net name or YAML path; repeatable.")
-@click.option("--noise", "axes", multiple=True, required=True,
+@click.option("--noise", "axes", multiple=True,
               help="One sweep axis: KIND=L1,L2,... (e.g. mismatch=0,0.1,0.2 or bits=8,6,4,3); repeatable. "
                    "KIND.scope=S1,S2 (thermal.scope=current,input, silence.scope=chip,tick) crosses every "
                    "level of KIND with each scope.")
@@ -121,12 +121,26 @@ def report(run_dir, as_json, no_plots, chip):
 @click.option("--target-cache", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Folder the calibration cells share the teacher's targets in (computed once per image; "
                    "results unchanged). Workers need it on a shared file system.")
+@click.option("--chip-param", "chip_params", multiple=True,
+              help="A design-space axis KEY=V1,V2,... over a chip parameter (tile_rows, parallel_tiles, "
+                   "parallel_write_arrays, weight_bits, clock_mhz, link_gbit_s, spike_queue_depth, ...); repeatable. "
+                   "Parameters that do not change results are re-priced from recorded counts, not re-run.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def sweep(nets, axes, base_noise, seeds, first_seed, checkpoint_every, target_cache, calibrate_epochs, calib_samples,
-          samples, learn, weights, data, batch_size, chip, out, workers, scheduler, threads_per_cell, no_progress):
-    """Run a noise grid (net x noise level x seed) on Dask; write sweep.csv and a Figure-4 plot into OUT."""
+          samples, learn, weights, data, batch_size, chip, out, workers, scheduler, threads_per_cell, no_progress,
+          chip_params):
+    """Run a noise grid (net x noise level x seed) on Dask; write sweep.csv and a Figure-4 plot into OUT.
+    With --chip-param: a design-space grid over chip parameters (and the --noise levels), sweep.csv and a
+    Pareto plot of latency, energy and area (chipsim/workflows/chip_sweep.py)."""
     from chipsim.config import ConfigError
     from chipsim.workflows.sweep import SweepError, SweepOptions, expand, parse_axis, run_sweep
+
+    if chip_params:
+        _chip_sweep(nets, axes, base_noise, seeds, first_seed, calibrate_epochs, samples, weights, data, batch_size,
+                    chip, out, workers, scheduler, no_progress, chip_params)
+        return
+    if not axes:
+        raise click.UsageError("expected at least one sweep axis: --noise KIND=L1,L2,... or --chip-param KEY=V1,V2,...")
 
     if workers is not None and scheduler is not None:
         raise click.UsageError("--workers and --scheduler exclude each other (the scheduler's cluster has its own)")
@@ -178,3 +192,31 @@ def sweep(nets, axes, base_noise, seeds, first_seed, checkpoint_every, target_ca
                + (f", {out / 'failures.json'}" if result.failures else ""))
     if result.failures:
         sys.exit(1)
+
+
+def _chip_sweep(nets, axes, base_noise, seeds, first_seed, calibrate_epochs, samples, weights, data, batch_size, chip,
+                out, workers, scheduler, no_progress, chip_params):
+    from chipsim.config import ConfigError
+    from chipsim.workflows.chip_sweep import ChipSweepError, ChipSweepOptions, parse_chip_param, run_chip_sweep
+    from chipsim.workflows.runner import RunError
+    from chipsim.workflows.sweep import SweepError, parse_axis
+
+    for flag, value in (("--calibrate-epochs", calibrate_epochs), ("--workers", workers), ("--scheduler", scheduler)):
+        if value is not None:      # refused, not silently ignored
+            raise click.UsageError(f"{flag} does not apply to --chip-param sweeps (inference runs in this process, "
+                                   f"timed by the timing engine); expected it without --chip-param")
+    try:
+        opts = ChipSweepOptions(nets=tuple(nets), params=tuple(parse_chip_param(p) for p in chip_params), out=out,
+                                noise_axes=tuple(parse_axis(a) for a in axes), base_noise=tuple(base_noise),
+                                seeds=seeds if axes else 1, first_seed=first_seed, samples=samples, weights=weights,
+                                data=data, batch_size=batch_size, chip=chip)
+    except (ChipSweepError, SweepError) as exc:
+        raise click.ClickException(str(exc)) from None
+    announce_compile()
+    bar = LazyProgressBar("chip runs")
+    with user_facing((ChipSweepError, ConfigError, RunError, FileNotFoundError),
+                     f"\ninterrupted: finished runs are kept; run the same command to resume into {out}", bar):
+        csv_path, plot, rows = run_chip_sweep(opts, None if no_progress else (lambda done, todo: bar(1, todo)))
+    ran = sum(1 for r in rows if r["rerun"])
+    click.echo(f"{len(rows)} chip configurations ({ran} chip runs, the rest re-priced from recorded counts)")
+    click.echo(f"wrote {csv_path}" + (f", {plot}" if plot else ""))

@@ -59,6 +59,12 @@ def _print_summary(summary: dict) -> None:
         warned = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in (summary.get("input_warnings") or {}).items())
         click.echo(f"input events: {ev['in_files']} in files, {ev['in_window']} in the window, {ev['delivered']} "
                    f"delivered, {ev['merged']} merged by binning/downsampling" + (f"; warnings: {warned}" if warned else ""))
+    timing = summary.get("timing")
+    if timing:
+        cps = timing["cycles_per_sample"]
+        click.echo(f"timing: {cps['mean']:.4g} cycles per sample (p99 {cps['p99']:.4g}), "
+                   f"{timing['latency_us_per_sample']:.1f} us, bound by {timing['bound']}; analytic "
+                   f"{timing['analytic']['cycles_per_sample']:.4g} cycles; area {summary['area']['total_mm2']:.3g} mm^2")
     noise = summary.get("noise") or {}
     if noise:
         click.echo(f"noise: {noise.get('requested')}")
@@ -95,14 +101,27 @@ def main() -> None:
               help="Keep the teacher's targets in this folder: later calibrations on the same data skip the teacher "
                    "(results unchanged; VGG-11 needs about 0.23 MB per training image).")
 @click.option("--chip", default=None, help="Chip preset (NAME in models/chips or FILE): its geometry and costs replace the net's.")
+@click.option("--timing", is_flag=True,
+              help="Schedule every tick on the chip's resources in whole cycles (summary.json `timing` and `area`, "
+                   "OUT/timeline.json, OUT/timing_counts.npz for re-pricing).")
+@click.option("--timeline-sample", type=click.IntRange(min=0), default=0, show_default=True,
+              help="With --timing: the sample whose schedule goes to timeline.json (Chrome trace).")
 def run(net, weights, data, split, samples, batch_size, seed, threads, noise, out, record, no_progress, as_json,
-        calibrate_epochs, calib_samples, checkpoint_every, resume, learn, target_cache, chip):
+        calibrate_epochs, calib_samples, checkpoint_every, resume, learn, target_cache, chip, timing, timeline_sample):
     """Deploy a net on the simulated chip and run inference on a dataset split (or calibrate it)."""
     from chipsim.workflows.runner import RunError, RunOptions, run_inference
 
     announce_compile()
 
     record_kinds = _parse_record(record)
+    if not timing and timeline_sample:
+        raise click.UsageError("--timeline-sample applies to the timing engine: expected --timing with it")
+    if timing and resume is not None:
+        raise click.UsageError("--timing cannot be combined with --resume (the interrupted part's counts were not "
+                               "kept); expected a new calibration with --timing")
+    if timeline_sample and calibrate_epochs is not None:
+        raise click.UsageError("--timeline-sample applies to inference runs (a calibration traces its first "
+                               "training sample); expected it without --calibrate-epochs")
     if chip is not None:   # writes OUT/net.yaml: the net on that chip (chipsim/cli/analysis.py)
         from chipsim.cli.analysis import apply_chip_option
 
@@ -116,7 +135,7 @@ def run(net, weights, data, split, samples, batch_size, seed, threads, noise, ou
         numba.set_num_threads(threads)
     if calibrate_epochs is not None or resume is not None:
         _calibrate(net, weights, data, samples, batch_size, seed, noise, out, calibrate_epochs or 1, calib_samples,
-                   checkpoint_every, resume, learn, no_progress, as_json, target_cache)
+                   checkpoint_every, resume, learn, no_progress, as_json, target_cache, timing)
         return
     for flag, value in (("--target-cache", target_cache), ("--calib-samples", calib_samples),
                         ("--checkpoint-every", checkpoint_every), ("--learn", learn or None)):
@@ -124,7 +143,8 @@ def run(net, weights, data, split, samples, batch_size, seed, threads, noise, ou
             raise click.UsageError(f"{flag} applies to calibration: expected --calibrate-epochs N (or --resume DIR) "
                                    f"with it")
     opts = RunOptions(net=net, weights=weights, data=data, split=split, samples=samples, batch_size=batch_size,
-                      seed=seed, record=record_kinds, out=out or _default_out(net), noise=tuple(noise))
+                      seed=seed, record=record_kinds, out=out or _default_out(net), noise=tuple(noise),
+                      timing=timing, timeline_sample=timeline_sample)
     bar = LazyProgressBar("chip")
     if not no_progress and not as_json:
         opts.progress = bar
@@ -140,7 +160,7 @@ def run(net, weights, data, split, samples, batch_size, seed, threads, noise, ou
 
 
 def _calibrate(net, weights, data, samples, batch_size, seed, noise, out, epochs, calib_samples, checkpoint_every,
-               resume, learn, no_progress, as_json, target_cache=None):
+               resume, learn, no_progress, as_json, target_cache=None, timing=False):
     import json
 
     from chipsim.workflows.calibrate import CalibOptions, run_calibration
@@ -149,7 +169,7 @@ def _calibrate(net, weights, data, samples, batch_size, seed, noise, out, epochs
     opts = CalibOptions(net=net, weights=weights, data=data, samples=samples, batch_size=batch_size, seed=seed,
                         noise=tuple(noise), out=out or (None if resume else _default_out(net)), epochs=epochs,
                         calib_samples=calib_samples, checkpoint_every=checkpoint_every, resume=resume,
-                        learn=tuple(learn), target_cache=target_cache)
+                        learn=tuple(learn), target_cache=target_cache, timing=timing)
     bar = LazyProgressBar("calibrating")
     if not no_progress and not as_json:
         opts.on_batch = bar
@@ -167,6 +187,10 @@ def _calibrate(net, weights, data, samples, batch_size, seed, noise, out, epochs
     for name, c in summary["learning_layers"].items():
         click.echo(f"{name:<10}{c['boxcar_fraction']:>9.3f}{c['sign_fraction']:>9.3f}{c['pulses']:>12}"
                    f"{c['cell_writes']:>10}{c['weight_saturations']:>8}")
+    timing_info = summary.get("timing")
+    if timing_info:
+        click.echo(f"timing: {timing_info['cycles_per_sample']['mean']:.4g} cycles per calibration sample, "
+                   f"{timing_info['latency_us_per_sample']:.1f} us, bound by {timing_info['bound']}")
     click.echo(f"calibrated weights: {summary['calibrated_weights']} (use with --weights)")
 
 

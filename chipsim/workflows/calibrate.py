@@ -280,6 +280,7 @@ def _run_calibration(opts: CalibOptions) -> dict:
                 f.create_dataset("learn_counters", data=learn_counters)
 
     done_batches = 0
+    timing_parts = []            # --timing: the engine's counts of every training sample, in the order run
     for epoch in range(start_epoch, opts.epochs):
         order = generator(opts.seed, "calibration", epoch, "order").permutation(n_train)
         first = start_batch if epoch == start_epoch else 0
@@ -296,6 +297,10 @@ def _run_calibration(opts: CalibOptions) -> dict:
         for j, (idx, ids, inputs, targets) in enumerate(stream):
             res = chip.run(inputs, sample_ids=ids, learning=setup, targets=targets)
             learn_counters += res.counters.sum(axis=(0, 1))
+            if opts.timing:
+                from chipsim.architect.timing import timing_counts
+
+                timing_parts.append(timing_counts(res.counters).astype(np.int32))
             batch = first + j + 1
             done_batches += 1
             # learning time (host streaming included, measurements excluded), kept across resumes
@@ -342,6 +347,7 @@ def _run_calibration(opts: CalibOptions) -> dict:
                                                     "rows_computed": store.misses},
         "calibrated_weights": str(out_dir / "calibrated.h5"),
     }
+    timed = _calibration_timing(chip, net, cfg, setup, encoder, summary, timing_parts, bs) if timing_parts else None
     save_state(out_dir / "calibrated.h5", chip, {"noise": noise_report, "options": _options_dict(opts),
                                                  "accuracy_after": summary["accuracy_after"]})
     from chipsim.io.atomic import atomic_path, write_json
@@ -352,5 +358,30 @@ def _run_calibration(opts: CalibOptions) -> dict:
             f.create_dataset("learn_counters", data=learn_counters)
             f.attrs["counter_names"] = json.dumps(K.COUNTER_NAMES)
             f.attrs["layer_names"] = json.dumps(chip.layer_names)
+    if timed is not None:        # before summary.json: a finished folder has all its files
+        from chipsim.architect.timed_run import save_counts, write_timeline
+
+        write_timeline(out_dir, timed[0])
+        save_counts(out_dir, np.concatenate(timing_parts), timed[1])
     write_json(out_dir / "summary.json", summary)
     return summary
+
+
+def _calibration_timing(chip, net, cfg, setup, encoder, summary: dict, parts: list, batch_size: int):
+    """summary['timing'] and ['area'] of the training samples this process ran (`--timing`): the host link
+    carries each sample's input and its rate targets down, the counter registers up; returns the first
+    (the first sample's Chrome trace, the meta of timing_counts.npz)."""
+    from chipsim.architect.counters import chip_geometry
+    from chipsim.architect.timed_run import link_bytes, sections
+
+    counts = np.concatenate(parts)
+    down = encoder.host_bytes(chip.n_inputs)
+    targets = setup.n_targets * ((cfg.target_bits + 7) // 8)
+    weighted = sum(layer.n_out for layer in chip.layers if layer.type in ("conv", "fc"))
+    timing, area, trace = sections(net.chip, chip_geometry(chip), chip.layer_names, counts, batch_size,
+                                   link_bytes(chip, down, 0, targets), chip.n_neurons, weighted, 0)
+    summary["timing"] = timing
+    summary["area"] = area
+    meta = {"net": net.to_dict(), "batch_size": batch_size, "bytes_in_per_sample": down, "bytes_out_per_sample": 0,
+            "target_bytes_per_sample": targets, "timeline_sample": 0, "kind": "calibration"}
+    return trace, meta

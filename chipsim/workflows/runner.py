@@ -39,6 +39,8 @@ class RunOptions:
     out: Path | None = None
     progress: Callable[[int, int], None] | None = None   #: called with (samples just done, total)
     noise: tuple[str, ...] = ()
+    timing: bool = False                #: schedule every tick on the chip's resources (architect/timing.py)
+    timeline_sample: int = 0            #: with `timing`: the sample whose schedule goes to timeline.json
 
 
 @dataclass
@@ -196,6 +198,8 @@ def run_inference(opts: RunOptions, deployed: tuple[Chip, dict] | None = None) -
         ids = np.arange(i * bs, min(n, (i + 1) * bs))
         return ids, encoder.encode(data.images[ids], ids), data.labels[ids]
 
+    if opts.timing and not 0 <= opts.timeline_sample < n:
+        raise RunError(f"--timeline-sample {opts.timeline_sample}: expected a sample index in [0, {n - 1}]")
     if opts.out:
         check_out_dir(Path(opts.out))        # before the compile: a refused --out should not wait for it
     # compile (or load) the kernel apart from the timed run, before any output exists: an interrupted
@@ -213,6 +217,11 @@ def run_inference(opts: RunOptions, deployed: tuple[Chip, dict] | None = None) -
     per_tick = np.zeros((net.time_steps, L, N_COUNTERS), np.int64)
     per_sample = np.zeros((n, L, N_COUNTERS), np.int64)
     stream = BatchStream(make_batch, n_batches)
+    recorder = None
+    if opts.timing:
+        from chipsim.architect.timed_run import TimingRecorder
+
+        recorder = TimingRecorder(n, net.time_steps, L)
     t0 = time.perf_counter()
     chip_s = 0.0
     from chipsim.architect.neurobench import input_activity, neurobench_metrics
@@ -229,6 +238,8 @@ def run_inference(opts: RunOptions, deployed: tuple[Chip, dict] | None = None) -
             preds[ids] = res.predictions
             per_tick += res.counters.sum(axis=0)
             per_sample[ids] = res.counters.sum(axis=1)
+            if recorder is not None:
+                recorder.add(ids, res.counters)
             if writer is not None and opts.record:
                 writer.append_traces(res.spikes, res.membrane)
             if opts.progress:
@@ -278,10 +289,43 @@ def run_inference(opts: RunOptions, deployed: tuple[Chip, dict] | None = None) -
     if net.encoder.kind == "events":
         summary["input_events"] = encoder.input_events()
         summary["input_warnings"] = dict(getattr(data, "warnings", {}))
+    trace = None
+    if recorder is not None:
+        trace = _timing_sections(chip, net, summary, recorder.counts, bs, opts.timeline_sample)
     outcome = RunOutcome(summary, preds, labels, per_tick, per_sample, out_dir)
     if out_dir is not None:
         outcome.files.append(writer.close({"predictions": preds, "labels": labels, "sample_ids": np.arange(n),
                                            "counters": per_tick, "counters_per_sample": per_sample}))
         outcome.files.append(write_summary(out_dir, summary))
+        if recorder is not None:
+            from chipsim.architect.timed_run import save_counts, write_timeline
+
+            outcome.files.append(write_timeline(out_dir, trace))
+            meta = {**timing_meta(net, summary, bs), "timeline_sample": opts.timeline_sample}
+            outcome.files.append(save_counts(out_dir, recorder.counts, meta))
     return outcome
+
+
+def timing_meta(net: NetConfig, summary: dict, batch_size: int) -> dict:
+    """What re-pricing a run's timing counts needs besides the chip config."""
+    link = summary["host_link"]
+    return {"net": net.to_dict(), "batch_size": batch_size, "bytes_in_per_sample": link["bytes_in_per_sample"],
+            "bytes_out_per_sample": link["bytes_out_per_sample"], "target_bytes_per_sample": 0,
+            "accuracy": summary["accuracy"], "energy_uj_per_sample": summary["cost"]["energy_uj_per_sample_total"]}
+
+
+def _timing_sections(chip: Chip, net: NetConfig, summary: dict, counts: np.ndarray, batch_size: int,
+                     trace_sample: int) -> dict:
+    """Add summary['timing'] and summary['area']; return the traced sample's Chrome trace."""
+    from chipsim.architect.counters import chip_geometry
+    from chipsim.architect.timed_run import link_bytes, sections
+
+    link = summary["host_link"]
+    traffic = link_bytes(chip, link["bytes_in_per_sample"], link["bytes_out_per_sample"])
+    weighted = sum(layer.n_out for layer in chip.layers if layer.type in ("conv", "fc"))
+    timing, area, trace = sections(net.chip, chip_geometry(chip), chip.layer_names, counts, batch_size, traffic,
+                                   chip.n_neurons, weighted, trace_sample)
+    summary["timing"] = timing
+    summary["area"] = area
+    return trace
 

@@ -32,6 +32,10 @@ file system). Files:
 * DIR/sweep.png    accuracy before and after calibration against the noise level,
                    mean and standard deviation over seeds, one panel per noise kind.
 
+Design-space axes (`--chip-param KEY=V1,V2,...`, with or without `--noise` axes) are run by
+chipsim/workflows/chip_sweep.py: the chip is re-run only for parameters that change its results,
+every other point is re-priced from the recorded counts.
+
 Resume: a cell whose summary.json exists is finished and skipped (its row from
 row.json, or rebuilt from summary.json and run.h5); a calibration
 cell with a checkpoint.h5 (killed mid-run) resumes from it. A failing cell is

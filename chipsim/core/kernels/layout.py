@@ -108,12 +108,19 @@ C_WRITE_NOISE = 14       # write-noise draws
 C_SILENCED = 15          # ticks of silenced neurons + spikes dropped by per-tick silencing
 C_BIAS_WRITES = 16       # bias register updates
 C_THRESHOLD_WRITES = 17  # threshold register updates (threshold trim, `learning.threshold_pulse`)
-N_COUNTERS = 18
+# crossbar row writes (NeuroSim's row-by-row write): a row is one crossbar row of one group of writes, i.e. one
+# (output position, input row) of a conv layer or one input row of an fc layer, with >= 1 cell written
+C_WRITE_ROWS = 18        # rows written in the tick
+C_ROW_SET = 19           # sum over written rows of the row's largest SET (weight up) pulse count
+C_ROW_RESET = 20         # sum over written rows of the row's largest RESET (weight down) pulse count
+C_ROW_RMW = 21           # sum over written rows of the row's largest pulse count of either sign
+N_COUNTERS = 22
 
 COUNTER_NAMES = (
     "spikes", "input_events", "synaptic_events_ac", "synaptic_events_mac", "membrane_updates",
     "membrane_saturations", "counter_saturations", "tile_activations", "updates_ungated",
     "updates_boxcar_gated", "updates_sign_gated", "pulses", "cell_writes", "weight_saturations",
     "write_noise_draws", "silenced", "bias_writes", "threshold_writes",
+    "write_rows", "write_set_slots", "write_reset_slots", "write_rmw_slots",
 )
 assert len(COUNTER_NAMES) == N_COUNTERS

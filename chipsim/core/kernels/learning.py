@@ -40,19 +40,54 @@ output position: each (position, input) pair is one pulse; `cell_writes`
 counts distinct cells per tick (a bitmap of the layer's cells, cleared each
 tick; small enough to stay in cache, unlike a stamp per cell).
 
+Row writes (for the timing engine's write ports, NeuroSim's row-by-row model):
+the synapses of one group (an fc layer's tick, a conv layer's output position)
+are written one active crossbar row at a time; each row with at least one
+pulse is counted with its largest SET (weight up) and RESET (weight down) pulse
+count. A row spans the layer's column tiles (they are written together).
+
 Every write saturates at the layer's register range (counted) and, with write
 noise s > 0, is scaled by (1 + s * xi) and stochastically rounded (counted).
 """
 import numpy as np
 from numba import njit
 
-from .layout import (B_OFF, C_BIAS_WRITES, C_BOXCAR, C_CELL_WRITES, C_PULSES, C_SIGN, C_THRESHOLD_WRITES,
-                     C_UNGATED, C_W_SAT, C_WRITE_NOISE, FAN_IN, IN_C, IN_H, IN_W, KERNEL, KIND, KIND_CONV, L_BIAS,
+from .layout import (B_OFF, C_BIAS_WRITES, C_BOXCAR, C_CELL_WRITES, C_PULSES, C_ROW_RESET, C_ROW_RMW, C_ROW_SET,
+                     C_SIGN, C_THRESHOLD_WRITES, C_UNGATED, C_WRITE_ROWS, C_W_SAT, C_WRITE_NOISE, FAN_IN, IN_C, IN_H, IN_W, KERNEL, KIND, KIND_CONV, L_BIAS,
                      L_DEAD, L_DEAD_SPIKES, L_LR, L_MODE, L_P_Q, L_PULSE, L_T_OFF, L_TH_HI, L_TH_LO, L_TH_STEP,
                      L_X_FULL, MODE_EXACT, N_OFF, N_OUT, OUT_C, OUT_W, PAD, STRIDE, W_OFF)
 from .crossbar import index_events, window_rows
 from .rng import fast_normal, hash4, unit
 from .skip import accept, group_stream, log_keep, next_fire, take_fire
+
+@njit(inline="always", cache=True)
+def tally_row(counters, set_max, reset_max):
+    """Count one crossbar row write: its largest SET and RESET pulse counts (NeuroSim's row-by-row
+    write costs max SET + max RESET pulse slots per row; a one-phase write costs the larger)."""
+    if set_max > 0 or reset_max > 0:
+        counters[C_WRITE_ROWS] += 1
+        counters[C_ROW_SET] += set_max
+        counters[C_ROW_RESET] += reset_max
+        counters[C_ROW_RMW] += max(set_max, reset_max)
+
+
+@njit(inline="always", cache=True)
+def tally_whole_rows(counters, n_rows, levels, gerr, m0, m1):
+    """Count `n_rows` row writes that each give every gated neuron gsel[m0:m1] `levels` pulses
+    in the direction of its error gerr (whole sign pulses)."""
+    up = 0
+    down = 0
+    for m in range(m0, m1):
+        if gerr[m] > 0:
+            up = 1
+        else:
+            down = 1
+    if n_rows > 0 and levels > 0 and m1 > m0:
+        counters[C_WRITE_ROWS] += n_rows
+        counters[C_ROW_SET] += n_rows * levels * up
+        counters[C_ROW_RESET] += n_rows * levels * down
+        counters[C_ROW_RMW] += n_rows * levels
+
 
 @njit(inline="always", cache=True)
 def stochastic_round(x, bits):
@@ -146,6 +181,9 @@ def sign_pulses(W, w_off, out_c, fan_in, rows, xs, n_rows, gsel, gerr, m0, m1, c
     k = 0
     f = next_fire(stream, 0, 0, lk, total)
     if whole == 0:
+        row_now = -1               # the row being written and whether it got SET / RESET pulses so far
+        up = 0
+        down = 0
         while f < total:
             r = f // g
             m = m0 + f - r * g
@@ -161,12 +199,24 @@ def sign_pulses(W, w_off, out_c, fan_in, rows, xs, n_rows, gsel, gerr, m0, m1, c
                            i * fan_in + row, counters)
                 pulses += 1
                 cells += mark_written(written, cell) if shared else 1
+                if r != row_now:
+                    tally_row(counters, up, down)
+                    row_now = r
+                    up = 0
+                    down = 0
+                if gerr[m] > 0:
+                    up = 1
+                else:
+                    down = 1
             f = next_fire(stream, k, f + 1, lk, total)
+        tally_row(counters, up, down)
         return pulses, cells
     f_pair = 0
     for r in range(n_rows):
         row = np.int64(rows[r])
         base = w_off + row * out_c - col_off
+        up = 0
+        down = 0
         for m in range(m0, m1):
             extra, k, f = take_fire(stream, k, f, f_pair, lk, total)
             levels = whole + extra
@@ -176,6 +226,11 @@ def sign_pulses(W, w_off, out_c, fan_in, rows, xs, n_rows, gsel, gerr, m0, m1, c
                        sample_id, t, i * fan_in + row, counters)
             pulses += levels
             cells += mark_written(written, base + i) if shared else 1
+            if gerr[m] > 0:
+                up = max(up, levels)
+            else:
+                down = max(down, levels)
+        tally_row(counters, up, down)
     return pulses, cells
 
 
@@ -303,6 +358,8 @@ def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multib
         else:
             levels = np.int64(pulse_levels)
             whole_pulses = not exact and levels == pulse_levels and levels > 0 and x_scale == 0.0
+            if whole_pulses:
+                tally_whole_rows(counters, n_events, levels, gerr, 0, signed)
             for e in range(n_events):
                 row = np.int64(events[e])
                 if whole_pulses:   # sign mode, whole pulses: no per-pair draw or float work
@@ -315,6 +372,8 @@ def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multib
                     cells += signed
                     continue
                 x = values[e] if multibit else 1
+                up = 0
+                down = 0
                 for m in range(signed):
                     i = gsel[m]
                     p, new = update_synapse(W, w_off + row * out_c + i, x, exact, gain * gerr[m],
@@ -323,6 +382,11 @@ def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multib
                                             x_scale)
                     pulses += p
                     cells += new
+                    if gerr[m] > 0:
+                        up = max(up, p)
+                    else:
+                        down = max(down, p)
+                tally_row(counters, up, down)
     counters[C_BOXCAR] += boxcar * fan_in
     counters[C_SIGN] += signed * fan_in
     counters[C_PULSES] += pulses
@@ -380,6 +444,8 @@ def learn_conv_synapses(desc, li, W, events, values, n_events, multibit, exact, 
             cells += c
             m0 = m1
             continue
+        if whole_pulses:
+            tally_whole_rows(counters, n, levels, gerr, m0, m1)
         if whole_pulses and noise == 0.0:
             # the common case, hoisted: no draws, no float work, saturations counted once per position
             g = m1 - m0
@@ -414,6 +480,8 @@ def learn_conv_synapses(desc, li, W, events, values, n_events, multibit, exact, 
                 pulses += levels * (m1 - m0)
                 continue
             x = values[which[r]] if multibit else 1
+            up = 0
+            down = 0
             for m in range(m0, m1):
                 i = gsel[m]
                 p, new = update_synapse(W, cell_row + i, x, exact, gain * gerr[m],
@@ -421,6 +489,11 @@ def learn_conv_synapses(desc, li, W, events, values, n_events, multibit, exact, 
                                         sample_id, t, i * fan_in + row, True, written, counters, x_scale)
                 pulses += p
                 cells += new
+                if gerr[m] > 0:
+                    up = max(up, p)
+                else:
+                    down = max(down, p)
+            tally_row(counters, up, down)
         m0 = m1
     counters[C_W_SAT] += sat
     return pulses, cells
