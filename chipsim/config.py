@@ -147,7 +147,8 @@ class EventsConfig:
     window_ms: tuple[float, float] | None = None   #: (start after the first event, length); None: whole recording
     binning: str = "time"                #: time: equal durations per tick; count: equal event counts
     bin_value: str = "spike"             #: spike: a bin with events is one spike; count: its events, up to cap
-    cap: int = 1                         #: bin_value count: largest count sent (a multi-bit input)
+    cap: int = 1                         #: bin_value count: largest count sent per tick, the chip's full-scale
+                                         #: multi-bit input (read as MACs, like the direct encoder's)
 
 
 @dataclass(frozen=True)
@@ -259,8 +260,9 @@ class LearningConfig:
     pulse_scale: str = "none"
     #: sign gate in spikes of the counter: no update while |r t - C[t]| <= dead_zone * t + dead_zone_spikes
     dead_zone_spikes: float = 0.0
-    #: multi-bit (direct) inputs: count = a nonzero value is one active input, like a spike; scale = a sign
-    #: pulse fires with probability value / full scale, and the bias learns as an input held at full scale
+    #: multi-bit inputs (direct pixels, or event counts with bin_value count): count = a nonzero value is one
+    #: active input, like a spike; scale = a sign pulse fires with probability value / full scale
+    #: (2^input_bits - 1, or the events encoder's cap), and the bias learns as an input held at full scale
     multibit_input: str = "count"
     #: threshold trim (not in the paper; 0 = thresholds fixed): a gated neuron moves its own threshold by
     #: this fraction of the layer's nominal threshold against sign(error), within nominal x (1 -+ threshold_range)

@@ -70,7 +70,7 @@ def check_input_read(chip, li: int, s: float) -> None:
     """The perturbed current must fit the int32 current register as the clean one does (Chip's deploy
     check): refuse a layer whose worst case, the deploy bound times (1 + XI_MAX s), could wrap."""
     layer = chip.layers[li]
-    in_max = (1 << chip.net.encoder.input_bits) - 1 if li == 0 and chip.net.encoder.kind == "direct" else 1
+    in_max = chip.input_max if li == 0 else 1
     r = chip.registers
     w = np.abs(r.weights[chip.weight_slice(layer.name)].astype(np.int64)).reshape(layer.fan_in, -1)
     b_max = int(np.abs(r.bias[chip.bias_slice(layer.name)]).max(initial=0))

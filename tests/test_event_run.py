@@ -1,8 +1,7 @@
 """Event input through `chipsim run`: the bundled digits-dvs net, results independent of batch size and
-thread count, input_events and the AER host-link counts in the summary, and the mismatched-data errors."""
+thread count, input_events and the AER host-link counts in the summary, and the mismatched-data errors
+(count bins as per-tick multi-bit input: tests/test_event_counts.py)."""
 from __future__ import annotations
-
-import dataclasses
 
 import numba
 import numpy as np
@@ -43,19 +42,6 @@ def test_event_data_needs_an_events_net():
     with pytest.raises(RunError, match=r"--data: digits: not event-camera data, but net 'digits-dvs' has "
                                        r"encoder.kind events"):
         run_inference(RunOptions(net="digits-dvs", data="digits", samples=5))
-
-
-def test_chip_refuses_count_bins():
-    from chipsim.config import load_net
-    from chipsim.core.chip import Chip, DeployError
-    from chipsim.core.weights import load_weights
-    from chipsim.models import resolve_net
-
-    net = load_net(resolve_net("digits-dvs"))
-    ev = dataclasses.replace(net.encoder.events, bin_value="count", cap=3)
-    counted = dataclasses.replace(net, encoder=dataclasses.replace(net.encoder, events=ev))
-    with pytest.raises(DeployError, match=r"encoder\.bin_value: the chip takes one-bit spikes"):
-        Chip(counted, load_weights(net.weights))
 
 
 def test_pretrain_sees_rate_images_and_measures_the_chip_on_events():

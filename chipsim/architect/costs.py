@@ -326,7 +326,7 @@ def synops_ratio(costs: CostConfig, geo: tuple[LayerGeometry, ...], totals: np.n
 
     `totals` (L, C) summed over ticks and samples. SynOps follow sinabs / NeuroBench:
     each input event times its fan-out, in weighted layers; binary inputs are
-    accumulates (AC), multi-bit inputs (direct encoder) MACs. Pooling adds are
+    accumulates (AC), multi-bit inputs (direct encoder, event counts) MACs. Pooling adds are
     not synaptic operations here (an ANN counts no MACs for them either)."""
     n = max(1, n_samples)
     w = np.array([g.weighted for g in geo])

@@ -3,7 +3,8 @@
 * synaptic operations, per sample, in weighted layers only (bias and pooling are not synaptic ops):
   - dense:          every (input, weight) pair of every layer at every tick, zero weights included,
                     padding excluded (NeuroBench runs the layer on an all-ones input with all-ones weights);
-  - effective MACs: nonzero multi-bit input x nonzero weight pairs (the direct encoder's pixels);
+  - effective MACs: nonzero multi-bit input x nonzero weight pairs (the direct encoder's pixels, or the
+                    events encoder's per-tick counts with bin_value count);
   - effective ACs:  nonzero binary input (spike) x nonzero weight pairs.
   chipsim's own `synops` counts every crossbar cell a spike reads, zero weights included: it is
   the hardware's work; NeuroBench's effective ops skip zero weights.
@@ -14,7 +15,7 @@
   state: membranes, spike counters, spike bits). NeuroBench counts torch parameters and buffers at their
   storage size (4 bytes for float32), so a float model and its chip differ by the width ratio.
 Where NeuroBench's own rule differs: it classifies a layer's input as spikes when every value is in
-{-1, 0, 1}; chipsim calls the direct encoder's input multi-bit (MAC) and every spike input binary (AC).
+{-1, 0, 1}; chipsim calls the direct encoder's input and event counts multi-bit (MAC) and every spike input binary (AC).
 """
 from __future__ import annotations
 
@@ -23,9 +24,13 @@ import numpy as np
 
 def input_activity(chip, inputs: np.ndarray) -> np.ndarray:
     """Per chip input (chip order), the number of (sample, tick) with a nonzero input, for one batch."""
+    from chipsim.core.kernels import layout as K
+
     T = chip.net.time_steps
-    if chip.net.encoder.kind == "direct":
+    if chip.input_mode == K.IN_HELD:
         return (np.asarray(inputs) != 0).sum(axis=0).astype(np.int64) * T
+    if chip.input_mode == K.IN_COUNTS:                     # (B, T, n_in) counts per tick
+        return (np.asarray(inputs) != 0).sum(axis=(0, 1)).astype(np.int64)
     bits = np.unpackbits(np.asarray(inputs, np.uint8), axis=2)[:, :, :chip.n_inputs]
     return bits.sum(axis=(0, 1)).astype(np.int64)
 
@@ -56,11 +61,12 @@ def neurobench_metrics(chip, counter_totals: dict, activity_in: np.ndarray, neur
     """`counter_totals` {layer: {counter: total}}; `activity_in` (n_inputs,) from input_activity summed over
     batches; `neuron_counts` (neurons,) spike counts summed over samples."""
     from chipsim.core.chip import crossbar_matrix  # noqa: F401  (layout shared with _pair_ops)
+    from chipsim.core.kernels import layout as K
     from chipsim.interchange.nir_export import layer_weights
 
     n = max(1, n_samples)
     T = chip.net.time_steps
-    direct = chip.net.encoder.kind == "direct"
+    direct = chip.input_mode != K.IN_SPIKES     # multi-bit first-layer input: direct pixels or event counts
     dense = macs = acs = 0
     zeros = weights = 0
     activity = activity_in

@@ -57,6 +57,17 @@ class BatchResult:
     neuron_counts: np.ndarray | None = None  #: (B, neurons) spike counts (saturating counter_bits registers)
 
 
+def input_mode(net: NetConfig) -> tuple[int, int]:
+    """What the host sends the first layer (kernels/layout.py IN_*) and the largest value of one input:
+    the direct encoder's 2^input_bits - 1, the events encoder's cap with bin_value count, else 1 (a spike)."""
+    enc = net.encoder
+    if enc.kind == "direct":
+        return K.IN_HELD, (1 << enc.input_bits) - 1
+    if enc.events is not None and enc.events.bin_value == "count":
+        return K.IN_COUNTS, int(enc.events.cap)
+    return K.IN_SPIKES, 1
+
+
 def chip_order_permutation(shape: tuple[int, int, int]) -> np.ndarray:
     """perm[j_chip] = j_teacher: chip order is (y, x, c), teacher (flatten) order is (c, y, x)."""
     c, h, w = shape
@@ -83,18 +94,17 @@ class Chip:
         self.layer_names = tuple(layer.name for layer in self.layers)
         self.source = source          #: where the weights came from (a file, "random", ...)
         self.scales = {name: weights.layers[name].scale for name in weights.layers}
+        self.input_mode, self.input_max = input_mode(net)
         self._build(weights, source)
 
     # ------------------------------------------------------------------ mapping
     def _build(self, bundle: WeightBundle, source: str) -> None:
         net, chip = self.net, self.chip
-        if net.encoder.events is not None and net.encoder.events.bin_value == "count":
-            raise DeployError(f"{net.source}: encoder.bin_value: the chip takes one-bit spikes or held multi-bit "
-                              f"values, not multi-bit values per tick; expected bin_value: spike (count bins "
-                              f"are available from the host encoder, chipsim.hostlink.encoders.EventEncoder)")
-        if self.layers[0].type == "pool" and net.encoder.kind == "direct":
-            raise DeployError(f"{net.source}: layers[0]: a pooling layer cannot take the direct encoder's "
-                              f"multi-bit input; expected a conv or fc first layer, or encoder.kind rate/if")
+        if self.layers[0].type == "pool" and self.input_mode != K.IN_SPIKES:
+            what = "the direct encoder's" if self.input_mode == K.IN_HELD else "the events encoder's count"
+            raise DeployError(f"{net.source}: layers[0]: a pooling layer cannot take {what} "
+                              f"multi-bit input; expected a conv or fc first layer, encoder.kind rate/if, "
+                              f"or encoder.bin_value spike")
         L = len(self.layers)
         desc = np.zeros((L, K.N_COLS), np.int64)
         mats, biases = [], []
@@ -126,7 +136,7 @@ class Chip:
                 row[K.W_OFF], row[K.B_OFF] = w_off, b_off
                 row[K.ROW_BANDS] = math.ceil(layer.fan_in / chip.tile_rows)
                 row[K.COL_TILES] = math.ceil(oc / chip.tile_cols)
-                in_max = (1 << net.encoder.input_bits) - 1 if (li == 0 and net.encoder.kind == "direct") else 1
+                in_max = self.input_max if li == 0 else 1
                 bound = int(np.abs(mat).sum(axis=0).max()) * in_max + int(np.abs(lw.bias).max(initial=0))
                 if bound > 2**31 - 1:
                     raise DeployError(f"{source}: layers/{layer.name}: worst-case input current {bound} "
@@ -203,7 +213,7 @@ class Chip:
         p[K.P_UMAX] = chip.membrane_max
         p[K.P_CMAX] = chip.counter_max
         p[K.P_LEAK_BITS] = chip.leak_bits
-        p[K.P_DIRECT] = int(self.net.encoder.kind == "direct")
+        p[K.P_DIRECT] = self.input_mode
         p[K.P_N_IN] = self.n_inputs
         p[K.P_MAX_N] = self.max_layer
         p[K.P_RECORD] = record
@@ -236,7 +246,7 @@ class Chip:
         b_max = int(np.abs(r.bias).max(initial=0))
         if learning is not None:
             b_max = max(b_max, chip.bias_max)
-        in_max = (1 << self.net.encoder.input_bits) - 1 if self.net.encoder.kind == "direct" else 1
+        in_max = self.input_max
         current = 0
         for li, layer in enumerate(self.layers):
             if layer.weighted:
@@ -278,27 +288,38 @@ class Chip:
 
     def input_format(self, batch: int) -> tuple[tuple[int, ...], type]:
         """Shape and dtype of a batch of chip input: multi-bit values (batch, n_in) for the direct
-        encoder, else packed spikes (batch, T, ceil(n_in / 8))."""
-        if self.net.encoder.kind == "direct":
+        encoder, per-tick counts (batch, T, n_in) for the events encoder with bin_value count,
+        else packed spikes (batch, T, ceil(n_in / 8))."""
+        if self.input_mode == K.IN_HELD:
             return (batch, self.n_inputs), np.int32
+        if self.input_mode == K.IN_COUNTS:
+            return (batch, self.net.time_steps, self.n_inputs), np.int32
         return (batch, self.net.time_steps, (self.n_inputs + 7) // 8), np.uint8
 
     def run(self, inputs: np.ndarray, record: tuple[str, ...] = (), sample_ids: np.ndarray | None = None,
             learning: "LearningSetup | None" = None, targets: np.ndarray | None = None) -> BatchResult:
         """Run a batch. `inputs`: packed spikes (B, T, ceil(n_in/8)) uint8 for rate/if encoders,
-        or multi-bit values (B, n_in) int32 in chip input order for the direct encoder.
+        or multi-bit values (B, n_in) int32 in chip input order for the direct encoder, or per-tick
+        counts (B, T, n_in) int32 in chip input order for the events encoder with bin_value count
+        (each in 0..cap: larger values are refused, as they could overflow the proved current bound).
         `sample_ids`: global sample indices that key dynamic noise (default 0..B-1).
         With `learning` (from `setup_learning`) and per-sample rate `targets`, the chip learns
         online while it runs (samples in order, weights changing as they go; on several threads
         as a layer pipeline across samples, chipsim/core/pipeline.py, with the same result)."""
         T = self.net.time_steps
-        direct = self.net.encoder.kind == "direct"
+        mode = self.input_mode
         B = inputs.shape[0]
         shape, dtype = self.input_format(B)
         if inputs.shape != shape:
-            raise ValueError(f"{'direct input' if direct else 'packed spikes'}: expected shape "
-                             f"(batch, {', '.join(map(str, shape[1:]))}), got {inputs.shape}")
-        if direct:
+            what = {K.IN_HELD: "direct input", K.IN_COUNTS: "event counts"}.get(mode, "packed spikes")
+            raise ValueError(f"{what}: expected shape (batch, {', '.join(map(str, shape[1:]))}), got {inputs.shape}")
+        if mode == K.IN_COUNTS:
+            in_direct = np.ascontiguousarray(inputs, dtype=dtype).reshape(B, T * self.n_inputs)   # tick t: [t*n_in:(t+1)*n_in]
+            if in_direct.size and (in_direct.min() < 0 or in_direct.max() > self.input_max):
+                raise ValueError(f"event counts: expected values in 0..{self.input_max} (encoder.cap), "
+                                 f"got {in_direct.min()}..{in_direct.max()}")
+            in_packed = np.zeros((1, 1, 1), np.uint8)
+        elif mode == K.IN_HELD:
             in_direct = np.ascontiguousarray(inputs, dtype=dtype)
             in_packed = np.zeros((1, 1, 1), np.uint8)
         else:

@@ -69,8 +69,8 @@ def setup_learning(chip, config: LearningConfig, seed: int) -> LearningSetup:
         row[K.L_DEAD_SPIKES] = config.dead_zone_spikes
         row[K.L_T_OFF] = offset
         row[K.L_BIAS] = 1.0 if config.bias else 0.0
-        multibit = li == 0 and net.encoder.kind == "direct"
-        row[K.L_X_FULL] = (1 << net.encoder.input_bits) - 1 if multibit and config.multibit_input == "scale" else 1
+        multibit = li == 0 and chip.input_mode != K.IN_SPIKES     # direct pixels or per-tick event counts
+        row[K.L_X_FULL] = chip.input_max if multibit and config.multibit_input == "scale" else 1
         if config.threshold_pulse > 0.0:
             nominal = int(chip.threshold_nominal[li])
             row[K.L_TH_STEP] = config.threshold_pulse * nominal

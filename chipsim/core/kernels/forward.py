@@ -24,7 +24,7 @@ from .crossbar import conv_read, fc_read, init_current, multibit_conv_read, mult
 from .learning import learn_layer
 from .layout import (B_OFF, COL_TILES, FAN_IN, IN_C, IN_W, IN_H, KERNEL, KIND, KIND_CONV, KIND_FC,
                      MEMORYLESS, N_OFF, N_OUT, OUT_C, OUT_H, OUT_W, P_CMAX, P_DELAY,
-                     L_ON, P_ACC_LIMIT, P_BIAS_MAX, P_DIRECT,
+                     L_ON, P_ACC_LIMIT, P_BIAS_MAX, P_DIRECT, IN_COUNTS, IN_HELD,
                      P_LEAK_BITS, P_NARROW, P_TARGET_MAX, P_WARMUP, P_MAX_N, P_N_IN, P_RECORD, P_T, P_UMAX,
                      P_UMIN, PAD, RESET, ROW_BANDS, SPIKING, STRIDE, W_OFF, NZ_SILENCE, NZ_THERMAL,
                      NZ_THERMAL_ADD, NZ_THERMAL_IN, THERMAL_FRAC_BITS)
@@ -46,6 +46,19 @@ def decode_packed(packed_row, n_in, events):
                 if j < n_in:
                     events[n] = j
                     n += 1
+    return n
+
+
+@njit(nogil=True, cache=True)
+def decode_values(values_row, events, values):
+    """Nonzero entries of a multi-bit input vector: their indices to `events`, values to `values`."""
+    n = 0
+    for j in range(values_row.shape[0]):
+        v = values_row[j]
+        if v != 0:
+            events[n] = j
+            values[n] = v
+            n += 1
     return n
 
 
@@ -211,6 +224,10 @@ def run_layers(b, l0, l1, desc, W, bias, theta, leak_a, enabled, params, tile_ro
     tick as the hardware reads it every tick; when the first layer learns,
     each of its updates is added to the replayed current
     (`update_replayed_current`), which equals a fresh read bit for bit.
+    With per-tick multi-bit input (IN_COUNTS: an event encoder's counts, up
+    to its cap) tick t's values are in_direct[b, t * n_in:(t + 1) * n_in];
+    the first layer reads them afresh every tick through the same multi-bit
+    read (MACs) as the direct encoder, and learns on them likewise.
     Input-scope thermal noise (`thermal_input_read`) draws afresh every tick,
     so that read is not replayed. Learning sees the clean input events: the
     noise is in the analog drive, not in the event the learning circuit gates on.
@@ -236,7 +253,8 @@ def run_layers(b, l0, l1, desc, W, bias, theta, leak_a, enabled, params, tile_ro
     L = desc.shape[0]
     n_in = params[P_N_IN]
     delay = params[P_DELAY] != 0
-    direct = params[P_DIRECT] != 0
+    direct = params[P_DIRECT] == IN_HELD
+    per_tick = params[P_DIRECT] == IN_COUNTS      # multi-bit values per tick: read afresh, never replayed
     first_learns = learn and lparams[0, L_ON] != 0.0
     record = params[P_RECORD]
     max_n = params[P_MAX_N]
@@ -297,8 +315,11 @@ def run_layers(b, l0, l1, desc, W, bias, theta, leak_a, enabled, params, tile_ro
             if li == 0:
                 n_ev = 0
                 if t_in >= 0:
-                    n_ev = n_direct if direct else decode_packed(in_packed[b, t_in], n_in, in_events)
-                events, values, multibit = in_events, in_values, direct
+                    if per_tick:
+                        n_ev = decode_values(in_direct[b, t_in * n_in:(t_in + 1) * n_in], in_events, in_values)
+                    else:
+                        n_ev = n_direct if direct else decode_packed(in_packed[b, t_in], n_in, in_events)
+                events, values, multibit = in_events, in_values, direct or per_tick
                 if direct and t_in >= 0 and have_first:
                     row += first_counts
                     if noise_f[0, NZ_THERMAL] > 0.0 or noise_f[0, NZ_THERMAL_ADD] > 0.0:

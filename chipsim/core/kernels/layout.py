@@ -54,7 +54,7 @@ P_UMIN = 2
 P_UMAX = 3
 P_CMAX = 4
 P_LEAK_BITS = 5
-P_DIRECT = 6       # 1: the host sends multi-bit values (direct encoder), 0: packed spikes
+P_DIRECT = 6       # the host's input: IN_SPIKES, IN_HELD or IN_COUNTS (below)
 P_N_IN = 7         # number of inputs of the first layer
 P_MAX_N = 8        # largest layer (scratch size)
 P_RECORD = 9       # bit 0: spikes, bit 1: membrane
@@ -64,6 +64,11 @@ P_TARGET_MAX = 12  # learning: full-scale rate target, 2^target_bits - 1
 P_BIAS_MAX = 13    # largest |bias| register value
 P_NARROW = 14      # 1: the host proved every neuron-update value fits int32 (32-bit-lane loop)
 N_PARAMS = 15
+
+# values of params[P_DIRECT]: what the host sends the first layer
+IN_SPIKES = 0      # packed spikes, one bit per input and tick (rate, if, events with bin_value spike)
+IN_HELD = 1        # one multi-bit value per input, the same every tick (direct encoder)
+IN_COUNTS = 2      # one multi-bit value per input and tick (events with bin_value count: counts up to cap)
 
 # learning parameters per chip layer (array `lparams`, float64, one row per layer)
 L_ON = 0           # 1.0 if the layer learns
@@ -88,7 +93,7 @@ MODE_EXACT = 1
 C_SPIKES = 0             # spikes emitted by the layer
 C_IN_EVENTS = 1          # input events arriving (spikes, or nonzero multi-bit inputs)
 C_SYN_AC = 2             # synaptic events with binary input: accumulates (input spike x fan-out)
-C_SYN_MAC = 3            # synaptic events with multi-bit input (direct encoder): multiply-accumulates
+C_SYN_MAC = 3            # synaptic events with multi-bit input (direct encoder, event counts): multiply-accumulates
 C_MEM_UPDATES = 4        # membrane updates
 C_MEM_SAT = 5            # membrane saturations
 C_CNT_SAT = 6            # spike-counter saturations
