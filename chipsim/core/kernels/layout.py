@@ -103,12 +103,13 @@ C_WRITE_NOISE = 14       # write-noise draws
 C_SILENCED = 15          # ticks of silenced neurons + spikes dropped by per-tick silencing
 C_BIAS_WRITES = 16       # bias register updates
 C_THRESHOLD_WRITES = 17  # threshold register updates (threshold trim, `learning.threshold_pulse`)
-N_COUNTERS = 18
+C_DEVICE_FAILURES = 18   # synapse cells failed by endurance in the tick (kernels/device.py)
+N_COUNTERS = 19
 
 COUNTER_NAMES = (
     "spikes", "input_events", "synaptic_events_ac", "synaptic_events_mac", "membrane_updates",
     "membrane_saturations", "counter_saturations", "tile_activations", "updates_ungated",
     "updates_boxcar_gated", "updates_sign_gated", "pulses", "cell_writes", "weight_saturations",
-    "write_noise_draws", "silenced", "bias_writes", "threshold_writes",
+    "write_noise_draws", "silenced", "bias_writes", "threshold_writes", "device_failures",
 )
 assert len(COUNTER_NAMES) == N_COUNTERS
