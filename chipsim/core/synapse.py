@@ -24,7 +24,9 @@ import numpy as np
 from chipsim.config import ConfigError, _Reader
 from chipsim.core.kernels import device as D
 
-SYNAPSES_DIR = Path(__file__).resolve().parents[2] / "models" / "synapses"
+from chipsim.models import MODELS_DIR
+
+SYNAPSES_DIR = MODELS_DIR / "synapses"
 MODELS = {"linear": D.DEV_LINEAR, "softbounds": D.DEV_SOFTBOUNDS, "linearstep": D.DEV_LINEARSTEP,
           "expstep": D.DEV_EXPSTEP, "powstep": D.DEV_POWSTEP}
 FAIL_MODES = {"current": D.FAIL_CURRENT, "low": D.FAIL_LOW, "high": D.FAIL_HIGH}
@@ -234,3 +236,13 @@ def _distribution(w: np.ndarray) -> dict:
     hist, _ = np.histogram(w, bins=np.append(edges, edges[-1] + 1) if edges.size == 1 else edges)
     return {"cells": int(w.size), "mean": float(w.mean()), "p99": float(np.percentile(w, 99)), "max": top,
             "written_fraction": float((w > 0).mean()), "hist_edges": edges.tolist(), "hist_counts": hist.tolist()}
+
+
+def restore_cells(chip, path) -> None:
+    """Load the synapse cells (state, writes, frozen mask) saved beside a chip state, if it has them."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        cells = SynapseCells.load(f, chip.registers.weights.size)
+    if cells is not None:
+        chip.synapse_cells = cells

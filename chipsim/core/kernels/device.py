@@ -177,7 +177,8 @@ def register_of(g, wmax, wstep):
 def device_pulses(W, state, cell, levels, wmax, wstep, dp, key_d2d, key_c2c, write_sigma, nkey, sample_id, t,
                   pair, counters):
     """Apply |levels| pulses in the direction of sign(levels) to cell `cell`: move its fixed-point
-    state as the device gives, then set its weight register. Write noise (mismatch.write) scales each
+    state as the device gives, then set its weight register (a write cut at a bound counts one
+    saturation). Write noise (mismatch.write) scales each
     pulse like c2c noise, with the draws of the plain write (kernels/learning.py, write_cell)."""
     b_min, b_max = cell_bounds(dp, key_d2d, cell)
     ref = np.float64(wmax)            # LSBs per device unit
@@ -192,6 +193,7 @@ def device_pulses(W, state, cell, levels, wmax, wstep, dp, key_d2d, key_c2c, wri
     if write_sigma > 0.0:
         noise_scale = 1.0 + write_sigma * fast_normal(hash4(nkey, sample_id, t, 2 * pair))
         counters[14] += 1       # C_WRITE_NOISE
+    clipped = 0
     for k in range(n):
         w = g / (ref * ONE)
         dw = pulse_factor(dp, key_d2d, cell, w, up, b_min, b_max) * wstep * noise_scale
@@ -201,10 +203,11 @@ def device_pulses(W, state, cell, levels, wmax, wstep, dp, key_d2d, key_c2c, wri
         g = g + step if up else g - step
         if g > hi:
             g = hi
-            counters[C_W_SAT] += 1
+            clipped = 1
         elif g < lo:
             g = lo
-            counters[C_W_SAT] += 1
+            clipped = 1
+    counters[C_W_SAT] += clipped        # one saturation per write, as the plain register write counts it
     state[cell] = g
     W[cell] = register_of(g, wmax, wstep)
 
