@@ -222,8 +222,9 @@ def test_linear_through_the_device_path_is_bit_identical(pulse):
     assert np.array_equal(chip_a.synapse_cells.writes, chip_b.synapse_cells.writes)
 
 
-def test_writes_per_cell_sum_to_the_distinct_write_counter():
-    chip, setup = conv_setup(MODELS["softbounds"], 0.5)
+@pytest.mark.parametrize("synapse,pulse", [("softbounds", 0.5), (None, 1.0), (None, 0.5)])
+def test_writes_per_cell_sum_to_the_distinct_write_counter(synapse, pulse):
+    chip, setup = conv_setup(MODELS.get(synapse), pulse, noise=("mismatch.weights=0.1",))
     c = learn(chip, setup)
     writes = chip.synapse_cells.writes
     assert c[:, K.C_CELL_WRITES].sum() > 100
@@ -299,6 +300,13 @@ def test_stuck_fraction_values_and_frozen_learning():
     frozen = chip.synapse_cells.frozen.astype(bool)
     n = frozen.size
     assert abs(frozen.mean() - 0.2) < 4 * math.sqrt(0.2 * 0.8 / n)
+    from chipsim.noise.seeding import generator
+
+    for li, layer in enumerate(chip.layers):          # exactly the seeded Bernoulli draw per cell
+        if layer.weighted:
+            ws = chip.weight_slice(layer.name)
+            draw = generator(9, "stuck", li, "cells").random(ws.stop - ws.start) < 0.2
+            assert np.array_equal(frozen[ws], draw)
     w = chip.registers.weights.astype(np.int64)
     wmax = int(chip.registers.weight_max.max())
     assert (w[frozen] == wmax).all() and np.array_equal(w[~frozen], before[~frozen])
@@ -323,10 +331,17 @@ def test_drift_statistics():
     chip = make_chip(False, "rate", "avg", seed=3)
     w0 = chip.registers.weights.astype(np.int64).copy()
     year = 365 * 24 * 3600.0
-    rep = apply_noise(chip, [f"drift={year}"], seed=1)["realised"]["drift"]
-    w1 = chip.registers.weights.astype(np.int64)
+    early = make_chip(False, "rate", "avg", seed=3)             # a minute: ((60 + 20) / 20)^-nu = 4^-nu
+    apply_noise(early, ["drift=60"], seed=1)
+    li0 = next(i for i, layer in enumerate(early.layers) if layer.weighted)
+    ws0 = early.weight_slice(early.layers[li0].name)
     from chipsim.noise.seeding import generator
 
+    nu0 = drift_exponent(w0[ws0] / float(early.registers.weight_max[li0]),
+                         generator(1, "drift", li0, "nu").standard_normal(ws0.stop - ws0.start))
+    assert np.array_equal(early.registers.weights[ws0], np.round(w0[ws0] * 4.0 ** -nu0))
+    rep = apply_noise(chip, [f"drift={year}"], seed=1)["realised"]["drift"]
+    w1 = chip.registers.weights.astype(np.int64)
     for li, layer in enumerate(chip.layers):          # each cell exactly: G0 ((t + t0) / t0)^-nu, re-rounded
         if not layer.weighted:
             continue
