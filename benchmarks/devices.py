@@ -46,23 +46,23 @@ def cached(path: Path, compute):
     return value
 
 
-def calibrate(work: Path, args, synapse: str, noise: tuple[str, ...], weights=None, tag=""):
+def calibrate(work: Path, args, synapse: str, noise: tuple[str, ...], weights=None, tag="", learn=()):
     out = work / f"cal-{synapse}{tag}"
 
     def go():
         opts = CalibOptions(net=args.net, data=args.data, samples=args.samples, calib_samples=args.calib_samples,
                             noise=noise, seed=args.seed, epochs=1, out=out, synapse=synapse, weights=weights,
-                            checkpoint_every=args.checkpoint_every, batch_size=args.batch_size)
+                            checkpoint_every=args.checkpoint_every, batch_size=args.batch_size, learn=tuple(learn))
         if (out / "checkpoint.h5").is_file() and not (out / "summary.json").is_file():
             opts.resume = out
         t0 = time.time()
         s = run_calibration(opts)
-        learn = s["learning_layers"]
+        layers = s["learning_layers"]
         return {"accuracy_before": s["accuracy_before"], "accuracy_after": s["accuracy_after"],
-                "pulses": sum(v["pulses"] for v in learn.values()),
-                "cell_writes": sum(v["cell_writes"] for v in learn.values()),
-                "weight_saturations": sum(v["weight_saturations"] for v in learn.values()),
-                "device_failures": sum(v.get("device_failures", 0) for v in learn.values()),
+                "pulses": sum(v["pulses"] for v in layers.values()),
+                "cell_writes": sum(v["cell_writes"] for v in layers.values()),
+                "weight_saturations": sum(v["weight_saturations"] for v in layers.values()),
+                "device_failures": sum(v.get("device_failures", 0) for v in layers.values()),
                 "writes_per_cell": {k: v for k, v in s["writes_per_cell"]["all"].items()
                                     if k in ("cells", "mean", "p99", "max", "written_fraction")},
                 "learn_s": s["learn_s"], "seconds": round(time.time() - t0, 1),
@@ -89,6 +89,9 @@ def main() -> None:
     ap.add_argument("--noise", action="append", default=None, help="default: mismatch=0.2")
     ap.add_argument("--synapse", action="append", default=None, help="presets (default: all of models/synapses)")
     ap.add_argument("--drift-presets", default="linear,pcm", help="comma-separated presets that get a drift curve")
+    ap.add_argument("--remedy", action="append", default=None,
+                    help="--learn overrides tried on a preset whose calibration loses accuracy (repeatable; "
+                         "default: pulse=0.25, pulse=0.1, threshold_pulse=0.05)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--checkpoint-every", type=int, default=None)
@@ -109,6 +112,14 @@ def main() -> None:
         print(f"{preset:<11} before {cal['accuracy_before']:.4f} after {cal['accuracy_after']:.4f}  pulses "
               f"{cal['pulses']}  writes/cell mean {cal['writes_per_cell']['mean']:.2f} max "
               f"{cal['writes_per_cell']['max']}  ({cal['seconds']} s)", flush=True)
+        if cal["accuracy_after"] < cal["accuracy_before"] - 0.005:
+            row["remedies"] = []
+            for item in args.remedy or ("pulse=0.25", "pulse=0.1", "threshold_pulse=0.05"):
+                rem = calibrate(work, args, preset, noise, tag=f"-{item.replace('=', '')}", learn=(item,))
+                row["remedies"].append({"learn": item, "accuracy_after": rem["accuracy_after"],
+                                        "pulses": rem["pulses"], "writes_per_cell": rem["writes_per_cell"]})
+                print(f"    LTL loses accuracy on {preset}: --learn {item}: after {rem['accuracy_after']:.4f}, "
+                      f"pulses {rem['pulses']}", flush=True)
         if preset in drift_presets:
             row["drift"] = []
             for t in DRIFT_TIMES:

@@ -197,6 +197,11 @@ def _run_calibration(opts: CalibOptions) -> dict:
     except DatasetError as exc:
         raise RunError(f"--data: calibration needs a training split: {exc}") from None
     teacher_params = bundle.teacher if bundle is not None else {}
+    if bundle is None and net.weights is not None and Path(net.weights).is_file():
+        # recalibrating a saved chip state (e.g. one that drifted): the teacher is the net's own
+        from chipsim.core.weights import load_weights
+
+        teacher_params = load_weights(net.weights).teacher
     t_norm = time.perf_counter()
     try:
         teacher = TeacherTargets(net, teacher_params, setup, train.pixel_max, train.images)
