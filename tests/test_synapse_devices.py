@@ -399,3 +399,31 @@ def test_bad_preset_file_through_the_cli(tmp_path):
     assert result.exit_code != 0 and "--synapse nope: no such preset" in result.output, result.output
     result = CliRunner().invoke(main, ["run", "--net", "digits", "--synapse", "pcm", "--no-progress"])
     assert result.exit_code != 0 and "--synapse applies to calibration" in result.output, result.output
+
+
+# ---------------------------------------------------------------- calibration: resume, summary, report
+def test_writes_per_cell_survive_a_resumed_calibration_and_reach_the_report(tmp_path):
+    import h5py
+    from click.testing import CliRunner
+
+    from chipsim.cli.main import main
+    from chipsim.workflows.calibrate import CalibOptions, _Killed, run_calibration
+
+    common = dict(net="digits", samples=30, calib_samples=96, batch_size=16, noise=("mismatch=0.2", "stuck=0.02"),
+                  synapse="rram-es", checkpoint_every=16)
+    whole = run_calibration(CalibOptions(**common, out=tmp_path / "whole"))
+    with pytest.raises(_Killed):
+        run_calibration(CalibOptions(**common, out=tmp_path / "cut", stop_after_batches=3))
+    resumed = run_calibration(CalibOptions(**common, out=tmp_path / "cut"))
+    assert resumed["resumed"] and resumed["writes_per_cell"] == whole["writes_per_cell"]
+    with h5py.File(tmp_path / "whole" / "run.h5") as a, h5py.File(tmp_path / "cut" / "run.h5") as b:
+        wa, wb = a["synapse_cells/writes"][()], b["synapse_cells/writes"][()]
+        assert np.array_equal(wa, wb) and np.array_equal(a["registers/weights"][()], b["registers/weights"][()])
+    cells = whole["writes_per_cell"]["all"]
+    assert cells["max"] > 0 and sum(cells["hist_counts"]) == cells["cells"]
+    total = sum(v["cell_writes"] for v in whole["learning_layers"].values())
+    assert cells["mean"] == pytest.approx(total / cells["cells"])
+    result = CliRunner().invoke(main, ["report", str(tmp_path / "whole")])
+    assert result.exit_code == 0, result.output
+    assert "synapse rram-es: writes per cell mean" in result.output
+    assert (tmp_path / "whole" / "writes_per_cell.png").is_file()
