@@ -276,13 +276,17 @@ def test_endurance_fails_a_cell_at_exactly_the_configured_write(fail_at, stuck_v
     assert chip.synapse_cells.writes.max() == E + 3
 
 
-def test_determinism_across_batch_size_and_threads_with_every_model():
-    model = SynapseModel(model="expstep", w_max_dtod=0.3, w_min_dtod=0.3, dw_min=0.00135, dw_min_dtod=0.2,
-                         dw_min_std=5.0, up_down=0.26, up_down_dtod=0.05, a=-0.5, b=-0.5, gamma_up=5.0,
-                         gamma_down=5.0, A_up=-1.18445, A_down=-0.081404, endurance=3, fail_at="high")
+@pytest.mark.parametrize("name", list(MODELS))
+def test_determinism_across_batch_size_and_threads_with_every_model(name):
+    """Every model with endurance failures, stuck cells, drift and write noise on: batch 7 on one thread,
+    batch 1, and batch 3 on two threads (the layer pipeline) give the same chip, bit for bit."""
+    import dataclasses
+
+    model = dataclasses.replace(MODELS[name], endurance=3, fail_at="high")
     out = []
     for batch, threads in ((7, 1), (1, 1), (3, 2)):
-        chip, setup = conv_setup(model, 0.6, noise=("mismatch=0.1", "stuck=0.05", "stuck.value=low"))
+        chip, setup = conv_setup(model, 0.6, noise=("mismatch=0.1", "stuck=0.05", "stuck.value=low",
+                                                    "drift=3600"))
         c = learn(chip, setup, batch=batch, threads=threads)
         out.append((chip.registers.weights.copy(), c, chip.synapse_cells.writes.copy(),
                     chip.synapse_cells.state.copy(), chip.synapse_cells.frozen.copy()))
@@ -398,6 +402,9 @@ def test_bad_preset_file_through_the_cli(tmp_path):
                                        "--out", str(tmp_path / "p"), "--no-progress"])
     assert result.exit_code != 0 and "--synapse nope: no such preset" in result.output, result.output
     result = CliRunner().invoke(main, ["run", "--net", "digits", "--synapse", "pcm", "--no-progress"])
+    assert result.exit_code != 0 and "--synapse applies to calibration" in result.output, result.output
+    result = CliRunner().invoke(main, ["sweep", "--net", "digits", "--noise", "mismatch=0,0.2", "--synapse", "pcm",
+                                       "--out", str(tmp_path / "s"), "--no-progress"])
     assert result.exit_code != 0 and "--synapse applies to calibration" in result.output, result.output
 
 
