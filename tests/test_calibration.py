@@ -78,8 +78,8 @@ def test_learning_is_independent_of_batch_size_and_threads(tmp_path, learn, monk
 
     monkeypatch.setattr(pipeline_module, "MIN_PIPELINE_S", 0.0)
     pipelined = []
-    real = pipeline_module.LayerPipeline._pipeline
-    monkeypatch.setattr(pipeline_module.LayerPipeline, "_pipeline",
+    real = pipeline_module.LayerPipeline._schedule
+    monkeypatch.setattr(pipeline_module.LayerPipeline, "_schedule",
                         lambda self, *a: pipelined.append(a[5]) or real(self, *a))
 
     runs = {}

@@ -8,6 +8,8 @@ replayed current is updated incrementally), rate input, delay mode, thermal
 noise, tick silencing, write noise and the threshold trim.
 """
 import itertools
+import threading
+import time
 
 import numba
 import numpy as np
@@ -17,7 +19,7 @@ import chipsim.core.pipeline as pipeline_module
 from chipsim.config import LearningConfig
 from chipsim.core.kernels import layout as K
 from chipsim.core.learning import setup_learning
-from chipsim.core.pipeline import LayerPipeline, balanced_stages
+from chipsim.core.pipeline import LayerPipeline, cost_segments
 from noise import apply_noise
 
 from test_layer_order import inputs, make_chip
@@ -30,7 +32,7 @@ def partitions(L: int, n: int):
         yield [(bounds[i], bounds[i + 1]) for i in range(n)]
 
 
-def learn_batch(delay, encoder, pulse, stages):
+def learn_batch(delay, encoder, pulse, stages, choose_seed=None, workers=2):
     chip = make_chip(delay, encoder, "avg", seed=3)
     apply_noise(chip, ["thermal=0.05", "silence=0.05", "silence.scope=tick", "mismatch=0.1"], seed=2)
     config = LearningConfig(enabled=True, warmup=2, p=0.9, target_bits=3, threshold_pulse=0.05, pulse=pulse,
@@ -45,19 +47,36 @@ def learn_batch(delay, encoder, pulse, stages):
             res = chip.run(x, learning=setup, targets=targets)
         finally:
             numba.set_num_threads(threads)
-    else:   # through chip.run with a pipeline of fixed stages (its stage count needs no more cores)
+    else:   # through chip.run with a pipeline (fixed stages, or dynamic with a random task choice)
         threads = numba.get_num_threads()
-        numba.set_num_threads(2)
-        chip.__dict__["_pipelines"] = {2: LayerPipeline(len(chip.layers), 2, stages=stages)}
+        numba.set_num_threads(2)       # the pipeline is looked up by the thread count; it runs `workers`
+        L = len(chip.layers)
+        if choose_seed is None:
+            pipe = LayerPipeline(L, workers, stages=stages)
+        else:
+            pipe = LayerPipeline(L, workers)
+            pipe.costs = np.asarray(stages, float)          # per-layer costs: they decide the segments
+            rng = np.random.default_rng(choose_seed)
+            pipe.choose = lambda ready: ready[int(rng.integers(len(ready)))]
+        chip.__dict__["_pipelines"] = {2: pipe}
         calls = []
         real = pipeline_module.run_layers
-        pipeline_module.run_layers = lambda *a: calls.append(a[1:3]) or real(*a)
+        # dynamic: each task also sleeps 2 ms (the GIL released, as in a real kernel), so every thread gets
+        # tasks and segments move between threads even on a busy machine
+        nap = 0.002 if choose_seed is not None else 0.0
+        pipeline_module.run_layers = lambda *a: calls.append((a[0], a[1], a[2], threading.get_ident())) or \
+            time.sleep(nap) or real(*a)
         try:
             res = chip.run(x, learning=setup, targets=targets)
         finally:
             numba.set_num_threads(threads)
             pipeline_module.run_layers = real
-        assert sorted(set(calls)) == sorted(stages), "the pipeline did not run these stages"
+        ran = sorted({tuple(c[1:3]) for c in calls})
+        if choose_seed is None:
+            assert ran == sorted(stages), "the pipeline did not run these stages"
+        else:
+            assert ran == pipe.last_stages and len(ran) > 1, "the dynamic schedule did not run its segments"
+            learn_batch.threads_per_segment = {seg: len({c[3] for c in calls if c[1:3] == seg}) for seg in ran}
     r = chip.registers
     return res, r.weights.copy(), r.bias.copy(), r.theta.copy()
 
@@ -78,20 +97,28 @@ def test_pipelined_learning_equals_sequential(delay, encoder, pulse):
             assert np.array_equal(getattr(ref, name), getattr(res, name)), (stages, name)
 
 
-def test_balanced_stages_minimise_the_largest_stage():
-    assert balanced_stages([1, 1, 1, 1], 2) == [(0, 2), (2, 4)]
-    assert balanced_stages([8, 1, 1, 1, 1, 1], 2) == [(0, 1), (1, 6)]
-    assert balanced_stages([3, 3, 3], 5) == [(0, 1), (1, 2), (2, 3)]
-    assert balanced_stages([5, 0, 0], 3) == [(0, 3)]       # fewer stages when more would not lower the maximum
-    # brute force on random costs: no split into contiguous ranges has a smaller largest stage
-    rng = np.random.default_rng(0)
-    for _ in range(50):
-        costs = rng.random(int(rng.integers(1, 9)))
-        n = int(rng.integers(1, 5))
-        got = max(costs[a:b].sum() for a, b in balanced_stages(costs, n))
-        best = min(max(costs[a:b].sum() for a, b in p) for k in range(1, min(n, len(costs)) + 1)
-                   for p in partitions(len(costs), k))
-        assert got == pytest.approx(best)
+@pytest.mark.parametrize("delay,encoder,pulse", [(False, "direct", 0.4), (True, "rate", 1.0)])
+def test_dynamic_schedule_equals_sequential(delay, encoder, pulse):
+    """Tasks taken in random order by 2 and 3 threads, segments moving between threads, give the
+    sequential chip bit for bit."""
+    ref, w, b, th = learn_batch(delay, encoder, pulse, None)
+    L = len(make_chip(delay, encoder, "avg", 3).layers)
+    moved = 0
+    for seed, workers, costs in [(0, 2, [1] * L), (1, 3, [1] * L), (2, 2, [5, 1] + [0.01] * (L - 2)),
+                                 (3, 3, [0.01] + [1] * (L - 1))]:
+        res, w2, b2, th2 = learn_batch(delay, encoder, pulse, costs, choose_seed=seed, workers=workers)
+        assert np.array_equal(w, w2) and np.array_equal(b, b2) and np.array_equal(th, th2), (seed, costs)
+        for name in ("counters", "counts", "potentials", "predictions"):
+            assert np.array_equal(getattr(ref, name), getattr(res, name)), (seed, name)
+        moved += sum(n > 1 for n in learn_batch.threads_per_segment.values())
+    assert moved > 0, "no segment ever ran on two threads: the schedule was not dynamic"
+
+
+def test_cheap_layers_join_a_neighbour():
+    assert cost_segments([1, 1, 1, 1]) == [(0, 1), (1, 2), (2, 3), (3, 4)]
+    assert cost_segments([10, 10, 0.1, 0.1]) == [(0, 1), (1, 4)]
+    assert cost_segments([0.1, 10, 10]) == [(0, 2), (2, 3)]
+    assert cost_segments([5]) == [(0, 1)]
 
 
 def test_a_failing_stage_ends_the_pipeline(monkeypatch):

@@ -46,6 +46,21 @@ class FiniteFloat(click.FloatRange):
         return super().convert(rv, param, ctx)
 
 
+class NonEmptyText(click.ParamType):
+    """Text that is not blank: an empty value is refused, not read as "the default" (leaving the flag
+    out means the default)."""
+
+    name = "text"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and not value.strip():
+            self.fail(f"{value!r} is empty; expected a value, or leave the flag out for the default", param, ctx)
+        return value
+
+
+NONEMPTY = NonEmptyText()
+
+
 class CheckedGroup(click.Group):
     """The command group: an argument holding a NUL byte (which no path, name or number can hold) is refused
     with the option it was given to, before any command sees it."""

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import click
 
-from chipsim.cli.errors import SEED, FiniteFloat, user_facing
+from chipsim.cli.errors import NONEMPTY, SEED, FiniteFloat, user_facing
 
 
 @click.command()
 @click.option("--net", required=True, help="Bundled net name (see `chipsim nets`) or YAML path.")
-@click.option("--data", default=None,
+@click.option("--data", type=NONEMPTY, default=None,
               help="Training data (its train split trains, its test split measures): a CIFAR folder or archive, "
                    "'fashion-mnist', an IDX folder, a Tiny ImageNet folder, 'digits'. Default: the net's.")
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Teacher epochs.")
@@ -90,7 +90,7 @@ def pretrain(net, data, epochs, method, teacher_only, teacher_file, out, resume,
 @click.argument("state_dict", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--net", required=True, help="Bundled net name or YAML path the state dict was trained for.")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True, help="Weights file to write.")
-@click.option("--data", default=None, help="Calibration (train split) and test data. Default: the net's.")
+@click.option("--data", type=NONEMPTY, default=None, help="Calibration (train split) and test data. Default: the net's.")
 @click.option("--calib-samples", type=click.IntRange(min=1), default=2000, show_default=True,
               help="Training images for threshold balancing.")
 @click.option("--eval-samples", type=click.IntRange(min=1), default=None, help="Test samples measured (default all).")

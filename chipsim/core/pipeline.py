@@ -9,17 +9,21 @@ samples in order and the same input spikes, and the calibrated chip is the
 one the sequential order gives, bit for bit, for any number of stages
 (tests/test_pipeline.py).
 
-Stages hand each other a sample's spike lists of their boundary layer (all
-T ticks) through a ring of `DEPTH` buffers per boundary. Each stage has its
-own bitmap of written cells (distinct-write counting), so no two threads
-write the same byte.
+The work of a batch is a grid of tasks (sample b, segment s), a segment
+being a contiguous range of layers. Task (b, s) waits for (b - 1, s) and
+(b, s - 1); free threads take ready tasks, the deepest segment first, so the
+layers' 10x different costs balance themselves instead of through a fixed
+split into one range per thread (which left a 2-thread VGG-11 at 1.6x).
+Segments hand each other a sample's spike lists of their boundary layer
+(all T ticks) through a ring of `DEPTH` buffers per boundary. Each thread
+has its own bitmap of written cells (distinct-write counting), so no two
+threads write the same byte.
 
-Balance: the first sample of each batch runs stage by stage with one layer
-per stage on the calling thread (the sequential order), timing each layer;
-an exponential average of those times splits the layers into the
-contiguous stages of least maximum cost for the rest of the batch (or one
-stage, sequentially, when a sample takes under MIN_PIPELINE_S). Timing only
-moves the stage boundaries, never the results.
+The first batch's first sample runs one layer at a time on the calling
+thread (the sequential order), timing each layer: layers under
+MIN_TASK_FRACTION of the sample join a neighbour's segment, and a net whose
+sample takes under MIN_PIPELINE_S learns sequentially. Timing only groups
+layers and orders tasks, never changes the results.
 """
 from __future__ import annotations
 
@@ -31,56 +35,45 @@ import numpy as np
 
 from chipsim.core.kernels.forward import disabled_counts, run_layers, run_samples
 
-DEPTH = 2          #: hand-off buffers per stage boundary
+DEPTH = 4          #: hand-off buffers per segment boundary: how far a segment may run ahead of the next
 #: below this chip time per sample the hand-offs (tens of microseconds) cost more than a second core
 #: gains: such nets (digits: 0.2 ms) learn sequentially
 MIN_PIPELINE_S = 2e-3
-_POLL_S = 0.05
+#: layers cheaper than this fraction of a sample join their neighbours in one task: a task costs a
+#: Numba dispatch and a lock round trip (tens of microseconds)
+MIN_TASK_FRACTION = 0.02
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 
 
-def balanced_stages(costs, n_stages: int) -> list[tuple[int, int]]:
-    """Split layers 0..L-1 into at most `n_stages` contiguous ranges [l0, l1) minimising the largest
-    range's summed cost (exact, by dynamic programming over split points)."""
+def cost_segments(costs, min_fraction: float = MIN_TASK_FRACTION) -> list[tuple[int, int]]:
+    """Contiguous layer groups [l0, l1): each layer its own, except that layers cheaper than
+    `min_fraction` of the total join the group before them (or after, at the start)."""
     costs = [max(float(c), 0.0) for c in costs]
-    L = len(costs)
-    S = max(1, min(n_stages, L))
-    prefix = np.concatenate([[0.0], np.cumsum(costs)])
-    inf = float("inf")
-    best = np.full((S + 1, L + 1), inf)
-    cut = np.zeros((S + 1, L + 1), np.int64)
-    best[0, 0] = 0.0
-    for s in range(1, S + 1):
-        for j in range(1, L + 1):
-            for i in range(s - 1, j):
-                v = max(best[s - 1, i], prefix[j] - prefix[i])
-                if v < best[s, j]:
-                    best[s, j], cut[s, j] = v, i
-    s = int(np.argmin(best[1:, L])) + 1          # fewer stages when more would not lower the maximum
-    ranges = []
-    j = L
-    while s > 0:
-        i = int(cut[s, j])
-        ranges.append((i, j))
-        j, s = i, s - 1
-    return ranges[::-1]
+    floor = min_fraction * sum(costs)
+    groups: list[list[int]] = []
+    for li, c in enumerate(costs):
+        if groups and (c < floor or sum(costs[i] for i in groups[-1]) < floor):
+            groups[-1].append(li)
+        else:
+            groups.append([li])
+    return [(g[0], g[-1] + 1) for g in groups]
 
 
 class LayerPipeline:
     """Runs learning batches of one chip over `threads` host threads, layer ranges pipelined."""
 
-    def __init__(self, L: int, threads: int, smoothing: float = 0.5,
-                 stages: list[tuple[int, int]] | None = None):
+    def __init__(self, L: int, threads: int, stages: list[tuple[int, int]] | None = None):
         self.L = L
         self.threads = threads
-        self.smoothing = smoothing
         if stages is not None:      # the ranges must tile 0..L-1: a gap would hand spikes to no buffer
             bounds = [a for a, _ in stages] + [stages[-1][1]] if stages else []
             if not stages or bounds[0] != 0 or bounds[-1] != L or \
                     any(b != c or a >= b for (a, b), (c, _) in zip(stages, list(stages[1:]) + [(L, L)])):
                 raise ValueError(f"stages {stages}: expected contiguous non-empty ranges covering layers 0..{L - 1}")
         self.stages = stages                        #: fixed layer ranges (tests); None: balanced by cost
-        self.costs: np.ndarray | None = None      #: seconds per sample of each layer (exponential average)
+        self.costs: np.ndarray | None = None      #: seconds per sample of each layer, timed on the first batch
+        #: picks a task among the ready segments (ascending); None: the deepest. Tests pass a random one.
+        self.choose = None
         self.last_stages: list[tuple[int, int]] = []
 
     def run(self, args: list, tail: list, batch: int, T: int, max_n: int) -> None:
@@ -89,20 +82,22 @@ class LayerPipeline:
         desc, enabled = args[0], args[5]
         disabled = disabled_counts(desc, enabled)
         first = 0
-        stages = self.stages
-        if stages is None:
-            self._probe(args, tail, disabled, T, max_n)
-            first = 1
-            stages = balanced_stages(self.costs, self.threads)
+        if self.stages is not None:             # fixed ranges, one thread each (tests)
+            segments, workers, pinned = self.stages, len(self.stages), True
+        else:
+            if self.costs is None:              # the first batch: time each layer once
+                self._probe(args, tail, disabled, T, max_n)
+                first = 1
+            segments, workers, pinned = cost_segments(self.costs), self.threads, False
             if self.costs.sum() < MIN_PIPELINE_S:
-                stages = [(0, self.L)]
-        self.last_stages = stages
-        if len(stages) == 1:
-            if first < batch:
-                run_samples(first, batch, *args, *tail)
+                segments = [(0, self.L)]
+        self.last_stages = segments
+        if first >= batch:
             return
-        if first < batch:
-            self._pipeline(args, tail, disabled, T, max_n, stages, first, batch)
+        if len(segments) == 1 or workers == 1:
+            run_samples(first, batch, *args, *tail)
+            return
+        self._schedule(args, tail, disabled, T, max_n, segments, workers, pinned, first, batch)
 
     # ------------------------------------------------------------------ probe
     def _probe(self, args, tail, disabled, T, max_n) -> None:
@@ -118,54 +113,68 @@ class LayerPipeline:
             t0 = time.perf_counter()
             run_layers(0, li, li + 1, *args, *tail, disabled, lists[0], lists[1], hin, nin, hout, nout)
             costs[li] = time.perf_counter() - t0
-        if self.costs is None:
-            self.costs = costs
-        else:
-            self.costs = self.smoothing * self.costs + (1 - self.smoothing) * costs
+        self.costs = costs
 
-    # ------------------------------------------------------------------ pipeline
-    def _pipeline(self, args, tail, disabled, T, max_n, stages, first, batch) -> None:
-        n = len(stages)
+    # ------------------------------------------------------------------ schedule
+    def _schedule(self, args, tail, disabled, T, max_n, segments, workers, pinned, first, batch) -> None:
+        """Run tasks (sample b, segment s) on `workers` threads. Task (b, s) is ready when segment s has
+        finished sample b - 1 (its weights and registers), segment s - 1 has finished sample b (its
+        spikes) and segment s + 1 has taken sample b - DEPTH's spikes out of the hand-off slot b reuses.
+        A free thread takes the deepest ready segment (draining first keeps the hand-offs short);
+        `pinned` gives segment s to thread s only (fixed stages). Which thread runs a task, and when,
+        changes nothing but the wall time."""
+        n = len(segments)
         written = tail[-1]
         hand = [[(np.empty(T * max_n, np.int32), np.zeros(T, np.int64)) for _ in range(DEPTH)]
                 for _ in range(n - 1)]
-        ready = [threading.Semaphore(0) for _ in range(n - 1)]
-        free = [threading.Semaphore(DEPTH) for _ in range(n - 1)]
-        failed = threading.Event()
+        done = [first] * n              # samples finished per segment
+        running = [False] * n
+        failed: list[BaseException] = []
+        cond = threading.Condition()
         no_lists, no_counts = np.empty(1, np.int32), np.zeros(1, np.int64)
+        choose = self.choose or (lambda ready: ready[-1])
 
-        def acquire(sem: threading.Semaphore) -> bool:
-            while not sem.acquire(timeout=_POLL_S):
-                if failed.is_set():
-                    return False
-            return not failed.is_set()
+        def is_ready(s: int) -> bool:
+            b = done[s]
+            return (not running[s] and b < batch and (s == 0 or done[s - 1] > b)
+                    and (s == n - 1 or done[s + 1] > b - DEPTH))
 
-        def stage(s: int) -> None:
-            l0, l1 = stages[s]
+        def worker(w: int) -> None:
             lists_a, lists_b = np.empty(T * max_n, np.int32), np.empty(T * max_n, np.int32)
-            # stage 0 keeps the caller's bitmap; the others their own (no byte is shared across threads)
-            stage_tail = list(tail[:-1]) + [written if s == 0 else np.zeros_like(written)]
-            try:
-                for b in range(first, batch):
-                    slot = b % DEPTH
-                    if s > 0 and not acquire(ready[s - 1]):
-                        return
-                    if s < n - 1 and not acquire(free[s]):
-                        return
-                    hin, nin = hand[s - 1][slot] if s > 0 else (no_lists, no_counts)
-                    hout, nout = hand[s][slot] if s < n - 1 else (no_lists, no_counts)
-                    run_layers(b, l0, l1, *args, *stage_tail, disabled, lists_a, lists_b, hin, nin, hout, nout)
-                    if s > 0:
-                        free[s - 1].release()
-                    if s < n - 1:
-                        ready[s].release()
-            except BaseException:
-                failed.set()
-                raise
+            # thread 0 keeps the caller's bitmap, the others their own: no byte is written by two threads.
+            # A layer clears its bits at every tick, so which bitmap a task uses does not matter.
+            own_tail = list(tail[:-1]) + [written if w == 0 else np.zeros_like(written)]
+            mine = [w] if pinned else range(n)
+            while True:
+                with cond:
+                    while True:
+                        if failed or all(done[s] >= batch for s in mine):
+                            return
+                        ready = [s for s in mine if is_ready(s)]
+                        if ready:
+                            break
+                        cond.wait()
+                    s = choose(ready)
+                    running[s] = True
+                    b = done[s]
+                l0, l1 = segments[s]
+                hin, nin = hand[s - 1][b % DEPTH] if s > 0 else (no_lists, no_counts)
+                hout, nout = hand[s][b % DEPTH] if s < n - 1 else (no_lists, no_counts)
+                try:
+                    run_layers(b, l0, l1, *args, *own_tail, disabled, lists_a, lists_b, hin, nin, hout, nout)
+                except BaseException as e:
+                    with cond:
+                        failed.append(e)
+                        cond.notify_all()
+                    raise
+                with cond:
+                    running[s] = False
+                    done[s] += 1
+                    cond.notify_all()
 
-        pool = _POOLS.get(n)
+        pool = _POOLS.get(workers)
         if pool is None:
-            pool = _POOLS[n] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="chipsim-stage")
-        futures = [pool.submit(stage, s) for s in range(n)]
+            pool = _POOLS[workers] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="chipsim-stage")
+        futures = [pool.submit(worker, w) for w in range(workers)]
         for f in futures:
             f.result()

@@ -204,7 +204,24 @@ def load_weights(path: str | Path) -> WeightBundle:
     except (OSError, KeyError, TypeError, AttributeError) as exc:
         raise WeightsError(f"{path}: not a readable chipsim weights file: {exc}; expected an HDF5 file written "
                            f"by chipsim") from None
+    _check_declared_width(path, attrs, layers)
     return WeightBundle(layers, attrs, teacher)
+
+
+def _check_declared_width(path, attrs: dict, layers: dict) -> None:
+    """The file's /@weight_bits, when present, is a register width (2..16) its weights fit: a file whose
+    own width is corrupt is refused, whatever net it is used with."""
+    if "weight_bits" not in attrs:
+        return
+    bits = attrs["weight_bits"]
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 16:
+        raise WeightsError(f"{path}: /@weight_bits: expected the register width the file was written for, an "
+                           f"integer in [2, 16], got {bits!r}")
+    wmax = (1 << (int(bits) - 1)) - 1
+    for name, lw in layers.items():
+        if lw.weight.size and np.abs(lw.weight).max() > wmax:
+            raise WeightsError(f"{path}: layers/{name}/weight: values up to {np.abs(lw.weight).max()} exceed the "
+                               f"file's own /@weight_bits = {bits} (at most {wmax}); expected a consistent file")
 
 
 def _int_array(path, where: str, value, dtype) -> np.ndarray:

@@ -30,9 +30,24 @@ def read_graph(path: str | Path):
     if not path.is_file():
         raise NIRImportError(f"{path}: no such file; expected a NIR graph (.nir, written by nir.write)")
     try:
-        return nir.read(path)
+        graph = nir.read(path)
     except Exception as exc:  # nir.read raises KeyError, OSError, ValueError ... for foreign files
         raise NIRImportError(f"{path}: not a readable NIR graph ({type(exc).__name__}: {exc})") from None
+    check_finite(graph, path)
+    return graph
+
+
+def check_finite(graph, path) -> None:
+    """A NaN or infinite parameter anywhere in the graph is refused by name: it would round to garbage
+    registers without a word."""
+    import numpy as np
+
+    for name, node in getattr(graph, "nodes", {}).items():
+        for key, value in vars(node).items():
+            if isinstance(value, np.ndarray) and value.dtype.kind == "f" and not np.isfinite(value).all():
+                bad = int((~np.isfinite(value)).sum())
+                raise NIRImportError(f"{path}: node {name!r}: {key} has {bad} NaN or infinite value(s) of "
+                                     f"{value.size}; expected finite numbers")
 
 
 def chain(graph, source: str) -> list[tuple[str, object]]:

@@ -333,7 +333,8 @@ def graph_to_net(graph, source: str, opts: ImportOptions) -> Imported:
                   f"r dt / tau; the chip leaks by round(alpha 2^{chip.leak_bits}) / 2^{chip.leak_bits} = "
                   f"{a_int / (1 << chip.leak_bits):.6g} with truncation toward 0 (error "
                   f"{abs(a_int / (1 << chip.leak_bits) - alpha):.2g} per tick)")
-    net_name = opts.name or meta.get("name") or Path(source).stem
+    net_name = file_stem(opts.name, "--name") if opts.name else \
+        file_stem(meta["name"], f"{source}: chipsim metadata 'name'") if meta.get("name") else Path(source).stem
     mapping = {"name": str(net_name), "input_shape": list(input_shape(graph, source)),
                "time_steps": int(opts.time_steps or meta.get("time_steps", 32)),
                "encoder": enc, "neuron": neuron, "layers": layers_yaml, "readout": readout,
@@ -378,6 +379,19 @@ def yaml_text(imported: Imported, source: str) -> str:
         lines.append(f"#  - {name} <- NIR {' + '.join(r['nir_nodes'])}: scale {r['scale']:.6g}, threshold "
                      f"{r['threshold']}, {r['quantization']}, error {r['weight_max_rel']:.2g}")
     return "\n".join(lines) + "\n" + yaml.safe_dump(imported.mapping, sort_keys=False)
+
+
+#: the net name becomes OUT/NAME.yaml and OUT/NAME.h5: one plain file name, no folder parts
+_STEM = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,99}")
+
+
+def file_stem(name, where: str) -> str:
+    """`name` if it can name the written files, else a NIRImportError naming `where`."""
+    name = str(name)
+    if not _STEM.fullmatch(name):
+        raise NIRImportError(f"{where}: {name[:60]!r}{'...' if len(name) > 60 else ''} cannot name the written "
+                             f"files; expected 1-100 letters, digits or _.+- starting with a letter, digit or _")
+    return name
 
 
 def import_nir(path: str | Path, out_dir: str | Path, opts: ImportOptions | None = None) -> dict:

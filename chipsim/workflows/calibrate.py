@@ -77,6 +77,29 @@ def learning_config(net, overrides: tuple[str, ...]) -> LearningConfig:
         raise RunError(str(exc)) from None
 
 
+def find_teacher(net, bundle, source: str, max_hops: int = 16) -> tuple[dict, str]:
+    """(the float teacher ANN, the file it came from). A saved chip state holds no teacher, but it
+    records the weights it was deployed from (its `options.weights`, else the net's own): calibrating
+    a calibrated chip again uses that file's teacher, following a chain of states back."""
+    from chipsim.core.chipstate import is_chip_state, read_attrs
+    from chipsim.core.weights import WeightsError, load_weights
+
+    for _ in range(max_hops):
+        if bundle is not None or not is_chip_state(source):
+            break
+        origin = (read_attrs(source).get("options") or {}).get("weights") or net.weights
+        if origin is None or not Path(origin).is_file():
+            break
+        if is_chip_state(origin):
+            source = str(origin)
+            continue
+        try:
+            bundle, source = load_weights(origin), str(origin)
+        except WeightsError:
+            break
+    return (bundle.teacher if bundle is not None else {}), source
+
+
 def evaluate(chip, encoder, data, batch_size: int, progress=None) -> tuple[float, np.ndarray]:
     """Test accuracy (and predictions) of the chip as it is now; sample ids 0..N-1."""
     from chipsim.hostlink.stream import BatchStream
@@ -196,12 +219,7 @@ def _run_calibration(opts: CalibOptions) -> dict:
         train = load_dataset(data_spec, "train", limit=opts.calib_samples)
     except DatasetError as exc:
         raise RunError(f"--data: calibration needs a training split: {exc}") from None
-    teacher_params = bundle.teacher if bundle is not None else {}
-    if bundle is None and net.weights is not None and Path(net.weights).is_file():
-        # recalibrating a saved chip state (e.g. one that drifted): the teacher is the net's own
-        from chipsim.core.weights import load_weights
-
-        teacher_params = load_weights(net.weights).teacher
+    teacher_params, teacher_source = find_teacher(net, bundle, weights_source)
     t_norm = time.perf_counter()
     try:
         teacher = TeacherTargets(net, teacher_params, setup, train.pixel_max, train.images)
@@ -292,7 +310,7 @@ def _run_calibration(opts: CalibOptions) -> dict:
                            "sign_fraction": t["updates_sign_gated"] / ungated}
     summary = {
         "chipsim_version": __version__, "net": net.name, "net_file": net.source, "time_steps": net.time_steps,
-        "weights": weights_source, "data": data_spec,
+        "weights": weights_source, "teacher": teacher_source, "data": data_spec,
         "data_note": getattr(test, "note", None), "seed": opts.seed, "noise": noise_report,
         "samples": len(test), "calibration_samples": n_train, "epochs": opts.epochs,
         "learning": dataclasses.asdict(cfg),
