@@ -185,6 +185,13 @@ def plot(rows: list[dict], clean: float, path: Path, net: str) -> None:
     x = range(len(rows))
     ax.bar([i - 0.2 for i in x], [r["accuracy_before"] for r in rows], 0.4, label="mismatch, before")
     ax.bar([i + 0.2 for i in x], [r["accuracy_after"] for r in rows], 0.4, label="after 1 epoch on chip")
+    for i, r in enumerate(rows):           # where LTL lost accuracy: the best remedy, hatched, with its --learn
+        rem = max(r.get("remedies", []), key=lambda m: m["accuracy_after"], default=None)
+        if rem:
+            ax.bar(i + 0.2, rem["accuracy_after"], 0.4, fill=False, hatch="//", edgecolor="C2",
+                   label="after, best remedy" if "remedy" not in "".join(ax.get_legend_handles_labels()[1]) else None)
+            ax.annotate(rem["learn"], (i + 0.2, rem["accuracy_after"]), xytext=(0, 3), textcoords="offset points",
+                        ha="center", fontsize=7, color="C2")
     ax.axhline(clean, color="k", lw=1, ls="--", label="noise-free")
     ax.set_xticks(list(x), names, rotation=30, ha="right")
     ax.set_ylabel("test accuracy")
@@ -192,13 +199,17 @@ def plot(rows: list[dict], clean: float, path: Path, net: str) -> None:
     ax.set_ylim(max(0.0, lo - 0.05), 1.0)
     ax.set_title(f"{net}: calibration through each synapse device")
     ax.legend(fontsize=8, loc="lower right")
+    first = True
     for r in rows:
         if "drift" not in r:
             continue
         t = [d["t_s"] for d in r["drift"]]
-        bx.semilogx(t, [d["after_calibration"] for d in r["drift"]], "o-", label=f"{r['synapse']}: calibrated")
-        bx.semilogx(t, [d["before_calibration"] for d in r["drift"]], "x--", color="gray",
-                    label="mismatch, not calibrated" if r is rows[0] or "drift" not in rows[0] else None)
+        how = f" ({r['drift_learn'][0]})" if r.get("drift_learn") else ""
+        bx.semilogx(t, [d["after_calibration"] for d in r["drift"]], "o-", label=f"{r['synapse']}{how}: calibrated")
+        if first:
+            bx.semilogx(t, [d["before_calibration"] for d in r["drift"]], "x--", color="gray",
+                        label="mismatch, not calibrated")
+            first = False
         rec = r.get("recalibrated_after_a_year")
         if rec:
             bx.plot([t[-1]], [rec["accuracy_recalibrated"]], "*", ms=12, label=f"{r['synapse']}: recalibrated at 1 y")

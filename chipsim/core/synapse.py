@@ -175,6 +175,7 @@ def device_params(chip, model: SynapseModel, learning_layers: np.ndarray, force:
         row[D.D_POW_UP_DOWN], row[D.D_POW_UP_DOWN_DTOD] = model.pow_up_down, model.pow_up_down_dtod
         row[D.D_ENDURANCE] = float(model.endurance)
         row[D.D_FAIL] = FAIL_MODES[model.fail_at]
+        row[D.D_ANY_FROZEN] = 1.0 if (force or model.endurance > 0) else 0.0
     return dp
 
 

@@ -89,7 +89,8 @@ D_POW_UP_DOWN = 20
 D_POW_UP_DOWN_DTOD = 21
 D_ENDURANCE = 22    # writes a cell takes; the next one fails it (0: unlimited)
 D_FAIL = 23         # FAIL_*: where a failed cell sticks
-N_DPARAMS = 24
+D_ANY_FROZEN = 24   # 1.0: some cell may be frozen (stuck cells, or an endurance limit): read the mask
+N_DPARAMS = 25
 
 #: fraction bits of the per-cell state
 FRAC_BITS = 16
@@ -123,11 +124,11 @@ def cell_scale(dp, key, cell, up):
     return abs((-ud if ud > 0.0 else 0.0) + gain - r)
 
 
-@njit(cache=True)
-def pulse_factor(dp, key, cell, w, up, b_min, b_max):
-    """State dependence of one pulse at w (device units): the model's factor, >= 0, times the step."""
+@njit(inline="always", cache=True)
+def pulse_factor(dp, key, cell, w, up, b_min, b_max, s):
+    """State dependence of one pulse at w (device units): the model's factor, >= 0, times the cell's
+    relative step `s` in that direction (cell_scale)."""
     model = np.int64(dp[D_MODEL])
-    s = cell_scale(dp, key, cell, up)
     f = 1.0
     if model == DEV_SOFTBOUNDS:
         f = 1.0 - w / b_max if up else 1.0 - w / b_min
@@ -194,9 +195,10 @@ def device_pulses(W, state, cell, levels, wmax, wstep, dp, key_d2d, key_c2c, wri
         noise_scale = 1.0 + write_sigma * fast_normal(hash4(nkey, sample_id, t, 2 * pair))
         counters[14] += 1       # C_WRITE_NOISE
     clipped = 0
+    s = cell_scale(dp, key_d2d, cell, up)
     for k in range(n):
         w = g / (ref * ONE)
-        dw = pulse_factor(dp, key_d2d, cell, w, up, b_min, b_max) * wstep * noise_scale
+        dw = pulse_factor(dp, key_d2d, cell, w, up, b_min, b_max, s) * wstep * noise_scale
         if c2c > 0.0:
             dw *= 1.0 + c2c * fast_normal(lane_bits(pulse_key, k))
         step = np.int64(np.floor(dw * ONE + 0.5))

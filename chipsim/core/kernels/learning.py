@@ -42,6 +42,14 @@ tick; small enough to stay in cache, unlike a stamp per cell).
 
 Every write saturates at the layer's register range (counted) and, with write
 noise s > 0, is scaled by (1 + s * xi) and stochastically rounded (counted).
+
+Synapse devices (`program_cell`, kernels/device.py): with a device model on a
+layer, a write of n levels is n pulses through the device, which moves the
+cell's fixed-point state (16 fraction bits) as its pulse response gives, and
+the register reads the nearest level; pulses are counted as requested. Every
+learning run also counts writes per cell (a write: a tick in which the cell
+got pulses), and cells frozen by --noise stuck or by their endurance take no
+writes. The linear default keeps the plain register write above.
 """
 import numpy as np
 from numba import njit
@@ -51,7 +59,7 @@ from .layout import (B_OFF, C_BIAS_WRITES, C_BOXCAR, C_CELL_WRITES, C_PULSES, C_
                      L_DEAD, L_DEAD_SPIKES, L_LR, L_MODE, L_P_Q, L_PULSE, L_T_OFF, L_TH_HI, L_TH_LO, L_TH_STEP,
                      L_X_FULL, MODE_EXACT, N_OFF, N_OUT, OUT_C, OUT_W, PAD, STRIDE, W_OFF, C_DEVICE_FAILURES)
 from .crossbar import index_events, window_rows
-from .device import D_ENDURANCE, D_ON, device_pulses, fail_cell
+from .device import D_ANY_FROZEN, D_ENDURANCE, D_ON, device_pulses, fail_cell
 from .rng import fast_normal, hash4, unit
 from .skip import accept, group_stream, log_keep, next_fire, take_fire
 
@@ -142,7 +150,7 @@ def program_cell(W, cell, delta, wmax, wstep, noise, nkey, sample_id, t, pair, s
     if dp[D_ON] == 0.0:
         write_cell(W, cell, delta, wmax, noise, nkey, sample_id, t, pair, counters)
         return new
-    if frozen[cell]:
+    if dp[D_ANY_FROZEN] != 0.0 and frozen[cell]:     # the mask is read only where a cell can be frozen
         return new
     endurance = dp[D_ENDURANCE]
     if endurance > 0.0 and writes[cell] > endurance:
