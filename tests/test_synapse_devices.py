@@ -60,7 +60,7 @@ def one_layer_chip(weight_bits=8):
 
 # ---------------------------------------------------------------- the reference, from aihwkit's definitions
 def xi(key, cell, j):
-    return fast_normal(np.uint64(hash4(key, cell, j, 0)))
+    return fast_normal(np.uint64(lane_bits(np.uint64(hash4(key, cell, 0, 0)), j)))
 
 
 def reference_pulses(m: SynapseModel, key_d2d, key_c2c, cell, g, levels, wmax, wstep, sample, t, pair):

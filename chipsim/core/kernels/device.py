@@ -27,7 +27,8 @@ register range. Device-to-device variation, per cell, as aihwkit draws it:
 
 `step` is one register level (wstep LSBs): the learning rule's pulse size
 still sets how many pulses fire, as for the linear cell. The xi_j of a cell
-are pure functions of (layer key, cell index, j) (kernels/rng.py), so the
+are pure functions of (layer key, cell index, j) (kernels/rng.py: lane j of
+one hash of the cell), so the
 parameters are drawn once per cell without being stored and do not depend on
 the order cells are touched; c2c draws are addressed by (sample, tick, pair,
 pulse). xi are the Irwin-Hall draws of `fast_normal` (truncated at 3.46 sigma).
@@ -98,26 +99,32 @@ ONE = 1 << FRAC_BITS
 
 
 @njit(inline="always", cache=True)
-def cell_normal(key, cell, j):
-    """The j-th device-to-device draw of a cell: fixed per (layer key, cell)."""
-    return fast_normal(hash4(key, cell, j, 0))
+def cell_seed(key, cell):
+    """64 bits that fix a cell's device-to-device draws (one hash per write)."""
+    return hash4(key, cell, 0, 0)
 
 
 @njit(inline="always", cache=True)
-def cell_bounds(dp, key, cell):
+def cell_normal(seed, j):
+    """The j-th device-to-device draw of a cell (seed = cell_seed(layer key, cell))."""
+    return fast_normal(lane_bits(seed, j))
+
+
+@njit(inline="always", cache=True)
+def cell_bounds(dp, seed):
     """(b_min, b_max) of a cell in device units."""
-    b_max = dp[D_W_MAX] * (1.0 + dp[D_W_MAX_DTOD] * cell_normal(key, cell, 2))
-    b_min = dp[D_W_MIN] * (1.0 + dp[D_W_MIN_DTOD] * cell_normal(key, cell, 3))
+    b_max = dp[D_W_MAX] * (1.0 + dp[D_W_MAX_DTOD] * cell_normal(seed, 2))
+    b_min = dp[D_W_MIN] * (1.0 + dp[D_W_MIN_DTOD] * cell_normal(seed, 3))
     if b_min > b_max:
         return b_max, b_min
     return b_min, b_max
 
 
 @njit(inline="always", cache=True)
-def cell_scale(dp, key, cell, up):
+def cell_scale(dp, seed, up):
     """Relative step of a cell in one direction (1 for a nominal cell), aihwkit's up/down rule."""
-    gain = 1.0 + dp[D_DW_DTOD] * cell_normal(key, cell, 0)
-    r = dp[D_UP_DOWN_DTOD] * cell_normal(key, cell, 1)
+    gain = 1.0 + dp[D_DW_DTOD] * cell_normal(seed, 0)
+    r = dp[D_UP_DOWN_DTOD] * cell_normal(seed, 1)
     ud = dp[D_UP_DOWN]
     if up:
         return abs((ud if ud < 0.0 else 0.0) + gain + r)
@@ -125,7 +132,7 @@ def cell_scale(dp, key, cell, up):
 
 
 @njit(inline="always", cache=True)
-def pulse_factor(dp, key, cell, w, up, b_min, b_max, s):
+def pulse_factor(dp, seed, w, up, b_min, b_max, s):
     """State dependence of one pulse at w (device units): the model's factor, >= 0, times the cell's
     relative step `s` in that direction (cell_scale)."""
     model = np.int64(dp[D_MODEL])
@@ -134,10 +141,10 @@ def pulse_factor(dp, key, cell, w, up, b_min, b_max, s):
         f = 1.0 - w / b_max if up else 1.0 - w / b_min
     elif model == DEV_LINEARSTEP:
         if up:
-            g = abs(dp[D_GAMMA_UP] + dp[D_GAMMA_UP_DTOD] * cell_normal(key, cell, 4))
+            g = abs(dp[D_GAMMA_UP] + dp[D_GAMMA_UP_DTOD] * cell_normal(seed, 4))
             f = 1.0 - g * w / dp[D_W_MAX]
         else:
-            g = abs(dp[D_GAMMA_DOWN] + dp[D_GAMMA_DOWN_DTOD] * cell_normal(key, cell, 5))
+            g = abs(dp[D_GAMMA_DOWN] + dp[D_GAMMA_DOWN_DTOD] * cell_normal(seed, 5))
             f = 1.0 - g * w / dp[D_W_MIN]
     elif model == DEV_EXPSTEP:
         z = 2.0 * dp[D_ES_A] * w / (b_max - b_min) + dp[D_ES_B]
@@ -148,8 +155,8 @@ def pulse_factor(dp, key, cell, w, up, b_min, b_max, s):
     elif model == DEV_POWSTEP:
         omega = (b_max - w) / (b_max - b_min)
         omega = min(max(omega, 0.0), 1.0)
-        gg = 1.0 + dp[D_POW_GAMMA_DTOD] * cell_normal(key, cell, 4)
-        rr = dp[D_POW_UP_DOWN_DTOD] * cell_normal(key, cell, 5)
+        gg = 1.0 + dp[D_POW_GAMMA_DTOD] * cell_normal(seed, 4)
+        rr = dp[D_POW_UP_DOWN_DTOD] * cell_normal(seed, 5)
         pud = dp[D_POW_UP_DOWN]
         if up:
             g = abs((pud if pud < 0.0 else 0.0) + gg + rr) * dp[D_POW_GAMMA]
@@ -174,14 +181,15 @@ def register_of(g, wmax, wstep):
     return v
 
 
-@njit(cache=True)
+@njit(inline="always", cache=True)
 def device_pulses(W, state, cell, levels, wmax, wstep, dp, key_d2d, key_c2c, write_sigma, nkey, sample_id, t,
                   pair, counters):
     """Apply |levels| pulses in the direction of sign(levels) to cell `cell`: move its fixed-point
     state as the device gives, then set its weight register (a write cut at a bound counts one
     saturation). Write noise (mismatch.write) scales each
     pulse like c2c noise, with the draws of the plain write (kernels/learning.py, write_cell)."""
-    b_min, b_max = cell_bounds(dp, key_d2d, cell)
+    seed = cell_seed(key_d2d, cell)
+    b_min, b_max = cell_bounds(dp, seed)
     ref = np.float64(wmax)            # LSBs per device unit
     lo = np.int64(np.ceil(max(b_min, -1.0) * ref * ONE))
     hi = np.int64(np.floor(min(b_max, 1.0) * ref * ONE))
@@ -195,10 +203,10 @@ def device_pulses(W, state, cell, levels, wmax, wstep, dp, key_d2d, key_c2c, wri
         noise_scale = 1.0 + write_sigma * fast_normal(hash4(nkey, sample_id, t, 2 * pair))
         counters[14] += 1       # C_WRITE_NOISE
     clipped = 0
-    s = cell_scale(dp, key_d2d, cell, up)
+    s = cell_scale(dp, seed, up)
     for k in range(n):
         w = g / (ref * ONE)
-        dw = pulse_factor(dp, key_d2d, cell, w, up, b_min, b_max, s) * wstep * noise_scale
+        dw = pulse_factor(dp, seed, w, up, b_min, b_max, s) * wstep * noise_scale
         if c2c > 0.0:
             dw *= 1.0 + c2c * fast_normal(lane_bits(pulse_key, k))
         step = np.int64(np.floor(dw * ONE + 0.5))
@@ -220,7 +228,7 @@ def fail_cell(W, state, cell, dp, key_d2d, wmax, wstep):
     mode = np.int64(dp[D_FAIL])
     if mode == FAIL_CURRENT:
         return
-    b_min, b_max = cell_bounds(dp, key_d2d, cell)
+    b_min, b_max = cell_bounds(dp, cell_seed(key_d2d, cell))
     ref = np.float64(wmax)
     if mode == FAIL_LOW:
         g = np.int64(np.ceil(max(b_min, -1.0) * ref * ONE))

@@ -132,7 +132,7 @@ def mark_written(written, cell):
     return 1
 
 
-@njit(cache=True)
+@njit(inline="always", cache=True)
 def program_cell(W, cell, delta, wmax, wstep, noise, nkey, sample_id, t, pair, shared, written, counters, dev, li):
     """Write `delta` LSBs (a whole number of levels, one pulse each) to cell W[cell]; returns 1 if the
     cell was not yet written this tick (distinct-write counting, as `mark_written`).
