@@ -65,13 +65,15 @@ class Panel:
     hardest: str
     paper_scope: str                #: the scope the paper's code uses ("" without scopes)
     paper: str                      #: the paper's finding, in short
+    preset: str = ""                #: the vgg11.yaml learning preset its calibrated cells use ("": the section)
 
 
 PANELS = (
     Panel("mismatch", ("0.05", "0.1", "0.2", "0.3", "0.4"), ("",), "0.4", "",
           "more than 20 points lost at 0.4; one epoch restores the original accuracy"),
     Panel("bits", ("8", "7", "6", "5", "4", "3"), ("",), "3", "",
-          "robust above 3 bits; at 3 more than 30 points lost, LTL recovers about 17 and ends about 15 below"),
+          "robust above 3 bits; at 3 more than 30 points lost, LTL recovers about 17 and ends about 15 below",
+          "quantized"),
     Panel("thermal", ("0.01", "0.05", "0.1", "0.2"), ("current", "input"), "0.2", "input",
           "highly sensitive, dropping steadily; one epoch recovers it in large part"),
     Panel("silence", ("0.1", "0.2", "0.3", "0.4", "0.5"), ("chip", "tick"), "0.5", "tick",
@@ -135,7 +137,7 @@ def _hardest(paper_scope_only: bool = False, other_scopes_only: bool = False):
 
 STEPS = (
     Step("before", _all_points(), 0, 1, "every level before calibration, seed 0"),
-    Step("epoch5k", _hardest(), 0, 1, "the learning section probed on the hardest point of each panel and scope"),
+    Step("epoch5k", _hardest(), 0, 1, "the learning section probed on the hardest point of each panel and scope (bits: its preset)"),
     Step("before", _all_points(), 1, 2, "before calibration, seeds 1-2"),
     Step("diag-minmax", (("bits", lv, "") for lv in PANELS[1].levels), 0, 3,
          "diagnosis (b): the paper's quantizer step (max - min) / (2^b - 1), before calibration"),
@@ -170,13 +172,30 @@ def step_axes(step: Step) -> tuple[tuple[str, tuple[str, ...]], ...]:
     return tuple(axes)
 
 
-def sweep_options(step: Step, data: str):
+PRESET_OF = {p.kind: p.preset for p in PANELS}
+
+
+def step_parts(step: Step) -> list[tuple[str, Step, str]]:
+    """(folder, sub-step, preset): a calibrated main tier's points grouped by their panel's learning
+    preset, each group in its own sweep folder (TIER-PRESET), since a sweep folder has one --learn."""
+    if step.tier not in MAIN_TIERS or not TIERS[step.tier]["calibrate_epochs"]:
+        return [(step.tier, step, "")]
+    groups: dict[str, list] = {}
+    for point in step.points:
+        groups.setdefault(PRESET_OF[point[0]], []).append(point)
+    return [(step.tier + (f"-{preset}" if preset else ""), Step(step.tier, tuple(points), step.first_seed,
+                                                                 step.seeds, step.why), preset)
+            for preset, points in groups.items()]
+
+
+def sweep_options(step: Step, data: str, folder: str | None = None, preset: str = ""):
     from chipsim.workflows.sweep import SweepOptions
 
     tier = TIERS[step.tier]
-    return SweepOptions(nets=(NET,), axes=step_axes(step), out=OUT / step.tier, seeds=step.seeds,
+    return SweepOptions(nets=(NET,), axes=step_axes(step), out=OUT / (folder or step.tier), seeds=step.seeds,
                         first_seed=step.first_seed, calibrate_epochs=tier["calibrate_epochs"],
                         samples=TEST_IMAGES, calib_samples=tier["calib_samples"], data=data,
+                        learn=(f"preset={preset}",) if preset else (),
                         workers=tier["workers"], threads_per_cell=tier["threads"],
                         checkpoint_every=tier.get("checkpoint_every"), base_noise=tier.get("base_noise", ()),
                         target_cache=str(TARGETS) if tier["calibrate_epochs"] else None)
@@ -185,9 +204,12 @@ def sweep_options(step: Step, data: str):
 def step_status(step: Step, data: str) -> tuple[int, int]:
     from chipsim.workflows.sweep import expand
 
-    cells = expand(sweep_options(step, data))
-    done = sum((OUT / step.tier / "cells" / c.id / "summary.json").is_file() for c in cells)
-    return done, len(cells)
+    done = total = 0
+    for folder, part, preset in step_parts(step):
+        cells = expand(sweep_options(part, data, folder, preset))
+        done += sum((OUT / folder / "cells" / c.id / "summary.json").is_file() for c in cells)
+        total += len(cells)
+    return done, total
 
 
 # --------------------------------------------------------------------------- reading the finished cells
@@ -195,14 +217,18 @@ def step_status(step: Step, data: str) -> tuple[int, int]:
 def finished_cells() -> list[dict]:
     """Every finished cell of every tier: its row plus tier and accuracy per epoch."""
     cells = []
-    for tier in TIERS:
-        for cell_dir in sorted((OUT / tier / "cells").glob("*")):
+    folders = [(tier, "") for tier in TIERS] + [(f"{tier}-{p.preset}", p.preset) for tier in MAIN_TIERS
+                                                for p in PANELS if p.preset]
+    for folder, preset in dict.fromkeys(folders):
+        tier = folder[:-len(preset) - 1] if preset else folder
+        for cell_dir in sorted((OUT / folder / "cells").glob("*")):
             row_path, summary_path = cell_dir / "row.json", cell_dir / "summary.json"
             if not (row_path.is_file() and summary_path.is_file()):
                 continue
             row = json.loads(row_path.read_text())
             summary = json.loads(summary_path.read_text())
             row["tier"] = tier
+            row["preset"] = preset
             row["accuracy_per_epoch"] = summary.get("accuracy_per_epoch")
             cells.append(row)
     return cells
@@ -218,9 +244,12 @@ def _stats(values: list[float]) -> dict | None:
 
 def aggregate(cells: list[dict]) -> dict:
     """Per panel, scope and level: before, after one epoch (50k where it exists, else 5k), best of 5."""
-    def pick(kind, level, scope, tiers):
+    def pick(kind, level, scope, tiers, preset=None):
+        """Cells of a point in `tiers`; calibrated ones with the panel's preset (or `preset`)."""
+        want = PRESET_OF[kind] if preset is None else preset
         return [c for c in cells if c["kind"] == kind and str(c["level"]) == level and (c.get("scope") or "") == scope
-                and c["tier"] in tiers and c.get("status") == "ok"]
+                and c["tier"] in tiers and c.get("status") == "ok"
+                and (c["tier"] == "before" or c["tier"] not in MAIN_TIERS or c.get("preset", "") == want)]
 
     def by_seed(rows, value):
         seen = {}
@@ -277,6 +306,16 @@ def aggregate(cells: list[dict]) -> dict:
                          "default_before": ours["before"], "default_after_epoch_5k": ours["after_epoch_5k"]})
         diagnostics[name] = {"kind": kind, "scope": scope or None, "default": default,
                              "variant": TIERS[variant]["base_noise"][0], "levels": rows}
+    for p in PANELS:        # the panel's preset against the learning section the other panels use
+        if not p.preset:
+            continue
+        rows = []
+        for level in p.levels:
+            default = by_seed(pick(p.kind, level, "", ("epoch5k",), preset=""), lambda r: r["accuracy_after"])
+            ours = _point({"panels": panels}, p.kind, level, "")
+            rows.append({"level": level, "before": ours["before"], "section_after_epoch_5k": _stats(list(default.values())),
+                         "preset_after_epoch_5k": ours["after_epoch_5k"]})
+        diagnostics[f"{p.kind}_learning"] = {"kind": p.kind, "preset": p.preset, "levels": rows}
     high = {}
     for scope in ("current", "input"):
         high[scope] = []
@@ -481,7 +520,8 @@ def report(data: str) -> dict:
         "date": time.strftime("%Y-%m-%d"), "command": "python benchmarks/fig4.py run",
         "tiers": {k: {kk: v for kk, v in t.items() if kk in ("calibrate_epochs", "calib_samples")}
                   for k, t in TIERS.items()},
-        "learning": "the learning section vgg11.yaml ships (no --learn overrides)",
+        "learning": "the learning section vgg11.yaml ships; the bits panel's calibrated cells its learning preset "
+                    + ", ".join(f"{p.kind}: --learn preset={p.preset}" for p in PANELS if p.preset),
         "steps": steps, "cells_finished": len(cells), "cpu_hours_of_finished_cells": round(cpu_h, 2),
         **agg, "targets": check_targets(agg),
     }
@@ -519,11 +559,13 @@ def main() -> None:
             print(f"step {i} ({step.tier}): {step.why}: {done}/{total} cells finished", flush=True)
             if done == total:
                 continue
-            bar = LazyProgressBar(f"step {i} {step.tier}")
-            res = run_sweep(sweep_options(step, args.data), None if args.no_progress else
-                            (lambda d, t, cid: bar(1, t)), echo=print)
-            bar.close()
-            print(f"step {i}: {res.ran} cells run, {len(res.failures)} failed, {res.wall_s / 60:.1f} min", flush=True)
+            for folder, part, preset in step_parts(step):
+                bar = LazyProgressBar(f"step {i} {folder}")
+                res = run_sweep(sweep_options(part, args.data, folder, preset), None if args.no_progress else
+                                (lambda d, t, cid: bar(1, t)), echo=print)
+                bar.close()
+                print(f"step {i} {folder}: {res.ran} cells run, {len(res.failures)} failed, "
+                      f"{res.wall_s / 60:.1f} min", flush=True)
             report(args.data)
     res = report(args.data)
     print(f"wrote {RESULT.relative_to(ROOT)}" + (f", {FIGURE.relative_to(ROOT)}" if res["cells_finished"] else ""))

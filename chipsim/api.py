@@ -124,13 +124,12 @@ class DeployedChip:
 
     def _traces(self, opts) -> dict:
         """Traces per layer, recorded by running the same batches again with recording on (same results)."""
-        from chipsim.hostlink.encoders import Encoder
+        from chipsim.hostlink.encoders import make_encoder
         from chipsim.workflows.runner import encoder_key, load_inputs
 
         net = self.net
         data = load_inputs(net, opts.data or net.data, opts.split, opts.samples)
-        enc = Encoder(net.encoder.kind, net.time_steps, data.pixel_max, net.encoder.input_bits,
-                      net.encoder.max_rate, encoder_key(opts.seed))
+        enc = make_encoder(net, data.pixel_max, encoder_key(opts.seed))
         ids = np.arange(len(data))
         res = self.chip.run(enc.encode(data.images[ids], ids), opts.record, ids)
         out = {}

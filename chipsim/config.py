@@ -28,7 +28,10 @@ _REQUIRED = object()
 
 NEURON_MODELS = ("IF", "LIF")
 RESET_MODES = ("subtract", "zero")
-ENCODERS = ("rate", "if", "direct")
+ENCODERS = ("rate", "if", "direct", "events")
+EVENT_POLARITIES = ("split", "merged")
+EVENT_BINNINGS = ("time", "count")
+EVENT_VALUES = ("spike", "count")
 READOUTS = ("count", "potential")
 LAYER_TYPES = ("conv", "fc", "pool", "flatten")
 POOL_KINDS = ("avg", "or")
@@ -136,12 +139,26 @@ class NeuronConfig:
 
 
 @dataclass(frozen=True)
+class EventsConfig:
+    """The `events` encoder: address events -> T ticks of input (chipsim/hostlink/events/binning.py)."""
+
+    sensor: tuple[int, int]              #: (width, height) of the event camera
+    polarity: str = "split"              #: split: 2 input channels (0 = OFF, 1 = ON); merged: 1
+    window_ms: tuple[float, float] | None = None   #: (start after the first event, length); None: whole recording
+    binning: str = "time"                #: time: equal durations per tick; count: equal event counts
+    bin_value: str = "spike"             #: spike: a bin with events is one spike; count: its events, up to cap
+    cap: int = 1                         #: bin_value count: largest count sent (a multi-bit input)
+
+
+@dataclass(frozen=True)
 class EncoderConfig:
     """How the host turns a sample into input for the first layer."""
 
-    kind: str = "direct"         #: rate (seeded Bernoulli), if (integrate-and-fire), direct (multi-bit current)
+    kind: str = "direct"         #: rate (seeded Bernoulli), if (integrate-and-fire), direct (multi-bit current),
+                                 #: events (address events binned into ticks)
     input_bits: int = 8          #: width of one input value sent by the host for `direct`
     max_rate: float = 1.0        #: spike probability per tick of a full-scale pixel (rate encoder)
+    events: EventsConfig | None = None   #: kind events only
 
 
 @dataclass(frozen=True)
@@ -275,6 +292,11 @@ class NetConfig:
     data: str                          #: default dataset spec for this net
     weights: str | None                #: default weights file (relative to the YAML), or None
     classes: int
+    #: named learning sections, each the `learning:` section with some keys changed (`--learn preset=NAME`)
+    learning_presets: tuple[tuple[str, LearningConfig], ...] = ()
+
+    def learning_preset(self, name: str) -> LearningConfig | None:
+        return dict(self.learning_presets).get(name)
 
     @property
     def weighted_layers(self) -> tuple[LayerConfig, ...]:
@@ -286,7 +308,10 @@ class NetConfig:
         return tuple(layer for layer in self.layers if layer.type != "flatten")
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if d["encoder"]["events"] is None:      # frame nets: the dict they always had
+            del d["encoder"]["events"]
+        return d
 
 
 # --------------------------------------------------------------------------- parsing
@@ -312,8 +337,27 @@ def _parse_encoder(r: _Reader) -> EncoderConfig:
     kind = r.choice("kind", ENCODERS, "direct")
     input_bits = r.integer("input_bits", 1, 16, 8)
     max_rate = r.number("max_rate", 0.0, 1.0, 1.0)
+    events = _parse_events(r) if kind == "events" else None
     r.finish()
-    return EncoderConfig(kind, input_bits, max_rate)
+    return EncoderConfig(kind, input_bits, max_rate, events)
+
+
+def _parse_events(r: _Reader) -> EventsConfig:
+    sensor = r.get("sensor", lambda v: isinstance(v, list) and len(v) == 2 and all(_is_int(x) and 0 < x <= 65535
+                                                                               for x in v),
+                   "a list [width, height] of positive integers (the event camera's pixels)")
+    polarity = r.choice("polarity", EVENT_POLARITIES, "split")
+    window = r.get("window_ms", lambda v: v is None or (isinstance(v, list) and len(v) == 2
+                                                         and all(_is_number(x) for x in v)
+                                                         and v[0] >= 0 and v[1] > 0),
+                   "null (the whole recording) or [start, length] in ms, start >= 0, length > 0", None)
+    binning = r.choice("binning", EVENT_BINNINGS, "time")
+    value = r.choice("bin_value", EVENT_VALUES, "spike")
+    cap = r.integer("cap", 1, 65535, 1)
+    if value == "spike" and cap != 1:
+        r.fail(r.key_path("cap"), "1 (or omitted) with bin_value: spike; set bin_value: count for counts", cap)
+    return EventsConfig((sensor[0], sensor[1]), polarity, None if window is None else (float(window[0]),
+                        float(window[1])), binning, value, cap)
 
 
 def _parse_costs(r: _Reader) -> CostConfig:
@@ -482,18 +526,52 @@ def parse_net(data: Any, source: str = "<mapping>", base_dir: Path | None = None
     chip = _parse_chip(r.child("chip"), base_dir)
     weighted_names = tuple(layer.name for layer in layers if layer.weighted)
     learning = _parse_learning(r.child("learning"), weighted_names)
+    presets = _parse_learning_presets(r, weighted_names)
     data_spec = r.string("data", "digits")
     weights = r.get("weights", lambda v: v is None or isinstance(v, str), "a weights file path or null", None)
     classes = layers[-1].n_out
     r.finish()
     if time_steps >= (1 << chip.counter_bits):
         pass  # counters saturate and are counted: a legal (if odd) configuration
+    if encoder.events is not None:
+        _check_event_shape(source, encoder, input_shape)
     if encoder.kind == "direct" and encoder.input_bits > 16:
         raise ConfigError(f"{source}: encoder.input_bits: expected <= 16, got {encoder.input_bits}")
     if weights is not None and base_dir is not None and not Path(weights).is_absolute():
         weights = str((base_dir / weights).resolve())
     return NetConfig(name, source, input_shape, time_steps, encoder, neuron, layers, readout,
-                     chip, learning, data_spec, weights, classes)
+                     chip, learning, data_spec, weights, classes, presets)
+
+
+def _parse_learning_presets(r: _Reader, layer_names: tuple[str, ...]) -> tuple[tuple[str, LearningConfig], ...]:
+    """`learning_presets: {NAME: {KEY: VALUE, ...}}`: each the learning section with those keys replaced,
+    validated as a whole (errors name learning_presets.NAME.KEY)."""
+    raw = r.get("learning_presets", lambda v: isinstance(v, dict), "a mapping of preset names to learning keys", {})
+    section = r.data.get("learning") or {}
+    presets = []
+    for name, keys in raw.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            r.fail(r.key_path("learning_presets"), "preset names that are identifiers (letters, digits, _)", name)
+        if not isinstance(keys, dict):
+            r.fail(f"learning_presets.{name}", "a mapping of learning keys to values", keys)
+        merged = {**section, **keys}
+        presets.append((name, _parse_learning(_Reader(r.source, merged, f"learning_presets.{name}"), layer_names)))
+    return tuple(presets)
+
+
+def _check_event_shape(source: str, encoder: EncoderConfig, input_shape: tuple[int, int, int]) -> None:
+    ev = encoder.events
+    c, h, w = input_shape
+    channels = 2 if ev.polarity == "split" else 1
+    if c != channels:
+        raise ConfigError(f"{source}: input_shape: expected {channels} channel(s) for encoder.polarity "
+                          f"{ev.polarity!r}, got {c}")
+    if h > ev.sensor[1] or w > ev.sensor[0]:
+        raise ConfigError(f"{source}: input_shape: expected at most the {ev.sensor[0]} x {ev.sensor[1]} sensor "
+                          f"(encoder.sensor, width x height; downsampling only), got {w} x {h}")
+    if ev.bin_value == "count" and ev.cap > (1 << encoder.input_bits) - 1:
+        raise ConfigError(f"{source}: encoder.cap: {ev.cap} does not fit encoder.input_bits {encoder.input_bits}; "
+                          f"expected cap <= {(1 << encoder.input_bits) - 1}")
 
 
 def load_net(path: str | Path) -> NetConfig:

@@ -304,8 +304,22 @@ def load_dataset(
 
 
 
-def load_for_net(spec, split: str, limit: int | None, input_shape, net_name: str) -> Dataset:
-    """`load_dataset`, and a DatasetError unless the images have the net's input shape."""
+def load_for_net(spec, split: str, limit: int | None, input_shape, net_name: str, encoder=None):
+    """`load_dataset`, and a DatasetError unless the images have the net's input shape. With an `events`
+    encoder config (or event data) the event readers take over (chipsim/hostlink/events/)."""
+    from chipsim.hostlink.events.dataset import is_event_spec, load_events
+
+    events_net = encoder is not None and encoder.kind == "events"
+    if is_event_spec(spec):
+        if not events_net:
+            kind = encoder.kind if encoder is not None else "a frame encoder"
+            raise DatasetError(f"{spec}: event-camera recordings, but net '{net_name}' has encoder.kind {kind}; "
+                               f"expected a net with encoder.kind: events (e.g. --net digits-dvs)")
+        return load_events(spec, split, limit, sensor=encoder.events.sensor)
+    if events_net:
+        raise DatasetError(f"{spec}: not event-camera data, but net '{net_name}' has encoder.kind events; expected "
+                           f"'digits-dvs', an N-MNIST-style folder ROOT/<Train|Test>/<class>/*.bin, AEDAT or "
+                           f".npy/.npz recordings")
     data = load_dataset(spec, split, limit=limit)
     shape = tuple(data.images.shape[1:])
     if shape != tuple(input_shape):

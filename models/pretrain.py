@@ -1,4 +1,4 @@
-"""Pretraining: teacher ANN -> SNN (conversion or offline LTL) -> integer chip weights (HDF5).
+"""Pretraining: teacher ANN -> SNN (conversion, offline LTL or tandem) -> integer chip weights (HDF5).
 
     chipsim pretrain --net fashion --data fashion-mnist --epochs 15 --method offline-ltl --ltl-samples 20000
 
@@ -38,6 +38,12 @@ past the budget.
    ``--noise mismatch=S`` on the chip (an option, not the paper's recipe).
    ``--method convert`` skips this stage: threshold balancing with the same
    percentile (models/convert.py).
+   ``--method tandem`` trains the same float SNN with tandem learning
+   instead (models/tandem.py: the SNN's spike counts forward, the gradient of
+   the coupled ANN's clamped ReLU backward, cross-entropy on the output end to
+   end), with the same --ltl-* options, schedule and checkpoints;
+   ``--tandem-progressive`` switches the layers from ANN to SNN one at a time
+   (progressive tandem learning, in L + 1 equal phases of the training steps).
 3. **export**: per-layer symmetric quantization to the chip's weight bits;
    the file carries the float teacher (BatchNorm folded; at float16
    precision, or 8-bit codes per output channel for nets over 2 M parameters:
@@ -69,6 +75,7 @@ from chipsim import __version__
 from chipsim.config import NetConfig, load_net
 from chipsim.cli.progress import ProgressBar
 from chipsim.core.weights import stored_teacher
+from chipsim.hostlink.datasets import Dataset
 
 from .errors import PretrainError, _torch  # noqa: F401  (PretrainError: importable from here as before)
 from .state_dict import teacher_from_state_dict
@@ -77,7 +84,8 @@ CHECKPOINT = "checkpoint.pt"
 LOG = "log.jsonl"
 CHECK_SAMPLES = 200
 FLOAT_EVAL_SAMPLES = 2000
-METHODS = ("convert", "offline-ltl")
+METHODS = ("convert", "offline-ltl", "tandem")
+SNN_METHODS = ("offline-ltl", "tandem")   #: methods that train the float SNN (stage 2)
 
 
 @dataclass
@@ -86,7 +94,7 @@ class PretrainOptions:
     data: str | None = None               #: training data spec (train split trains, test split measures)
     out: Path | None = None               #: weights file (default ./NET.h5)
     epochs: int = 10                      #: teacher epochs
-    method: str = "convert"               #: convert | offline-ltl
+    method: str = "convert"               #: convert | offline-ltl | tandem (models/tandem.py)
     teacher_only: bool = False
     teacher: Path | None = None           #: start from this teacher state dict instead of training one
     ltl_epochs: int = 1
@@ -95,6 +103,7 @@ class PretrainOptions:
     ltl_lr: float = 2e-4
     ltl_batch_size: int = 32
     train_mismatch: float = 0.0           #: noise-aware offline LTL: weight/bias mismatch drawn per batch
+    tandem_progressive: bool = False      #: progressive tandem learning (layers switch from ANN to SNN in turn)
     batch_size: int = 128
     lr: float = 0.05
     weight_decay: float = 5e-4
@@ -117,6 +126,8 @@ class PretrainOptions:
         keep = ("net", "data", "epochs", "method", "teacher", "ltl_epochs", "ltl_samples", "ltl_init", "ltl_lr",
                 "ltl_batch_size", "train_mismatch", "batch_size", "lr", "weight_decay", "train_samples", "eval_samples",
                 "percentile", "augment", "batchnorm", "dropout", "seed")
+        if self.tandem_progressive:       # recorded only when on: files of the other methods stay as they were
+            keep = keep + ("tandem_progressive",)
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()
                 if k in keep}
 
@@ -182,13 +193,35 @@ def load_split(net: NetConfig, spec: str, split: str, limit: int | None, option:
     from chipsim.hostlink.datasets import DatasetError, load_for_net
 
     try:
-        data = load_for_net(spec, split, limit, net.input_shape, net.name)
+        data = load_for_net(spec, split, limit, net.input_shape, net.name, net.encoder)
     except DatasetError as exc:
         raise PretrainError(f"{option}: {exc}") from None
     if data.classes and len(data.classes) > net.classes:
         raise PretrainError(f"{option} {spec}: {len(data.classes)} classes, but net '{net.name}' has "
                             f"{net.classes} outputs")
+    if net.encoder.kind == "events":
+        return event_frames(net, data, option)
     return data
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class EventFrames(Dataset):
+    """Event recordings seen as the rate images the teacher trains on (frame = spikes per input over the T
+    ticks, pixel_max = T * cap), with the recordings themselves for the chip (`events`)."""
+
+    events: object = None
+
+
+def event_frames(net: NetConfig, data, option: str = "--data") -> "EventFrames":
+    from chipsim.hostlink.encoders import EventEncoder
+
+    enc = EventEncoder(net.encoder.events, net.time_steps, net.input_shape)
+    if enc.frame_max > 255:
+        raise PretrainError(f"{option}: {net.source}: time_steps x cap = {enc.frame_max}; pretraining an events "
+                            f"net expects at most 255 (its rate images are 8-bit)")
+    return EventFrames(name=data.name, split=data.split, images=enc.frames(data.images), labels=data.labels,
+                       classes=data.classes, source=data.source, pixel_max=enc.frame_max, note=data.note,
+                       events=data)
 
 
 def augment_batch(x, rng: np.random.Generator, pad: int, flip: bool):
@@ -273,13 +306,19 @@ def chip_accuracy(net: NetConfig, bundle, data, batch: int = 64, progress: bool 
                   label: str = "chip") -> tuple[float, np.ndarray]:
     """Noise-free accuracy of the integer weights on the simulated chip (direct, rate or if encoder)."""
     from chipsim.core.chip import Chip
-    from chipsim.hostlink.encoders import Encoder
+    from chipsim.hostlink.encoders import make_encoder
     from chipsim.workflows.runner import encoder_key
 
     chip = Chip(net, bundle, "<pretrain>")
+    events = getattr(data, "events", None)
+    if net.encoder.kind == "events":        # the chip reads the recordings, not the teacher's rate images
+        if events is None or len(events) != len(data):
+            raise PretrainError(f"net '{net.name}': chip accuracy of an events net needs its recordings")
+        source = events.images
+    else:
+        source = data.images
     try:
-        enc = Encoder(net.encoder.kind, net.time_steps, data.pixel_max, net.encoder.input_bits,
-                      net.encoder.max_rate, encoder_key(0))
+        enc = make_encoder(net, data.pixel_max, encoder_key(0))
     except ValueError as exc:     # the data's pixel depth does not fit the net's encoder
         raise PretrainError(f"--data {getattr(data, 'name', '') or ''}: pixels up to {data.pixel_max} for "
                             f"{net.source}: {exc}") from None
@@ -288,7 +327,7 @@ def chip_accuracy(net: NetConfig, bundle, data, batch: int = 64, progress: bool 
     try:
         for i in range(0, len(data), batch):
             ids = np.arange(i, min(len(data), i + batch))
-            preds[ids] = chip.run(enc.encode(data.images[ids], ids), sample_ids=ids).predictions
+            preds[ids] = chip.run(enc.encode(source[ids], ids), sample_ids=ids).predictions
             bar.update(len(ids))
     finally:
         bar.close()
@@ -297,9 +336,12 @@ def chip_accuracy(net: NetConfig, bundle, data, batch: int = 64, progress: bool 
 
 def check_spec(net: NetConfig, data_spec: str) -> str:
     """The data of the reload check: the net's default data where it has a test split, else the training data."""
-    from chipsim.hostlink.datasets import DatasetError, load_dataset
+    from chipsim.hostlink.datasets import DatasetError, load_dataset, load_for_net
 
     try:
+        if net.encoder.kind == "events":
+            load_for_net(net.data, "test", 1, net.input_shape, net.name, net.encoder)
+            return net.data
         d = load_dataset(net.data, "test", limit=1)
         if tuple(d.images.shape[1:]) == net.input_shape:
             return net.data
@@ -410,8 +452,13 @@ def ltl_losses(net: NetConfig, snn, teacher, x, y, norms: dict[str, float]) -> d
 def train_snn_epoch(snn, teacher, opt, train, epoch: int, opts: PretrainOptions, net: NetConfig,
                     norms: dict, bar: _Bar, start: dict | None = None,
                     mid: Callable[[dict], None] | None = None) -> dict:
-    """One offline-LTL epoch (from a mid-epoch checkpoint `start` if given); `mid` as in the teacher's."""
+    """One offline-LTL or tandem epoch (from a mid-epoch checkpoint `start` if given); `mid` as in the
+    teacher's."""
     torch = _torch()
+    if opts.method == "tandem":
+        from .tandem import progressive_layers, tandem_losses as loss_fn
+    else:
+        loss_fn = ltl_losses
     rng = np.random.default_rng(_epoch_seed(opts.seed, "snn", epoch))
     torch.manual_seed(_epoch_seed(opts.seed, "snn-torch", epoch))
     pad, flip = augment_settings(net, opts.augment)
@@ -435,7 +482,10 @@ def train_snn_epoch(snn, teacher, opt, train, epoch: int, opts: PretrainOptions,
         y = torch.as_tensor(train.labels[idx])
         for g in opt.param_groups:
             g["lr"] = lr_at(epoch * steps + j, total, opts.ltl_lr, min(steps, max(1, total // 20)))
-        losses = ltl_losses(net, snn, teacher, x, y, norms)
+        kw = {}
+        if opts.tandem_progressive:     # the phase follows the step: a resumed run is in the same phase
+            kw["snn_layers"] = progressive_layers(net, (epoch * steps + j) / total)
+        losses = loss_fn(net, snn, teacher, x, y, norms, **kw)
         opt.zero_grad(set_to_none=True)
         sum(losses.values()).backward()     # the graphs of the layers are disjoint: each gets its own loss
         opt.step()
@@ -520,6 +570,8 @@ def pretrain(opts: PretrainOptions) -> dict:
 
     if opts.method not in METHODS:
         raise PretrainError(f"--method: expected one of {', '.join(METHODS)}, got {opts.method!r}")
+    if opts.tandem_progressive and opts.method != "tandem":
+        raise PretrainError(f"--tandem-progressive: expected --method tandem, got --method {opts.method}")
     if opts.ltl_init not in ("convert", "random") and not Path(opts.ltl_init).is_file():
         raise PretrainError(f"--ltl-init: expected convert, random or a chipsim weights file, got {opts.ltl_init!r}")
     torch.set_num_threads(opts.threads)
@@ -577,7 +629,7 @@ def pretrain(opts: PretrainOptions) -> dict:
             except PretrainError as exc:
                 raise PretrainError(f"--teacher {exc}") from None
             t_opt = torch.optim.SGD(teacher.parameters(), lr=opts.lr)
-            state["stage"] = "snn" if opts.method == "offline-ltl" else "export"
+            state["stage"] = "snn" if opts.method in SNN_METHODS else "export"
             state["teacher_source"] = str(opts.teacher)
     else:
         if state.get("teacher_source"):
@@ -685,9 +737,10 @@ def pretrain(opts: PretrainOptions) -> dict:
         state["norms"] = y_norms(net, params, train, percentile)
     norms = state["norms"]
 
-    # ---- stage 2: offline LTL
+    # ---- stage 2: offline LTL or tandem learning
     float_acc = None
-    if opts.method == "offline-ltl":
+    stage_label = "tandem" if opts.method == "tandem" else "offline LTL"
+    if opts.method in SNN_METHODS:
         if state["stage"] == "snn" and state["epoch"] == 0 and not state.get("snn_initialised"):
             if opts.ltl_init == "convert":
                 load_snn_params(snn, balanced_params(net, params, norms))
@@ -709,7 +762,7 @@ def pretrain(opts: PretrainOptions) -> dict:
         while state["stage"] == "snn" and state["epoch"] < opts.ltl_epochs:
             e = state["epoch"]
             per_epoch = min(len(train), opts.ltl_samples or len(train))
-            bar = _Bar(opts.progress, per_epoch, f"offline LTL epoch {e + 1}/{opts.ltl_epochs}")
+            bar = _Bar(opts.progress, per_epoch, f"{stage_label} epoch {e + 1}/{opts.ltl_epochs}")
             t0, c0 = time.perf_counter(), time.process_time()
             start = resume_point("snn", e)
             before = (start["seconds"], start["cpu_seconds"]) if start else (0.0, 0.0)
@@ -727,19 +780,20 @@ def pretrain(opts: PretrainOptions) -> dict:
             record({"stage": "snn", "epoch": e + 1, **stats, "float_snn_accuracy_1k": f_acc, "seconds": round(dt, 1),
                     "cpu_seconds": round(dc, 1)})
             losses = ", ".join(f"{k} {v:.4f}" for k, v in stats["layer_losses"].items())
-            log(f"offline LTL epoch {e + 1}/{opts.ltl_epochs}: {losses}; float SNN {f_acc * 100:.2f}% (1k test), "
+            log(f"{stage_label} epoch {e + 1}/{opts.ltl_epochs}: {losses}; float SNN {f_acc * 100:.2f}% (1k test), "
                 f"{dt:.0f} s ({dc:.0f} s CPU)")
             if state["epoch"] >= opts.ltl_epochs:
                 state["stage"], state["epoch"] = "export", 0
             checkpoint()
             if out_of_time() and state["stage"] == "snn":
-                raise Stopped(f"stopped after offline LTL epoch {e + 1} (--max-minutes {opts.max_minutes}); "
+                raise Stopped(f"stopped after {stage_label} epoch {e + 1} (--max-minutes {opts.max_minutes}); "
                               f"continue with --resume")
         snn.eval()
         n_float = min(len(test), FLOAT_EVAL_SAMPLES)      # the dense float SNN is slow on CPU: a subset
         float_acc = snn_float_accuracy(snn, eval_subset(test, n_float))
         bundle = export_snn(net, snn_params(snn), train.pixel_max,
-                            {"init": opts.ltl_init, "percentile": percentile, "y_norm": norms})
+                            {"method": opts.method, "init": opts.ltl_init, "percentile": percentile,
+                             "y_norm": norms})
     else:
         calib = np.sort(np.random.default_rng(0).permutation(len(train))[:min(2000, len(train))])
         bundle = convert(net, params, train.images[calib], train.pixel_max, percentile,

@@ -58,7 +58,7 @@ def test_vgg11_matches_the_paper_code():
     (("chip",), {"weight_bits": 40}, "x.yaml: chip.weight_bits: expected an integer in [2, 16], got 40"),
     (("chip",), {"costs": {"energy_mac_pj": -1}}, "x.yaml: chip.costs.energy_mac_pj: expected a number >= 0.0, got -1"),
     (("chip",), {"tile_rowz": 4}, "x.yaml: chip.tile_rowz: unknown key"),
-    (("encoder",), {"kind": "poisson"}, "x.yaml: encoder.kind: expected one of 'rate', 'if', 'direct', got 'poisson'"),
+    (("encoder",), {"kind": "poisson"}, "x.yaml: encoder.kind: expected one of 'rate', 'if', 'direct', 'events', got 'poisson'"),
     (("learning",), {"layers": ["c9"]}, "x.yaml: learning.layers[0]: expected a weighted layer name (c1, f1), got 'c9'"),
     (("readout",), "vote", "x.yaml: readout: expected one of 'count', 'potential', got 'vote'"),
     (("learning",), {"layer_pulse": [0.1]}, "x.yaml: learning.layer_pulse: expected a mapping of layer name to pulse"),

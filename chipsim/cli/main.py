@@ -52,7 +52,13 @@ def _print_summary(summary: dict) -> None:
     cost = summary["cost"]
     click.echo(f"per sample: {cost['cycles_per_sample']:.3g} cycles, {cost['latency_us_per_sample']:.1f} us, "
                f"{cost['energy_uj_per_sample_total']:.3g} uJ; synops/MAC {summary['synops']['synops_per_mac']:.3f}; "
-               f"host link {summary['host_link']['bytes_in_per_sample']} B in per sample")
+               f"host link {round(summary['host_link']['bytes_in_per_sample'], 1)} B in per sample"
+               + (" (AER)" if "aer" in summary["host_link"] else ""))
+    if "input_events" in summary:
+        ev = summary["input_events"]
+        warned = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in (summary.get("input_warnings") or {}).items())
+        click.echo(f"input events: {ev['in_files']} in files, {ev['in_window']} in the window, {ev['delivered']} "
+                   f"delivered, {ev['merged']} merged by binning/downsampling" + (f"; warnings: {warned}" if warned else ""))
     noise = summary.get("noise") or {}
     if noise:
         click.echo(f"noise: {noise.get('requested')}")

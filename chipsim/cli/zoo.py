@@ -19,8 +19,10 @@ from chipsim.cli.errors import NONEMPTY, SEED, FiniteFloat, user_facing
               help="Training data (its train split trains, its test split measures): a CIFAR folder or archive, "
                    "'fashion-mnist', an IDX folder, a Tiny ImageNet folder, 'digits'. Default: the net's.")
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Teacher epochs.")
-@click.option("--method", type=click.Choice(["convert", "offline-ltl"]), default="convert", show_default=True,
-              help="Teacher -> SNN: threshold balancing, or offline LTL (paper Eq. 4-8).")
+@click.option("--method", type=click.Choice(["convert", "offline-ltl", "tandem"]), default="convert",
+              show_default=True,
+              help="Teacher -> SNN: threshold balancing, offline LTL (paper Eq. 4-8), or tandem learning "
+                   "(Wu et al. 2021; the --ltl-* options set its epochs, samples, start, rate and batch).")
 @click.option("--teacher-only", is_flag=True, help="Train only the teacher (state dict in OUT.pretrain/teacher.pt).")
 @click.option("--teacher", "teacher_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Skip teacher training: start from this PyTorch state dict (see import-torch).")
@@ -29,15 +31,18 @@ from chipsim.cli.errors import NONEMPTY, SEED, FiniteFloat, user_facing
 @click.option("--resume", is_flag=True, help="Continue the interrupted run of this --out from its checkpoint.")
 @click.option("--ltl-epochs", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--ltl-samples", type=click.IntRange(min=1), default=None,
-              help="Training samples per offline-LTL epoch (default: all).")
+              help="Training samples per offline-LTL / tandem epoch (default: all).")
 @click.option("--ltl-init", default="convert", show_default=True,
               help="SNN start: 'convert' (the threshold-balanced teacher), 'random' (the paper), or a chipsim "
                    "weights file to fine-tune.")
-@click.option("--ltl-lr", type=FiniteFloat(min=0, min_open=True), default=2e-4, show_default=True, help="Adam learning rate of offline LTL.")
+@click.option("--ltl-lr", type=FiniteFloat(min=0, min_open=True), default=2e-4, show_default=True, help="Adam learning rate of offline LTL / tandem.")
 @click.option("--ltl-batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--train-mismatch", type=FiniteFloat(0, 1), default=0.0, show_default=True,
               help="Noise-aware offline LTL: each batch runs through weights and biases x (1 + S xi), "
                    "as on a chip with device mismatch S.")
+@click.option("--tandem-progressive", is_flag=True,
+              help="With --method tandem: progressive tandem learning, the layers switch from ANN to SNN one at a "
+                   "time (L + 1 equal phases of the training steps).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True, help="Teacher batch size.")
 @click.option("--lr", type=FiniteFloat(min=0, min_open=True), default=0.05, show_default=True, help="Teacher peak learning rate (SGD, cosine).")
 @click.option("--weight-decay", type=FiniteFloat(min=0), default=5e-4, show_default=True)
@@ -60,7 +65,7 @@ from chipsim.cli.errors import NONEMPTY, SEED, FiniteFloat, user_facing
               help="Also checkpoint within an epoch this often (long epochs: a kill loses at most this).")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 def pretrain(net, data, epochs, method, teacher_only, teacher_file, out, resume, ltl_epochs, ltl_samples, ltl_init,
-             ltl_lr, ltl_batch_size, train_mismatch, batch_size, lr, weight_decay, train_samples, eval_samples,
+             ltl_lr, ltl_batch_size, train_mismatch, tandem_progressive, batch_size, lr, weight_decay, train_samples, eval_samples,
              percentile, augment, batchnorm, dropout, seed, threads, max_minutes, checkpoint_minutes, no_progress):
     """Train a teacher ANN from the net YAML, turn it into an SNN, export integer chip weights."""
     from chipsim.models.pretrain import PretrainError, PretrainOptions, Stopped, pretrain as run
@@ -68,6 +73,7 @@ def pretrain(net, data, epochs, method, teacher_only, teacher_file, out, resume,
     opts = PretrainOptions(net=net, data=data, out=out, epochs=epochs, method=method, teacher_only=teacher_only,
                            teacher=teacher_file, ltl_epochs=ltl_epochs, ltl_samples=ltl_samples, ltl_init=ltl_init,
                            ltl_lr=ltl_lr, ltl_batch_size=ltl_batch_size, train_mismatch=train_mismatch,
+                           tandem_progressive=tandem_progressive,
                            batch_size=batch_size, lr=lr,
                            weight_decay=weight_decay, train_samples=train_samples, eval_samples=eval_samples,
                            percentile=percentile, augment=augment, batchnorm=batchnorm, dropout=dropout, seed=seed,

@@ -89,6 +89,10 @@ class Chip:
     # ------------------------------------------------------------------ mapping
     def _build(self, bundle: WeightBundle, source: str) -> None:
         net, chip = self.net, self.chip
+        if net.encoder.events is not None and net.encoder.events.bin_value == "count":
+            raise DeployError(f"{net.source}: encoder.bin_value: the chip takes one-bit spikes or held multi-bit "
+                              f"values, not multi-bit values per tick; expected bin_value: spike (count bins "
+                              f"are available from the host encoder, chipsim.hostlink.encoders.EventEncoder)")
         if self.layers[0].type == "pool" and net.encoder.kind == "direct":
             raise DeployError(f"{net.source}: layers[0]: a pooling layer cannot take the direct encoder's "
                               f"multi-bit input; expected a conv or fc first layer, or encoder.kind rate/if")

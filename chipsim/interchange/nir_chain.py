@@ -37,17 +37,25 @@ def read_graph(path: str | Path):
     return graph
 
 
+#: parameters where infinity means something (snntorch writes a leak-free neuron as tau = r = inf);
+#: the neuron mapping checks them itself
+INFINITE_OK = frozenset({"tau", "tau_mem", "tau_syn", "r"})
+
+
 def check_finite(graph, path) -> None:
-    """A NaN or infinite parameter anywhere in the graph is refused by name: it would round to garbage
-    registers without a word."""
+    """A NaN parameter anywhere in the graph, or an infinite one outside INFINITE_OK, is refused by name:
+    it would round to garbage registers without a word."""
     import numpy as np
 
     for name, node in getattr(graph, "nodes", {}).items():
         for key, value in vars(node).items():
-            if isinstance(value, np.ndarray) and value.dtype.kind == "f" and not np.isfinite(value).all():
-                bad = int((~np.isfinite(value)).sum())
-                raise NIRImportError(f"{path}: node {name!r}: {key} has {bad} NaN or infinite value(s) of "
-                                     f"{value.size}; expected finite numbers")
+            if not (isinstance(value, np.ndarray) and value.dtype.kind == "f"):
+                continue
+            bad = np.isnan(value) if key in INFINITE_OK else ~np.isfinite(value)
+            if bad.any():
+                what = "NaN" if key in INFINITE_OK else "NaN or infinite"
+                raise NIRImportError(f"{path}: node {name!r}: {key} has {int(bad.sum())} {what} value(s) of "
+                                     f"{value.size}; expected {'numbers' if key in INFINITE_OK else 'finite numbers'}")
 
 
 def chain(graph, source: str) -> list[tuple[str, object]]:

@@ -62,13 +62,27 @@ def learning_config(net, overrides: tuple[str, ...]) -> LearningConfig:
     """The net's learning section with --learn KEY=VALUE overrides applied (validated like the YAML)."""
     import yaml
 
-    base = {k: v for k, v in dataclasses.asdict(net.learning).items()}
-    base["layers"] = list(base["layers"])
+    pairs = []
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep:
             raise RunError(f"--learn {item!r}: expected KEY=VALUE with a key of the learning section")
-        base[key.strip()] = yaml.safe_load(value)
+        pairs.append((key.strip(), value))
+    section = net.learning
+    presets = [v.strip() for k, v in pairs if k == "preset"]
+    if len(presets) > 1:
+        raise RunError(f"--learn preset: given {len(presets)} times ({', '.join(presets)}); expected one")
+    if presets:         # the named section first, then the other overrides on top of it
+        section = net.learning_preset(presets[0])
+        if section is None:
+            known = ", ".join(name for name, _ in net.learning_presets) or "none"
+            raise RunError(f"--learn preset={presets[0]}: net '{net.name}' ({net.source}) has no such learning "
+                           f"preset; expected one of its learning_presets ({known})")
+    base = {k: v for k, v in dataclasses.asdict(section).items()}
+    base["layers"] = list(base["layers"])
+    for key, value in pairs:
+        if key != "preset":
+            base[key] = yaml.safe_load(value)
     base["enabled"] = True
     weighted = tuple(layer.name for layer in net.weighted_layers)
     try:
@@ -164,10 +178,21 @@ def run_calibration(opts: CalibOptions) -> dict:
                        f"continue") from None
 
 
+def load_training_split(net, data_spec: str, limit: int | None):
+    """The calibration (train) split: frames, or recordings for an events net."""
+    from chipsim.hostlink.datasets import DatasetError, load_dataset, load_for_net
+
+    try:
+        if net.encoder.kind == "events":
+            return load_for_net(data_spec, "train", limit, net.input_shape, net.name, net.encoder)
+        return load_dataset(data_spec, "train", limit=limit)
+    except DatasetError as exc:
+        raise RunError(f"--data: calibration needs a training split: {exc}") from None
+
+
 def _run_calibration(opts: CalibOptions) -> dict:
     from chipsim.core.chipstate import restore_state
-    from chipsim.hostlink.datasets import DatasetError, load_dataset
-    from chipsim.hostlink.encoders import Encoder
+    from chipsim.hostlink.encoders import make_encoder
     from chipsim.hostlink.stream import BatchStream
     from chipsim.hostlink.teacher import TargetStore, TeacherTargets
     from chipsim.noise.seeding import generator
@@ -215,24 +240,23 @@ def _run_calibration(opts: CalibOptions) -> dict:
         raise RunError(str(exc)) from None
     data_spec = net.data if opts.data is None else opts.data
     test = load_inputs(net, data_spec, "test", opts.samples)
-    try:
-        train = load_dataset(data_spec, "train", limit=opts.calib_samples)
-    except DatasetError as exc:
-        raise RunError(f"--data: calibration needs a training split: {exc}") from None
+    train = load_training_split(net, data_spec, opts.calib_samples)
+    encoder = make_encoder(net, train.pixel_max, encoder_key(opts.seed))
+    # the teacher's input: the frames themselves, or for events the rate images the encoder's bins make
+    teacher_images, teacher_max = ((encoder.frames(train.images), encoder.frame_max) if net.encoder.kind == "events"
+                                   else (train.images, train.pixel_max))
     teacher_params, teacher_source = find_teacher(net, bundle, weights_source)
     t_norm = time.perf_counter()
     try:
-        teacher = TeacherTargets(net, teacher_params, setup, train.pixel_max, train.images)
+        teacher = TeacherTargets(net, teacher_params, setup, teacher_max, teacher_images)
     except ValueError as exc:
         raise RunError(f"--weights {weights_source}: {exc}") from None
     store = None
     if opts.target_cache is not None:
         try:
-            store = TargetStore(opts.target_cache, teacher, train.images, train.labels)
+            store = TargetStore(opts.target_cache, teacher, teacher_images, train.labels)
         except OSError as exc:
             raise RunError(str(exc)) from None
-    encoder = Encoder(net.encoder.kind, net.time_steps, train.pixel_max, net.encoder.input_bits,
-                      net.encoder.max_rate, encoder_key(opts.seed))
     bs = opts.batch_size
     n_train = len(train)
     n_batches = (n_train + bs - 1) // bs
@@ -274,9 +298,9 @@ def _run_calibration(opts: CalibOptions) -> dict:
         def make_batch(i: int, order=order, epoch=epoch):
             idx = order[i * bs:(i + 1) * bs]
             ids = TRAIN_ID_BASE + (epoch << 32) + idx
-            images, labels = train.images[idx], train.labels[idx]
-            targets = teacher.targets(images, labels) if store is None else store.targets(idx, images, labels)
-            return idx, ids, encoder.encode(images, ids), targets
+            timages, labels = teacher_images[idx], train.labels[idx]
+            targets = teacher.targets(timages, labels) if store is None else store.targets(idx, timages, labels)
+            return idx, ids, encoder.encode(train.images[idx], ids), targets
 
         stream = BatchStream(lambda j: make_batch(first + j), n_batches - first)
         t_learn = time.perf_counter()

@@ -118,7 +118,7 @@ def load_inputs(net: NetConfig, spec: str, split: str, samples: int | None):
                        f"net's own ({net.data})")
 
     try:
-        data = load_for_net(spec, split, samples, net.input_shape, net.name)
+        data = load_for_net(spec, split, samples, net.input_shape, net.name, net.encoder)
     except DatasetError as exc:
         raise RunError(f"--data: {exc}") from None
     if samples is not None and len(data) < samples:
@@ -128,6 +128,15 @@ def load_inputs(net: NetConfig, spec: str, split: str, samples: int | None):
                        f"is {net.encoder.input_bits}; expected data with pixels up to "
                        f"{(1 << net.encoder.input_bits) - 1} or input_bits >= {int(data.pixel_max).bit_length()}")
     return data
+
+
+def _host_link(link_in: dict, bytes_out_per_sample: int, stream: dict) -> dict:
+    """summary.json's host_link: bytes in (per sample, total; AER word counts for events), out, stream."""
+    out = {"bytes_in_per_sample": link_in["bytes_in_per_sample"], "bytes_out_per_sample": bytes_out_per_sample,
+           "bytes_in_total": link_in["bytes_in_total"]}
+    out.update({k: v for k, v in link_in.items() if k not in out})
+    out["stream"] = stream
+    return out
 
 
 def encoder_key(seed: int) -> int:
@@ -164,7 +173,7 @@ def prepare_out_dir(out: Path) -> Path:
 def run_inference(opts: RunOptions, deployed: tuple[Chip, dict] | None = None) -> RunOutcome:
     """Resolve, deploy and run `opts`; with `deployed` (a chip and its noise report, e.g. from the Python
     API, calibrated or not) run that chip as it is instead (opts.net, weights and noise are then ignored)."""
-    from chipsim.hostlink.encoders import Encoder
+    from chipsim.hostlink.encoders import make_encoder
     from chipsim.hostlink.stream import BatchStream
 
     if opts.batch_size < 1:
@@ -180,8 +189,7 @@ def run_inference(opts: RunOptions, deployed: tuple[Chip, dict] | None = None) -
         chip, noise_report = deploy(net, bundle, weights_source, opts.noise, opts.seed)
     else:
         chip, noise_report = deployed
-    encoder = Encoder(net.encoder.kind, net.time_steps, data.pixel_max, net.encoder.input_bits,
-                      net.encoder.max_rate, encoder_key(opts.seed))
+    encoder = make_encoder(net, data.pixel_max, encoder_key(opts.seed))
     n = len(data)
     bs = opts.batch_size
     n_batches = (n + bs - 1) // bs
@@ -258,12 +266,8 @@ def run_inference(opts: RunOptions, deployed: tuple[Chip, dict] | None = None) -
         "chip_s": round(chip_s, 3),
         "samples_per_s": n / chip_s if chip_s > 0 else None,
         "kernel_load_s": round(kernel_s, 3),
-        "host_link": {
-            "bytes_in_per_sample": encoder.host_bytes(chip.n_inputs),
-            "bytes_out_per_sample": net.classes * ((net.chip.counter_bits + 7) // 8),
-            "bytes_in_total": encoder.host_bytes(chip.n_inputs) * n,
-            "stream": stream.stats.to_dict(),
-        },
+        "host_link": _host_link(encoder.host_link(chip.n_inputs, n),
+                                net.classes * ((net.chip.counter_bits + 7) // 8), stream.stats.to_dict()),
         "layers": {name: {**totals[name], "neurons": chip.layers[li].n_out,
                           "spike_rate": totals[name]["spikes"] / max(1, n * net.time_steps * chip.layers[li].n_out),
                           "tiles": chip.tiles.get(name, 0),
@@ -273,6 +277,9 @@ def run_inference(opts: RunOptions, deployed: tuple[Chip, dict] | None = None) -
         "synops": synops_vs_mac(chip, totals, n),
         "neurobench": neurobench_metrics(chip, totals, activity, neuron_counts, n),
     }
+    if net.encoder.kind == "events":
+        summary["input_events"] = encoder.input_events()
+        summary["input_warnings"] = dict(getattr(data, "warnings", {}))
     outcome = RunOutcome(summary, preds, labels, per_tick, per_sample, out_dir)
     if out_dir is not None:
         outcome.files.append(writer.close({"predictions": preds, "labels": labels, "sample_ids": np.arange(n),
