@@ -434,3 +434,16 @@ def test_writes_per_cell_survive_a_resumed_calibration_and_reach_the_report(tmp_
     assert result.exit_code == 0, result.output
     assert "synapse rram-es: writes per cell mean" in result.output
     assert (tmp_path / "whole" / "writes_per_cell.png").is_file()
+
+
+def test_device_state_follows_registers_changed_without_it():
+    """A chip calibrated with the plain register write (its cell states untouched) and calibrated again
+    through a device: the device starts from the registers as they are, not from stale states."""
+    chip, setup = conv_setup(None, 1.0, noise=("mismatch.weights=0.1",))
+    learn(chip, setup)
+    w = chip.registers.weights.copy()
+    config = LearningConfig(enabled=True, warmup=2, p=0.9, target_bits=3, pulse=1.0)
+    again = setup_learning(chip, config, seed=4, synapse=SynapseModel(endurance=2**60))
+    cells = chip.synapse_cells
+    assert np.array_equal(cells.state.astype(np.int64) >> 16, w.astype(np.int64))
+    assert again.dparams[:, D.D_ON].any()

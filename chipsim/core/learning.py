@@ -96,6 +96,10 @@ def setup_learning(chip, config: LearningConfig, seed: int, synapse=None) -> Lea
         chip.synapse_cells = SynapseCells.of(chip.registers.weights)
     stuck = bool(chip.synapse_cells.frozen.any())
     dparams = device_params(chip, synapse, lparams[:, K.L_ON] != 0.0, force=stuck)
+    from chipsim.core.kernels.device import D_ON
+
+    if dparams[:, D_ON].any():      # the device path reads the state; registers may have moved without it
+        chip.synapse_cells.resync(chip)
     return LearningSetup(config, ordered, lparams, lkeys, slices, offset,
                          np.zeros(chip.registers.weights.size // 8 + 2, np.uint8), synapse, dparams,
                          device_keys(seed, L))

@@ -194,6 +194,28 @@ class SynapseCells:
     writes: np.ndarray      #: uint32, ticks in which the cell was written (over a run and its resumes)
     frozen: np.ndarray      #: uint8, 1: stuck (--noise stuck) or failed (endurance); writes do nothing
 
+    def resync(self, chip) -> int:
+        """Put the state of every cell whose weight register does not read it back (a cell the plain
+        register write or a noise model changed since) at its register value; returns how many."""
+        r = chip.registers
+        fixed = 0
+        for li, layer in enumerate(chip.layers):
+            if not layer.weighted:
+                continue
+            ws = chip.weight_slice(layer.name)
+            wstep, wmax = int(r.weight_step[li]), int(r.weight_max[li])
+            unit = wstep << D.FRAC_BITS
+            g = self.state[ws].astype(np.int64)
+            reads = np.clip(((g + (unit >> 1)) // unit) * wstep, -wmax, wmax)
+            w = r.weights[ws].astype(np.int64)
+            stale = reads != w
+            if stale.any():
+                part = self.state[ws]
+                part[stale] = (w[stale] << D.FRAC_BITS).astype(np.int32)
+                self.state[ws] = part
+                fixed += int(stale.sum())
+        return fixed
+
     @classmethod
     def of(cls, weights: np.ndarray) -> "SynapseCells":
         return cls(weights.astype(np.int32) << D.FRAC_BITS, np.zeros(weights.size, np.uint32),
