@@ -100,10 +100,11 @@ def run_variant(forward, chip, inputs, ids, learning=None, targets=None, counter
     if learn:
         tail = (targets, learning.lparams, learning.lkeys,
                 np.stack([r.weight_max, r.weight_step], axis=1).astype(np.int64), float(chip.write_noise[0]),
-                learning.written)
+                chip.learning_device(learning), learning.written)
     else:
         tail = (np.zeros((1, 1), np.uint16), np.zeros((1, K.N_LPARAMS)), np.zeros((1, 2), np.uint64),
-                np.zeros((1, 2), np.int64), 0.0, np.zeros(1, np.uint8))
+                np.zeros((1, 2), np.int64), 0.0, importlib.import_module("chipsim.core.chip")._NO_DEV,
+                np.zeros(1, np.uint8))
     if hasattr(forward, "run_samples"):         # one kernel for inference and learning, samples in sequence
         forward.run_samples(0, B, *head, learn, *tail)
     elif learn:                                  # older kernels

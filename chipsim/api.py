@@ -140,10 +140,11 @@ class DeployedChip:
 
     def calibrate(self, epochs: int = 1, data: str | None = None, calib_samples: int | None = None,
                   learn: Mapping[str, object] | None = None, samples: int | None = None, batch_size: int = 64,
-                  out: str | Path | None = None) -> Calibration:
+                  out: str | Path | None = None, synapse: str | None = None) -> Calibration:
         """On-chip online LTL from the deployed chip: `epochs` over the training split (`calib_samples` of it),
         with `learn` overriding the net's learning section ({"pulse": 2, "mode": "exact"}, ...). Afterwards
-        this chip holds the calibrated registers. `out`: keep the run folder there (default: a temporary one)."""
+        this chip holds the calibrated registers. `out`: keep the run folder there (default: a temporary one).
+        `synapse`: the learning cells' device, as `--synapse` (a models/synapses preset name or a YAML file)."""
         from chipsim.workflows.calibrate import CalibOptions, run_calibration
         from chipsim.core.chipstate import restore_state
 
@@ -154,7 +155,7 @@ class DeployedChip:
         items = tuple(f"{k}={v}" for k, v in (learn or {}).items())
         opts = CalibOptions(net=self.net_path, weights=self.weights, data=data, samples=samples,
                             batch_size=batch_size, seed=self.seed, noise=self.noise, out=folder, epochs=epochs,
-                            calib_samples=calib_samples, learn=items)
+                            calib_samples=calib_samples, learn=items, synapse=synapse)
         summary = run_calibration(opts)
         restore_state(self.chip, folder / "calibrated.h5")
         self.calibrated = folder / "calibrated.h5"

@@ -10,6 +10,9 @@
     --noise silence=0.1                   frozen mask: 10 % of each layer's neurons never spike
     --noise silence.scope=tick            ... or a fresh Bernoulli drop of each spike every tick
     --noise silence.unit=channel          ... or whole conv channels (frozen, chip scope)
+    --noise stuck=0.01                    1 % of the synapse cells frozen (at their trained value)
+    --noise stuck.value=low               ... stuck at -wmax (or high: +wmax, zero: 0, trained)
+    --noise drift=3600                    PCM conductance drift: the chip read an hour after programming
     --noise preset=dynapse                measured DYNAP-SE spreads (see PRESETS)
 
 Later items override earlier ones, so `preset=dynapse --noise thermal=0` works.
@@ -38,6 +41,9 @@ class NoiseSpec:
     silence: float = 0.0              #: fraction of neurons silenced
     silence_scope: str = "chip"       #: chip: frozen mask; tick: fresh drop of each spike every tick
     silence_unit: str = "neuron"      #: neuron: each (position, channel) alone; channel: whole conv channels (chip)
+    stuck: float = 0.0                #: fraction of synapse cells stuck (frozen per chip)
+    stuck_value: str = "trained"      #: trained | low | high | zero: where a stuck cell sits
+    drift: float = 0.0                #: seconds since programming (PCM drift G0 ((t + t0) / t0)^-nu)
 
     @property
     def is_ideal(self) -> bool:
@@ -62,10 +68,12 @@ PRESETS: dict[str, NoiseSpec] = {
 THERMAL_SCOPES = ("current", "input", "additive")
 QUANTIZERS = ("symmetric", "minmax")
 SILENCE_UNITS = ("neuron", "channel")
+STUCK_VALUES = ("trained", "low", "high", "zero")
 _MISMATCH_PARTS = ("weights", "bias", "threshold", "leak", "write")
 _ACCEPTED = ("mismatch=S, mismatch.{weights,bias,threshold,leak,write}=S (S in [0, 1]), bits=B (B in 2..16), bits.quantizer=symmetric|minmax, "
              "thermal=S (S in [0, 2]), thermal.scope=current|input|additive, silence=P (P in [0, 1)), silence.scope=chip|tick, "
-             "silence.unit=neuron|channel, "
+             "silence.unit=neuron|channel, stuck=P (P in [0, 1)), stuck.value=trained|low|high|zero, "
+             "drift=SECONDS (in [0, 1e10]), "
              f"preset={'|'.join(PRESETS)}")
 
 
@@ -122,6 +130,14 @@ def parse_noise(items: tuple[str, ...] | list[str]) -> NoiseSpec:
             if value not in SILENCE_UNITS:
                 raise NoiseSpecError(f"--noise {item}: expected {' or '.join(SILENCE_UNITS)}, got {value!r}")
             spec = dataclasses.replace(spec, silence_unit=value)
+        elif kind == "stuck" and not part:
+            spec = dataclasses.replace(spec, stuck=_number(item, value, 0.0, 1.0, hi_open=True))
+        elif kind == "stuck" and part == "value":
+            if value not in STUCK_VALUES:
+                raise NoiseSpecError(f"--noise {item}: expected {' or '.join(STUCK_VALUES)}, got {value!r}")
+            spec = dataclasses.replace(spec, stuck_value=value)
+        elif kind == "drift" and not part:
+            spec = dataclasses.replace(spec, drift=_number(item, value, 0.0, 1e10))
         else:
             raise NoiseSpecError(f"--noise {item}: unknown noise {key!r}; accepted: {_ACCEPTED}")
     if spec.silence_unit == "channel" and spec.silence_scope == "tick":

@@ -22,7 +22,7 @@ from tiny import bundle
 
 def tick_major_run_samples(start, stop, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc, noise_f,
                            noise_k, sample_ids, in_packed, in_direct, U, S, C, counters, rec_S, rec_U,
-                           learn, targets, lparams, lkeys, wlim, write_sigma, written):
+                           learn, targets, lparams, lkeys, wlim, write_sigma, dev, written):
     T, L, n_in = int(params[K.P_T]), desc.shape[0], int(params[K.P_N_IN])
     delay, direct = params[K.P_DELAY] != 0, params[K.P_DIRECT] != 0
     max_n, limit, warmup = int(params[K.P_MAX_N]), params[K.P_ACC_LIMIT], int(params[K.P_WARMUP])
@@ -59,7 +59,7 @@ def tick_major_run_samples(start, stop, desc, W, bias, theta, leak_a, enabled, p
                     learn_layer(li, desc, W, bias, theta, U[b], C[b], events, values, n_ev, multibit, targets[b],
                                 lparams[li], t + 1, params[K.P_TARGET_MAX], wlim[li, 0], wlim[li, 1],
                                 params[K.P_BIAS_MAX], write_sigma, lkeys[li, 0], lkeys[li, 1], sample_ids[b], t,
-                                pos_start, gsel, gerr, written, row)
+                                pos_start, gsel, gerr, written, row, dev)
             if params[K.P_RECORD] & 1:
                 rec_S[b, t, :] = S[b, :]
             if params[K.P_RECORD] & 2:

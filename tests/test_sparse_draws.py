@@ -47,7 +47,7 @@ def tick(chip, setup, gated, sign, events, values, multibit, sample_id, li=0):
     gerr = np.empty(n, np.float64)
     learn_layer(li, desc, W, bias, theta, U, C, events, values, len(events), multibit, targets, setup.lparams[li],
                 T, R, 127, 1, chip.chip.bias_max, 0.0, np.uint64(0), setup.lkeys[li, 1], sample_id, T - 1,
-                pos_start, gsel, gerr, setup.written, counters)
+                pos_start, gsel, gerr, setup.written, counters, chip.learning_device(setup))
     return W.astype(np.int64), bias.astype(np.int64), theta.astype(np.int64) - r.theta, counters
 
 

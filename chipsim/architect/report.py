@@ -26,7 +26,7 @@ from chipsim.architect.costs import ENERGY_PARTS, LayerGeometry, calibration_cos
 from chipsim.core.kernels import layout as K
 
 LEARN_KEYS = ("updates_ungated", "updates_boxcar_gated", "updates_sign_gated", "pulses", "cell_writes",
-              "weight_saturations", "bias_writes", "threshold_writes", "write_noise_draws")
+              "weight_saturations", "bias_writes", "threshold_writes", "write_noise_draws", "device_failures")
 PLOTS = ("counts_per_layer.png", "updates_gated.png", "energy_breakdown.png", "timeline.png")
 
 
@@ -180,6 +180,9 @@ def build_report(run: RunData) -> dict:
         "synops": synops_ratio(chip.costs, run.geo, totals, n),
         "neurobench": s.get("neurobench"),      # inference runs: from summary.json (chipsim/architect/neurobench.py)
         **_timing_and_area(run),
+        # calibration runs: the synapse device and the distribution of writes per cell (chipsim/core/synapse.py)
+        **({"synapse": s["synapse"].get("name"), "writes_per_cell": s["writes_per_cell"]}
+           if run.kind == "calibration" and "writes_per_cell" in s else {}),
     }
 
 
@@ -251,6 +254,10 @@ def format_table(rep: dict) -> str:
                          f"{L['updates_sign_gated']:>13}{L['pulses']:>12}{L['cell_writes']:>12}"
                          f"{L['weight_saturations']:>8}{L['bias_writes']:>9}{L['boxcar_fraction'] * 100:>7.2f}"
                          f"{L['sign_fraction'] * 100:>7.2f}")
+    wpc = (rep.get("writes_per_cell") or {}).get("all", {})
+    if wpc.get("cells"):
+        lines.append(f"synapse {rep.get('synapse')}: writes per cell mean {wpc['mean']:.3g}, p99 {wpc['p99']:.4g}, "
+                     f"max {wpc['max']} ({wpc['written_fraction'] * 100:.1f}% of {wpc['cells']} cells written)")
     cost, syn = rep["cost"], rep["synops"]
     lines.append("")
     lines.append(f"per {rep['per']}: {cost['cycles_per_sample']:.4g} cycles, latency {cost['latency_us_per_sample']:.4g} us,"
@@ -351,6 +358,19 @@ def write_plots(rep: dict, out_dir: str | Path) -> list[Path]:
         ax.set_ylabel(f"updates per {rep['per']}")
         ax.set_title(f"{title}: gated vs ungated weight updates")
         written.append(_save(fig, out_dir / "updates_gated.png", plt))
+
+    wpc = (rep.get("writes_per_cell") or {}).get("all", {})
+    if wpc.get("cells"):
+        fig, ax = plt.subplots(figsize=(6.5, 4))
+        edges, counts = wpc["hist_edges"], wpc["hist_counts"]
+        ax.bar(range(len(counts)), counts, width=0.9)
+        ax.set_xticks(range(len(counts)), [str(e) for e in edges[:len(counts)]], rotation=60, fontsize=7)
+        ax.set_yscale("log")
+        ax.set_xlabel("writes per cell (bin start)")
+        ax.set_ylabel("cells")
+        ax.set_title(f"{title}: writes per cell ({rep.get('synapse')}): mean {wpc['mean']:.3g}, "
+                     f"p99 {wpc['p99']:.4g}, max {wpc['max']}", fontsize=9)
+        written.append(_save(fig, out_dir / "writes_per_cell.png", plt))
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [3, 2]})
     layer_e = {nm: rep["cost"]["layers"][nm]["energy_pj"] for nm in names}

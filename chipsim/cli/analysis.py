@@ -105,6 +105,8 @@ def report(run_dir, as_json, no_plots, chip):
 @click.option("--calib-samples", type=click.IntRange(min=1), default=None, help="Training samples per calibration.")
 @click.option("--samples", type=click.IntRange(min=1), default=None, help="Test samples per cell.")
 @click.option("--learn", multiple=True, help="Override the net's learning section: KEY=VALUE; repeatable.")
+@click.option("--synapse", default=None, help="Synapse device of every calibration cell: a preset NAME in "
+                                              "models/synapses or a YAML FILE (default: linear).")
 @click.option("--weights", default=None, help="Weights for every cell (default: the net's bundled weights).")
 @click.option("--data", default=None, help="Dataset for every cell (default: the net's).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
@@ -128,7 +130,7 @@ def report(run_dir, as_json, no_plots, chip):
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def sweep(nets, axes, base_noise, seeds, first_seed, checkpoint_every, target_cache, calibrate_epochs, calib_samples,
           samples, learn, weights, data, batch_size, chip, out, workers, scheduler, threads_per_cell, no_progress,
-          chip_params):
+          chip_params, synapse):
     """Run a noise grid (net x noise level x seed) on Dask; write sweep.csv and a Figure-4 plot into OUT.
     With --chip-param: a design-space grid over chip parameters (and the --noise levels), sweep.csv and a
     Pareto plot of latency, energy and area (chipsim/workflows/chip_sweep.py)."""
@@ -151,7 +153,8 @@ def sweep(nets, axes, base_noise, seeds, first_seed, checkpoint_every, target_ca
             raise click.BadParameter(f"expected at most {numba.config.NUMBA_NUM_THREADS} (cores available), got "
                                      f"{threads_per_cell}", param_hint="--threads-per-cell")
     for flag, value in (("--learn", learn or None), ("--calib-samples", calib_samples),
-                        ("--checkpoint-every", checkpoint_every), ("--target-cache", target_cache)):
+                        ("--checkpoint-every", checkpoint_every), ("--target-cache", target_cache),
+                        ("--synapse", synapse)):
         if value is not None and calibrate_epochs is None:      # refused, not silently ignored
             raise click.UsageError(f"{flag} applies to calibration: expected --calibrate-epochs N with it")
     if first_seed + seeds - 1 > SEED.max:
@@ -164,6 +167,7 @@ def sweep(nets, axes, base_noise, seeds, first_seed, checkpoint_every, target_ca
                             target_cache=str(target_cache) if target_cache else None, base_noise=tuple(base_noise),
                             calibrate_epochs=calibrate_epochs, samples=samples, calib_samples=calib_samples,
                             learn=tuple(learn), weights=weights, data=data, batch_size=batch_size, chip=chip,
+                            synapse=synapse,
                             workers=workers, scheduler=scheduler, threads_per_cell=threads_per_cell)
         total = len(expand(opts))
     except SweepError as exc:

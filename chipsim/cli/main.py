@@ -85,7 +85,7 @@ def main() -> None:
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of every random draw of the run.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Numba threads (default: all cores).")
-@click.option("--noise", multiple=True, help="Non-ideality, repeatable: mismatch=0.2, bits=4, thermal=0.05, thermal.scope=current|input|additive, silence=0.1, silence.scope=chip|tick, preset=NAME.")
+@click.option("--noise", multiple=True, help="Non-ideality, repeatable: mismatch=0.2, bits=4, thermal=0.05, thermal.scope=current|input|additive, silence=0.1, silence.scope=chip|tick, stuck=0.01, stuck.value=trained|low|high|zero, drift=SECONDS, preset=NAME.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Output folder (default runs/NET-TIME).")
 @click.option("--record", default=None, help="Record traces: spikes, membrane (comma-separated).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
@@ -106,8 +106,12 @@ def main() -> None:
                    "OUT/timeline.json, OUT/timing_counts.npz for re-pricing).")
 @click.option("--timeline-sample", type=click.IntRange(min=0), default=0, show_default=True,
               help="With --timing: the sample whose schedule goes to timeline.json (Chrome trace).")
+@click.option("--synapse", default=None,
+              help="Synapse device of the learning circuit: a preset NAME in models/synapses (linear, rram-es, rram-sb, "
+                   "ecram, capacitor, pcm, ...) or a YAML FILE. Default: linear (the plain register write).")
 def run(net, weights, data, split, samples, batch_size, seed, threads, noise, out, record, no_progress, as_json,
-        calibrate_epochs, calib_samples, checkpoint_every, resume, learn, target_cache, chip, timing, timeline_sample):
+        calibrate_epochs, calib_samples, checkpoint_every, resume, learn, target_cache, chip, timing, timeline_sample,
+        synapse):
     """Deploy a net on the simulated chip and run inference on a dataset split (or calibrate it)."""
     from chipsim.workflows.runner import RunError, RunOptions, run_inference
 
@@ -135,10 +139,11 @@ def run(net, weights, data, split, samples, batch_size, seed, threads, noise, ou
         numba.set_num_threads(threads)
     if calibrate_epochs is not None or resume is not None:
         _calibrate(net, weights, data, samples, batch_size, seed, noise, out, calibrate_epochs or 1, calib_samples,
-                   checkpoint_every, resume, learn, no_progress, as_json, target_cache, timing)
+                   checkpoint_every, resume, learn, no_progress, as_json, target_cache, timing, synapse)
         return
     for flag, value in (("--target-cache", target_cache), ("--calib-samples", calib_samples),
-                        ("--checkpoint-every", checkpoint_every), ("--learn", learn or None)):
+                        ("--checkpoint-every", checkpoint_every), ("--learn", learn or None),
+                        ("--synapse", synapse)):
         if value is not None:       # refused, not silently ignored
             raise click.UsageError(f"{flag} applies to calibration: expected --calibrate-epochs N (or --resume DIR) "
                                    f"with it")
@@ -160,7 +165,7 @@ def run(net, weights, data, split, samples, batch_size, seed, threads, noise, ou
 
 
 def _calibrate(net, weights, data, samples, batch_size, seed, noise, out, epochs, calib_samples, checkpoint_every,
-               resume, learn, no_progress, as_json, target_cache=None, timing=False):
+               resume, learn, no_progress, as_json, target_cache=None, timing=False, synapse=None):
     import json
 
     from chipsim.workflows.calibrate import CalibOptions, run_calibration
@@ -169,7 +174,7 @@ def _calibrate(net, weights, data, samples, batch_size, seed, noise, out, epochs
     opts = CalibOptions(net=net, weights=weights, data=data, samples=samples, batch_size=batch_size, seed=seed,
                         noise=tuple(noise), out=out or (None if resume else _default_out(net)), epochs=epochs,
                         calib_samples=calib_samples, checkpoint_every=checkpoint_every, resume=resume,
-                        learn=tuple(learn), target_cache=target_cache, timing=timing)
+                        learn=tuple(learn), target_cache=target_cache, timing=timing, synapse=synapse)
     bar = LazyProgressBar("calibrating")
     if not no_progress and not as_json:
         opts.on_batch = bar
@@ -191,6 +196,10 @@ def _calibrate(net, weights, data, samples, batch_size, seed, noise, out, epochs
     if timing_info:
         click.echo(f"timing: {timing_info['cycles_per_sample']['mean']:.4g} cycles per calibration sample, "
                    f"{timing_info['latency_us_per_sample']:.1f} us, bound by {timing_info['bound']}")
+    wpc = summary.get("writes_per_cell", {}).get("all", {})
+    if wpc.get("cells"):
+        click.echo(f"synapse {summary['synapse']['name']}: writes per cell mean {wpc['mean']:.2f}, p99 {wpc['p99']:.0f}, "
+                   f"max {wpc['max']}")
     click.echo(f"calibrated weights: {summary['calibrated_weights']} (use with --weights)")
 
 

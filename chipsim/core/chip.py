@@ -17,6 +17,7 @@ import numba
 import numpy as np
 
 from chipsim.config import NetConfig
+from chipsim.core.kernels import device as _D
 from chipsim.core.kernels import layout as K
 from chipsim.core.kernels.forward import run_samples
 from chipsim.core.learning import LearningSetup
@@ -183,6 +184,8 @@ class Chip:
         self.pipeline_fill = L if chip.delay else 0
         #: write noise of on-chip learning: (relative spread, 64-bit key per layer); set by noise.mismatch
         self.write_noise = (0.0, np.zeros(L, np.uint64))
+        #: per-cell device arrays beside the weight register (chipsim/core/synapse.py); made by learning or noise
+        self.synapse_cells = None
         #: learning on several threads: one layer pipeline per thread count (it keeps its measured layer costs)
         self._pipelines: dict[int, LayerPipeline] = {}
 
@@ -276,6 +279,15 @@ class Chip:
         """16-bit accumulator lanes when eight summed rows fit them (exact: see kernels/crossbar.py)."""
         return np.int16 if 8 * largest <= np.iinfo(np.int16).max else np.int32
 
+    def learning_device(self, learning: "LearningSetup") -> tuple:
+        """The kernels' `dev` tuple of a learning run: (dparams, dkeys, state, writes, frozen)."""
+        cells = self.synapse_cells
+        if cells is None or cells.writes.shape != self.registers.weights.shape:
+            from chipsim.core.synapse import SynapseCells
+
+            cells = self.synapse_cells = SynapseCells.of(self.registers.weights)
+        return (learning.dparams, learning.dkeys, cells.state, cells.writes, cells.frozen)
+
     # ------------------------------------------------------------------ running
     def warm_up(self, record: tuple[str, ...] = ()) -> float:
         """Compile (or load from Numba's cache) the inference kernel for this chip's register types by
@@ -355,8 +367,9 @@ class Chip:
             args[6] = self.params(rec, learning, largest)
             args[8] = np.zeros(1, self.acc_dtype(largest))
             wlim = np.stack([r.weight_max, r.weight_step], axis=1).astype(np.int64)
+            dev = self.learning_device(learning)
             tail = [True, np.ascontiguousarray(targets, np.uint16), learning.lparams, learning.lkeys, wlim,
-                    float(self.write_noise[0]), learning.written]
+                    float(self.write_noise[0]), dev, learning.written]
             threads = min(numba.get_num_threads(), len(self.layers))
             if threads <= 1 or B == 1:
                 run_samples(0, B, *args, *tail)
@@ -376,6 +389,8 @@ _NO_LPARAMS = np.zeros((1, K.N_LPARAMS), np.float64)
 _NO_KEYS = np.zeros((1, 2), np.uint64)
 _NO_WLIM = np.zeros((1, 2), np.int64)
 _NO_WRITTEN = np.zeros(1, np.uint8)
+_NO_DEV = (np.zeros((1, _D.N_DPARAMS), np.float64), np.zeros((1, 2), np.uint64), np.zeros(1, np.int32),
+           np.zeros(1, np.uint32), np.zeros(1, np.uint8))
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 
 
@@ -385,7 +400,7 @@ def _run_parallel(args: list, batch: int) -> None:
     The kernel releases the GIL and each sample writes only its own rows, so
     this is parallel and the result is the same for any thread count."""
     threads = min(numba.get_num_threads(), batch)
-    tail = (False, _NO_TARGETS, _NO_LPARAMS, _NO_KEYS, _NO_WLIM, 0.0, _NO_WRITTEN)
+    tail = (False, _NO_TARGETS, _NO_LPARAMS, _NO_KEYS, _NO_WLIM, 0.0, _NO_DEV, _NO_WRITTEN)
     if threads <= 1:
         run_samples(0, batch, *args, *tail)
         return

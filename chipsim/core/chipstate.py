@@ -43,10 +43,14 @@ def write_state(f: h5py.File, chip, attrs: dict) -> None:
     g.create_dataset("scales", data=np.array([chip.scales.get(n, np.nan) for n in chip.layer_names]))
 
 
-def save_state(path: str | Path, chip, attrs: dict, extra: dict[str, np.ndarray] | None = None) -> None:
+def save_state(path: str | Path, chip, attrs: dict, extra: dict[str, np.ndarray] | None = None,
+               cells=None) -> None:
+    """`cells`: the chip's SynapseCells (chipsim/core/synapse.py), saved beside the registers."""
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             write_state(f, chip, attrs)
+            if cells is not None:
+                cells.save(f)
             for key, value in (extra or {}).items():
                 f.create_dataset(key, data=value)
 

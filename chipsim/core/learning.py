@@ -36,9 +36,15 @@ class LearningSetup:
     target_slices: dict[str, slice]  #: each learning layer's part of a target row
     n_targets: int
     written: np.ndarray              #: bitmap, one bit per crossbar cell
+    synapse: object = None           #: the SynapseModel of the cells (chipsim/core/synapse.py)
+    dparams: np.ndarray | None = None  #: (L, N_DPARAMS) device parameters per layer (kernels/device.py)
+    dkeys: np.ndarray | None = None    #: (L, 2) uint64: d2d and c2c keys per layer
 
 
-def setup_learning(chip, config: LearningConfig, seed: int) -> LearningSetup:
+def setup_learning(chip, config: LearningConfig, seed: int, synapse=None) -> LearningSetup:
+    """`synapse`: a SynapseModel (default: the linear register write); the chip's per-cell arrays
+    (`chip.synapse_cells`: state, writes per cell, frozen mask) are created here if no noise model
+    made them yet."""
     from chipsim.noise.seeding import key64
 
     net = chip.net
@@ -83,5 +89,17 @@ def setup_learning(chip, config: LearningConfig, seed: int) -> LearningSetup:
     if offset == 0:
         raise LearningError(f"{net.source}: learning.layers: no layer would learn")
     ordered = tuple(layer.name for layer in chip.layers if layer.name in names)
+    from chipsim.core.synapse import SynapseCells, SynapseModel, device_keys, device_params
+
+    synapse = synapse or SynapseModel()
+    if chip.synapse_cells is None:
+        chip.synapse_cells = SynapseCells.of(chip.registers.weights)
+    stuck = bool(chip.synapse_cells.frozen.any())
+    dparams = device_params(chip, synapse, lparams[:, K.L_ON] != 0.0, force=stuck)
+    from chipsim.core.kernels.device import D_ON
+
+    if dparams[:, D_ON].any():      # the device path reads the state; registers may have moved without it
+        chip.synapse_cells.resync(chip)
     return LearningSetup(config, ordered, lparams, lkeys, slices, offset,
-                         np.zeros(chip.registers.weights.size // 8 + 2, np.uint8))
+                         np.zeros(chip.registers.weights.size // 8 + 2, np.uint8), synapse, dparams,
+                         device_keys(seed, L))

@@ -78,7 +78,7 @@ class LayerPipeline:
 
     def run(self, args: list, tail: list, batch: int, T: int, max_n: int) -> None:
         """`args`: run_samples' arguments after (start, stop); `tail`: its learning arguments
-        (learn, targets, lparams, lkeys, wlim, write_sigma, written)."""
+        (learn, targets, lparams, lkeys, wlim, write_sigma, dev, written)."""
         desc, enabled = args[0], args[5]
         disabled = disabled_counts(desc, enabled)
         first = 0

@@ -31,13 +31,14 @@ from chipsim.config import ConfigError, LearningConfig, _parse_learning, _Reader
 from chipsim.architect.counters import layer_totals
 from chipsim.core.kernels import layout as K
 from chipsim.core.learning import LearningError, setup_learning
+from chipsim.core.synapse import resolve_synapse, restore_cells, writes_summary
 from chipsim.workflows.runner import RunError, RunOptions, check_out_dir, deploy, encoder_key, load_inputs, prepare_out_dir, \
     resolve_net_option, resolve_weights
 
 TRAIN_ID_BASE = 1 << 48     #: training sample ids never collide with test sample ids (0..N-1)
 CHECKPOINT = "checkpoint.h5"
 LEARN_COUNTERS = ("updates_ungated", "updates_boxcar_gated", "updates_sign_gated", "pulses", "cell_writes",
-                  "weight_saturations", "write_noise_draws", "bias_writes", "threshold_writes")
+                  "weight_saturations", "write_noise_draws", "bias_writes", "threshold_writes", "device_failures")
 
 
 @dataclass
@@ -48,6 +49,7 @@ class CalibOptions(RunOptions):
     resume: Path | None = None
     learn: tuple[str, ...] = ()              #: overrides of the net's learning section, KEY=VALUE
     target_cache: Path | None = None         #: folder keeping teacher targets across runs (TargetStore)
+    synapse: str | None = None               #: synapse device preset NAME or FILE (None: the linear register)
     stop_after_batches: int | None = None    #: test hook: simulate a kill after this many training batches
     on_batch: Callable[[int, int], None] | None = field(default=None, repr=False)
 
@@ -132,10 +134,13 @@ def evaluate(chip, encoder, data, batch_size: int, progress=None) -> tuple[float
 
 def _options_dict(opts: CalibOptions) -> dict:
     keep = ("net", "weights", "data", "samples", "batch_size", "seed", "noise", "epochs", "calib_samples",
-            "checkpoint_every", "learn")
+            "checkpoint_every", "learn", "synapse")
     # getattr, not dataclasses.asdict: asdict deep-copies every field, on_batch too (the CLI's progress
     # bar holds an open stream and cannot be copied)
-    return {k: (list(v) if isinstance(v, tuple) else v) for k in keep for v in (getattr(opts, k),)}
+    out = {k: (list(v) if isinstance(v, tuple) else v) for k in keep for v in (getattr(opts, k),)}
+    if out["synapse"] is None:      # checkpoints from before --synapse compare equal
+        del out["synapse"]
+    return out
 
 
 def _load_checkpoint(run_dir: Path) -> dict:
@@ -223,10 +228,14 @@ def _run_calibration(opts: CalibOptions) -> dict:
         raise RunError(f"--calibrate-epochs: expected an integer >= 1, got {opts.epochs}")
     net = resolve_net_option(opts.net)
     cfg = learning_config(net, opts.learn)
+    try:
+        synapse = resolve_synapse(opts.synapse)
+    except ConfigError as exc:
+        raise RunError(str(exc)) from None
     bundle, weights_source = resolve_weights(net, opts.weights, opts.seed)
     chip, noise_report = deploy(net, bundle, weights_source, opts.noise, opts.seed)
     try:
-        setup = setup_learning(chip, cfg, opts.seed)
+        setup = setup_learning(chip, cfg, opts.seed, synapse)
     except LearningError as exc:
         raise RunError(str(exc)) from None
     data_spec = net.data if opts.data is None else opts.data
@@ -263,6 +272,7 @@ def _run_calibration(opts: CalibOptions) -> dict:
         start_epoch, start_batch = 0, 0
     else:
         restore_state(chip, resumed["path"])
+        restore_cells(chip, resumed["path"])
         history = resumed["history"]
         learn_counters = resumed["counters"]
         start_epoch, start_batch = resumed["epoch"], resumed["batch"]
@@ -274,6 +284,7 @@ def _run_calibration(opts: CalibOptions) -> dict:
         with atomic_path(path) as tmp:
             with h5py.File(tmp, "w") as f:
                 write_state(f, chip, {"noise": noise_report})
+                chip.synapse_cells.save(f)
                 f.attrs["options"] = json.dumps(_options_dict(opts), default=str)
                 f.attrs["epoch"], f.attrs["batch"] = epoch, batch
                 f.attrs["history"] = json.dumps(history)
@@ -337,6 +348,8 @@ def _run_calibration(opts: CalibOptions) -> dict:
         "accuracy_per_epoch": history["accuracy_per_epoch"],
         "host_stream": history["stream"],
         "learning_layers": per_layer,
+        "synapse": synapse.to_dict(),
+        "writes_per_cell": writes_summary(chip.synapse_cells.writes, chip, setup.layers),
         "resumed": resumed is not None,
         "wall_s": round(time.perf_counter() - t0, 2),
         "teacher_norm_s": round(teacher_norm_s, 2),
@@ -349,12 +362,14 @@ def _run_calibration(opts: CalibOptions) -> dict:
     }
     timed = _calibration_timing(chip, net, cfg, setup, encoder, summary, timing_parts, bs) if timing_parts else None
     save_state(out_dir / "calibrated.h5", chip, {"noise": noise_report, "options": _options_dict(opts),
-                                                 "accuracy_after": summary["accuracy_after"]})
+                                                 "accuracy_after": summary["accuracy_after"]},
+               cells=chip.synapse_cells)
     from chipsim.io.atomic import atomic_path, write_json
 
     with atomic_path(out_dir / "run.h5") as tmp:
         with h5py.File(tmp, "w") as f:
             write_state(f, chip, {"summary": summary, "net_config": net.to_dict()})
+            chip.synapse_cells.save(f)
             f.create_dataset("learn_counters", data=learn_counters)
             f.attrs["counter_names"] = json.dumps(K.COUNTER_NAMES)
             f.attrs["layer_names"] = json.dumps(chip.layer_names)

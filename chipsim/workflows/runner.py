@@ -14,6 +14,7 @@ import numpy as np
 from chipsim import __version__
 from chipsim.core.chip import Chip
 from chipsim.core.chipstate import blank_bundle, is_chip_state, restore_state
+from chipsim.core.synapse import restore_cells
 from chipsim.config import NetConfig, load_net
 from chipsim.architect.counters import cost_estimate, layer_totals, synops_vs_mac
 from chipsim.core.kernels.layout import N_COUNTERS
@@ -99,6 +100,7 @@ def deploy(net: NetConfig, bundle: WeightBundle | None, weights_source: str, noi
         chip = Chip(net, blank_bundle(net), weights_source)
         try:
             restore_state(chip, weights_source)
+            restore_cells(chip, weights_source)
         except ValueError as exc:
             raise RunError(f"--weights: {exc}") from None
     else:

@@ -74,7 +74,7 @@ LEARN_TOTALS = ("updates_ungated", "updates_boxcar_gated", "updates_sign_gated",
 #: options that change what a cell computes: a sweep folder keeps them fixed
 ROW_FILE = "row.json"
 RUN_OPTIONS = ("calibrate_epochs", "samples", "calib_samples", "learn", "weights", "data", "batch_size", "chip",
-               "base_noise")
+               "base_noise", "synapse")
 
 
 class SweepError(ValueError):
@@ -111,6 +111,7 @@ class SweepOptions:
     samples: int | None = None
     calib_samples: int | None = None
     learn: tuple[str, ...] = ()
+    synapse: str | None = None                        #: calibration cells: synapse device preset NAME or FILE
     base_noise: tuple[str, ...] = ()                  #: --noise items every cell gets before its own
     weights: str | None = None
     data: str | None = None
@@ -221,7 +222,8 @@ def _run_cell(task: dict, cell: Cell, cell_dir: Path) -> dict:
             return run_calibration(CalibOptions(**common, resume=cell_dir))
         return run_calibration(CalibOptions(**common, out=cell_dir, epochs=task["calibrate_epochs"],
                                             checkpoint_every=task.get("checkpoint_every"),
-                                            calib_samples=task["calib_samples"], learn=tuple(task["learn"])))
+                                            calib_samples=task["calib_samples"], learn=tuple(task["learn"]),
+                                            synapse=task.get("synapse")))
     from chipsim.workflows.runner import RunOptions, run_inference
 
     return run_inference(RunOptions(**common, out=cell_dir)).summary
@@ -335,6 +337,10 @@ def _net_errors(opts: SweepOptions, specs: dict[str, str]) -> dict[str, str | No
                 from chipsim.workflows.calibrate import learning_config
 
                 learning_config(net, opts.learn)
+                if opts.synapse is not None:
+                    from chipsim.core.synapse import resolve_synapse
+
+                    resolve_synapse(opts.synapse)
             if opts.weights not in (None, "random"):      # exists, readable, and made for this net
                 from chipsim.workflows.runner import deploy, resolve_weights
 
@@ -471,7 +477,7 @@ def run_sweep(opts: SweepOptions, progress: Callable[[int, int, str], None] | No
                            "net_spec": specs[cell.net], "weights": opts.weights, "data": opts.data,
                            "samples": opts.samples, "calib_samples": opts.calib_samples,
                            "batch_size": opts.batch_size, "calibrate_epochs": opts.calibrate_epochs,
-                           "learn": list(opts.learn), "threads": opts.threads_per_cell,
+                           "learn": list(opts.learn), "threads": opts.threads_per_cell, "synapse": opts.synapse,
                            "base_noise": list(opts.base_noise),
                            "checkpoint_every": opts.checkpoint_every,
                            "target_cache": str(Path(opts.target_cache).resolve()) if opts.target_cache else None}

@@ -213,7 +213,7 @@ def update_replayed_current(desc, W, bias, w_snap, b_snap, x, first_cur):
 @njit(nogil=True, cache=True)
 def run_layers(b, l0, l1, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc, noise_f, noise_k,
                sample_ids, in_packed, in_direct, U, S, C, counters, rec_S, rec_U,
-               learn, targets, lparams, lkeys, wlim, write_sigma, written, disabled, lists_a, lists_b,
+               learn, targets, lparams, lkeys, wlim, write_sigma, dev, written, disabled, lists_a, lists_b,
                hand_in, n_hand_in, hand_out, n_hand_out):
     """Run layers l0..l1-1 of sample `b` for T ticks from a zero state; with `learn`, apply online LTL
     as it goes.
@@ -236,7 +236,8 @@ def run_layers(b, l0, l1, desc, W, bias, theta, leak_a, enabled, params, tile_ro
     from tick `warmup` on, using the input events that layer integrated this
     tick; `targets[b]` holds the host's rate targets of all learning layers,
     `lparams`/`lkeys` the per-layer settings and keys, `wlim` (L, 2) the
-    weight range and level step, `written` a bitmap of the cells (distinct-write
+    weight range and level step, `dev` the synapse devices' parameters and per-cell
+    state (kernels/device.py, chipsim/core/synapse.py), `written` a bitmap of the cells (distinct-write
     counting of shared conv cells). `lists_a` and `lists_b` (T * largest layer,
     int32) hold the spike lists of two adjacent layers for every tick.
 
@@ -362,7 +363,7 @@ def run_layers(b, l0, l1, desc, W, bias, theta, leak_a, enabled, params, tile_ro
                 learn_layer(li, desc, W, bias, theta, U[b], C[b], events, values, n_ev, multibit,
                             targets[b], lparams[li], t + 1, target_max, wlim[li, 0], wlim[li, 1],
                             bias_max, write_sigma, lkeys[li, 0], lkeys[li, 1], sample_ids[b], t,
-                            pos_start, gsel, gerr, written, row)
+                            pos_start, gsel, gerr, written, row, dev)
                 if replayed:
                     update_replayed_current(desc, W, bias, w_snap, b_snap, in_direct[b], first_cur)
             if record & 1:
@@ -386,7 +387,7 @@ def disabled_counts(desc, enabled):
 @njit(nogil=True, cache=True)
 def run_samples(start, stop, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc, noise_f, noise_k,
                 sample_ids, in_packed, in_direct, U, S, C, counters, rec_S, rec_U,
-                learn, targets, lparams, lkeys, wlim, write_sigma, written):
+                learn, targets, lparams, lkeys, wlim, write_sigma, dev, written):
     """Run samples start..stop-1 of a batch, one after another.
 
     Inference calls this from several host threads on disjoint sample ranges
@@ -405,5 +406,5 @@ consecutive samples at once, calling `run_layers` directly). One
     for b in range(start, stop):
         run_layers(b, 0, L, desc, W, bias, theta, leak_a, enabled, params, tile_rows, acc, noise_f, noise_k,
                    sample_ids, in_packed, in_direct, U, S, C, counters, rec_S, rec_U,
-                   learn, targets, lparams, lkeys, wlim, write_sigma, written, disabled, lists_a, lists_b,
+                   learn, targets, lparams, lkeys, wlim, write_sigma, dev, written, disabled, lists_a, lists_b,
                    no_lists, no_counts, no_lists, no_counts)

@@ -114,13 +114,14 @@ C_WRITE_ROWS = 18        # rows written in the tick
 C_ROW_SET = 19           # sum over written rows of the row's largest SET (weight up) pulse count
 C_ROW_RESET = 20         # sum over written rows of the row's largest RESET (weight down) pulse count
 C_ROW_RMW = 21           # sum over written rows of the row's largest pulse count of either sign
-N_COUNTERS = 22
+C_DEVICE_FAILURES = 22   # synapse cells failed by endurance in the tick (kernels/device.py)
+N_COUNTERS = 23
 
 COUNTER_NAMES = (
     "spikes", "input_events", "synaptic_events_ac", "synaptic_events_mac", "membrane_updates",
     "membrane_saturations", "counter_saturations", "tile_activations", "updates_ungated",
     "updates_boxcar_gated", "updates_sign_gated", "pulses", "cell_writes", "weight_saturations",
     "write_noise_draws", "silenced", "bias_writes", "threshold_writes",
-    "write_rows", "write_set_slots", "write_reset_slots", "write_rmw_slots",
+    "write_rows", "write_set_slots", "write_reset_slots", "write_rmw_slots", "device_failures",
 )
 assert len(COUNTER_NAMES) == N_COUNTERS

@@ -48,6 +48,14 @@ count. A row spans the layer's column tiles (they are written together).
 
 Every write saturates at the layer's register range (counted) and, with write
 noise s > 0, is scaled by (1 + s * xi) and stochastically rounded (counted).
+
+Synapse devices (`program_cell`, kernels/device.py): with a device model on a
+layer, a write of n levels is n pulses through the device, which moves the
+cell's fixed-point state (16 fraction bits) as its pulse response gives, and
+the register reads the nearest level; pulses are counted as requested. Every
+learning run also counts writes per cell (a write: a tick in which the cell
+got pulses), and cells frozen by --noise stuck or by their endurance take no
+writes. The linear default keeps the plain register write above.
 """
 import numpy as np
 from numba import njit
@@ -55,8 +63,9 @@ from numba import njit
 from .layout import (B_OFF, C_BIAS_WRITES, C_BOXCAR, C_CELL_WRITES, C_PULSES, C_ROW_RESET, C_ROW_RMW, C_ROW_SET,
                      C_SIGN, C_THRESHOLD_WRITES, C_UNGATED, C_WRITE_ROWS, C_W_SAT, C_WRITE_NOISE, FAN_IN, IN_C, IN_H, IN_W, KERNEL, KIND, KIND_CONV, L_BIAS,
                      L_DEAD, L_DEAD_SPIKES, L_LR, L_MODE, L_P_Q, L_PULSE, L_T_OFF, L_TH_HI, L_TH_LO, L_TH_STEP,
-                     L_X_FULL, MODE_EXACT, N_OFF, N_OUT, OUT_C, OUT_W, PAD, STRIDE, W_OFF)
+                     L_X_FULL, MODE_EXACT, N_OFF, N_OUT, OUT_C, OUT_W, PAD, STRIDE, W_OFF, C_DEVICE_FAILURES)
 from .crossbar import index_events, window_rows
+from .device import D_ANY_FROZEN, D_ENDURANCE, D_ON, device_pulses, fail_cell
 from .rng import fast_normal, hash4, unit
 from .skip import accept, group_stream, log_keep, next_fire, take_fire
 
@@ -119,7 +128,7 @@ def write_cell(W, cell, delta, wmax, noise, nkey, sample_id, t, pair, counters):
 
 @njit(inline="always", cache=True)
 def update_synapse(W, cell, x, exact, gain_err, sgn, pulse_levels, wmax, wstep, noise, nkey, ekey, sample_id,
-                   t, pair, shared, written, counters, x_scale=0.0):
+                   t, pair, shared, written, counters, x_scale, dev, li):
     """One gated (neuron, active input) pair: compute dW, write the cell.
 
     Sign mode moves `pulse_levels` register levels in the direction `sgn`; a
@@ -143,8 +152,8 @@ def update_synapse(W, cell, x, exact, gain_err, sgn, pulse_levels, wmax, wstep, 
         levels *= sgn
     if levels == 0:
         return 0, 0
-    write_cell(W, cell, levels * wstep, wmax, noise, nkey, sample_id, t, pair, counters)
-    return abs(levels), mark_written(written, cell) if shared else 1
+    return abs(levels), program_cell(W, cell, levels * wstep, wmax, wstep, noise, nkey, sample_id, t, pair, shared,
+                                     written, counters, dev, li)
 
 
 @njit(inline="always", cache=True)
@@ -158,9 +167,40 @@ def mark_written(written, cell):
     return 1
 
 
+@njit(inline="always", cache=True)
+def program_cell(W, cell, delta, wmax, wstep, noise, nkey, sample_id, t, pair, shared, written, counters, dev, li):
+    """Write `delta` LSBs (a whole number of levels, one pulse each) to cell W[cell]; returns 1 if the
+    cell was not yet written this tick (distinct-write counting, as `mark_written`).
+
+    `dev` = (dparams, dkeys, state, writes, frozen) (chipsim/core/synapse.py): `writes` (uint32 per
+    cell, when it holds every cell) counts each tick a cell is written in; with dparams[li, D_ON]
+    the pulses go through the layer's device model (kernels/device.py) unless the cell is frozen
+    (stuck, or failed: its endurance of E writes is spent, the write number E + 1 fails it, counted
+    in C_DEVICE_FAILURES). Pulses are counted by the callers as requested, whatever the cell does."""
+    dparams, dkeys, state, writes, frozen = dev
+    new = mark_written(written, cell) if shared else 1
+    if writes.shape[0] == W.shape[0] and new:
+        writes[cell] += 1
+    dp = dparams[li]
+    if dp[D_ON] == 0.0:
+        write_cell(W, cell, delta, wmax, noise, nkey, sample_id, t, pair, counters)
+        return new
+    if dp[D_ANY_FROZEN] != 0.0 and frozen[cell]:     # the mask is read only where a cell can be frozen
+        return new
+    endurance = dp[D_ENDURANCE]
+    if endurance > 0.0 and writes[cell] > endurance:
+        frozen[cell] = 1
+        fail_cell(W, state, cell, dp, dkeys[li, 0], wmax, wstep)
+        counters[C_DEVICE_FAILURES] += 1
+        return new
+    device_pulses(W, state, cell, delta // wstep, wmax, wstep, dp, dkeys[li, 0], dkeys[li, 1], noise, nkey,
+                  sample_id, t, pair, counters)
+    return new
+
+
 @njit(nogil=True, cache=True)
 def sign_pulses(W, w_off, out_c, fan_in, rows, xs, n_rows, gsel, gerr, m0, m1, col_off, pulse_levels, x_scale,
-                wstep, wmax, noise, nkey, stream, sample_id, t, shared, written, counters):
+                wstep, wmax, noise, nkey, stream, sample_id, t, shared, written, counters, dev, li):
     """Sign-mode writes of one group with a fractional pulse, by geometric skipping (kernels/skip.py).
 
     The group's pairs are (row r of `rows`, gated neuron gsel[m0 + m]) in the
@@ -195,10 +235,9 @@ def sign_pulses(W, w_off, out_c, fan_in, rows, xs, n_rows, gsel, gerr, m0, m1, c
                 i = gsel[m]
                 row = np.int64(rows[r])
                 cell = w_off + row * out_c + i - col_off
-                write_cell(W, cell, wstep if gerr[m] > 0 else -wstep, wmax, noise, nkey, sample_id, t,
-                           i * fan_in + row, counters)
                 pulses += 1
-                cells += mark_written(written, cell) if shared else 1
+                cells += program_cell(W, cell, wstep if gerr[m] > 0 else -wstep, wmax, wstep, noise, nkey,
+                                      sample_id, t, i * fan_in + row, shared, written, counters, dev, li)
                 if r != row_now:
                     tally_row(counters, up, down)
                     row_now = r
@@ -222,10 +261,11 @@ def sign_pulses(W, w_off, out_c, fan_in, rows, xs, n_rows, gsel, gerr, m0, m1, c
             levels = whole + extra
             f_pair += 1
             i = gsel[m]
-            write_cell(W, base + i, levels * wstep if gerr[m] > 0 else -levels * wstep, wmax, noise, nkey,
-                       sample_id, t, i * fan_in + row, counters)
+            if levels == 0:
+                continue
             pulses += levels
-            cells += mark_written(written, base + i) if shared else 1
+            cells += program_cell(W, base + i, levels * wstep if gerr[m] > 0 else -levels * wstep, wmax, wstep,
+                                  noise, nkey, sample_id, t, i * fan_in + row, shared, written, counters, dev, li)
             if gerr[m] > 0:
                 up = max(up, levels)
             else:
@@ -246,7 +286,7 @@ def fractional_sign(exact, pulse_levels, x_scale):
 @njit(nogil=True, cache=True)
 def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multibit, targets, lp, t1,
                 target_max, wmax, wstep, bias_max, noise, nkey, ekey, sample_id, t, pos_start, gsel, gerr,
-                written, counters):
+                written, counters, dev):
     """Apply online LTL to layer `li` after its neuron update in tick t (t1 = t + 1 ticks elapsed).
 
     Three passes: the gates pick the neurons that update; their threshold
@@ -349,12 +389,12 @@ def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multib
         if is_conv:
             pulses, cells = learn_conv_synapses(desc, li, W, events, values, n_events, multibit, exact, gain,
                                                 pulse_levels, wmax, wstep, noise, nkey, ekey, sample_id, t,
-                                                pos_start, gsel, gerr, signed, written, counters, x_scale)
+                                                pos_start, gsel, gerr, signed, written, counters, x_scale, dev)
         elif fractional_sign(exact, pulse_levels, x_scale):
             pulses, cells = sign_pulses(W, w_off, out_c, fan_in, events, values, n_events, gsel, gerr, 0, signed,
                                         0, pulse_levels, x_scale, wstep, wmax, noise, nkey,
                                         group_stream(ekey, sample_id, t, 0), sample_id, t, False, written,
-                                        counters)
+                                        counters, dev, li)
         else:
             levels = np.int64(pulse_levels)
             whole_pulses = not exact and levels == pulse_levels and levels > 0 and x_scale == 0.0
@@ -366,8 +406,8 @@ def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multib
                     step = levels * wstep
                     for m in range(signed):
                         i = gsel[m]
-                        write_cell(W, w_off + row * out_c + i, step if gerr[m] > 0 else -step, wmax, noise, nkey,
-                                   sample_id, t, i * fan_in + row, counters)
+                        program_cell(W, w_off + row * out_c + i, step if gerr[m] > 0 else -step, wmax, wstep,
+                                     noise, nkey, sample_id, t, i * fan_in + row, False, written, counters, dev, li)
                     pulses += levels * signed
                     cells += signed
                     continue
@@ -379,7 +419,7 @@ def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multib
                     p, new = update_synapse(W, w_off + row * out_c + i, x, exact, gain * gerr[m],
                                             1 if gerr[m] > 0 else -1, pulse_levels, wmax, wstep, noise, nkey,
                                             ekey, sample_id, t, i * fan_in + row, False, written, counters,
-                                            x_scale)
+                                            x_scale, dev, li)
                     pulses += p
                     cells += new
                     if gerr[m] > 0:
@@ -396,7 +436,7 @@ def learn_layer(li, desc, W, bias, theta, U, C, events, values, n_events, multib
 @njit(nogil=True, cache=True)
 def learn_conv_synapses(desc, li, W, events, values, n_events, multibit, exact, gain, pulse_levels, wmax, wstep,
                         noise, nkey, ekey, sample_id, t, pos_start, gsel, gerr, signed, written, counters,
-                        x_scale):
+                        x_scale, dev):
     """Synapse writes of a conv layer: per output position (ascending), per active input in its
     window, all gated output channels of that position. Returns (pulses, new cells)."""
     out_c = desc[li, OUT_C]
@@ -413,6 +453,9 @@ def learn_conv_synapses(desc, li, W, events, values, n_events, multibit, exact, 
     whole_pulses = not exact and levels == pulse_levels and levels > 0 and x_scale == 0.0
     fractional = fractional_sign(exact, pulse_levels, x_scale)
     step = levels * wstep
+    writes = dev[3]
+    count_writes = writes.shape[0] == W.shape[0]
+    device = dev[0][li, D_ON] != 0.0
     index_events(events, n_events, in_c, in_h * in_w, pos_start)
     # this tick's written-cell bits of the layer (boundary bytes shared with a neighbour layer hold
     # only its finished ticks' bits, which it clears again itself)
@@ -439,14 +482,15 @@ def learn_conv_synapses(desc, li, W, events, values, n_events, multibit, exact, 
                     xs[r] = values[which[r]]
             p, c = sign_pulses(W, w_off, out_c, fan_in, rows, xs, n, gsel, gerr, m0, m1, pos * out_c,
                                pulse_levels, x_scale, wstep, wmax, noise, nkey,
-                               group_stream(ekey, sample_id, t, pos), sample_id, t, True, written, counters)
+                               group_stream(ekey, sample_id, t, pos), sample_id, t, True, written, counters,
+                               dev, li)
             pulses += p
             cells += c
             m0 = m1
             continue
         if whole_pulses:
             tally_whole_rows(counters, n, levels, gerr, m0, m1)
-        if whole_pulses and noise == 0.0:
+        if whole_pulses and noise == 0.0 and not device:
             # the common case, hoisted: no draws, no float work, saturations counted once per position
             g = m1 - m0
             for m in range(g):
@@ -464,7 +508,10 @@ def learn_conv_synapses(desc, li, W, events, values, n_events, multibit, exact, 
                         v = -wmax
                         sat += 1
                     W[cell] = v
-                    cells += mark_written(written, cell)
+                    new = mark_written(written, cell)
+                    if count_writes:
+                        writes[cell] += new
+                    cells += new
             pulses += levels * g * n
             m0 = m1
             continue
@@ -474,9 +521,8 @@ def learn_conv_synapses(desc, li, W, events, values, n_events, multibit, exact, 
             if whole_pulses:   # sign mode, whole pulses: no per-pair draw or float work
                 for m in range(m0, m1):
                     i = gsel[m]
-                    write_cell(W, cell_row + i, step if gerr[m] > 0 else -step, wmax, noise, nkey, sample_id, t,
-                               i * fan_in + row, counters)
-                    cells += mark_written(written, cell_row + i)
+                    cells += program_cell(W, cell_row + i, step if gerr[m] > 0 else -step, wmax, wstep, noise, nkey,
+                                          sample_id, t, i * fan_in + row, True, written, counters, dev, li)
                 pulses += levels * (m1 - m0)
                 continue
             x = values[which[r]] if multibit else 1
@@ -486,7 +532,7 @@ def learn_conv_synapses(desc, li, W, events, values, n_events, multibit, exact, 
                 i = gsel[m]
                 p, new = update_synapse(W, cell_row + i, x, exact, gain * gerr[m],
                                         1 if gerr[m] > 0 else -1, pulse_levels, wmax, wstep, noise, nkey, ekey,
-                                        sample_id, t, i * fan_in + row, True, written, counters, x_scale)
+                                        sample_id, t, i * fan_in + row, True, written, counters, x_scale, dev, li)
                 pulses += p
                 cells += new
                 if gerr[m] > 0:
