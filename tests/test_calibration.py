@@ -55,6 +55,24 @@ def test_resume_after_kill_is_bit_identical(tmp_path, learn):
         assert full["learning_layers"]["fc1"]["pulses"] > 100 and full["learning_layers"]["fc1"]["threshold_writes"]
 
 
+def test_resume_from_a_checkpoint_of_an_older_chipsim(tmp_path):
+    """A checkpoint written before the last counters were appended (no counter names, fewer columns)
+    resumes: its counts map onto today's columns by name, the missing ones start at 0."""
+    from chipsim.core.kernels import layout as K
+
+    full = calibrate(tmp_path, "full")
+    with pytest.raises(_Killed):
+        calibrate(tmp_path, "old", stop_after_batches=9)
+    with h5py.File(tmp_path / "old" / "checkpoint.h5", "a") as f:
+        old = f["learn_counters"][()][:, :K.N_COUNTERS - 1]      # as chipsim wrote it before device_failures
+        del f["learn_counters"]
+        f.create_dataset("learn_counters", data=old)
+        del f.attrs["counter_names"]
+    resumed = run_calibration(CalibOptions(resume=tmp_path / "old"))
+    assert resumed["learning_layers"] == full["learning_layers"]
+    assert resumed["accuracy_per_epoch"] == full["accuracy_per_epoch"]
+
+
 _THREE_THREADS = """
 import json, sys, numba
 numba.set_num_threads(3)

@@ -26,6 +26,22 @@ def layer_totals(counters: np.ndarray, layer_names: tuple[str, ...]) -> dict[str
             for li, name in enumerate(layer_names)}
 
 
+def in_current_columns(table: np.ndarray, names) -> np.ndarray:
+    """A counter table (..., len(names)) written under `names` (another chipsim version's COUNTER_NAMES)
+    with its columns moved to today's COUNTER_NAMES; counters it lacks are 0 (chipsim only ever appends
+    counters, so a file without names holds the first columns of today's table)."""
+    names = tuple(names) if names is not None else K.COUNTER_NAMES[:table.shape[-1]]
+    if names == K.COUNTER_NAMES:
+        return table
+    if len(names) != table.shape[-1]:
+        raise ValueError(f"counter table: {table.shape[-1]} columns but {len(names)} counter names")
+    out = np.zeros(table.shape[:-1] + (K.N_COUNTERS,), np.int64)
+    for i, name in enumerate(names):
+        if name in K.COUNTER_NAMES:
+            out[..., K.COUNTER_NAMES.index(name)] = table[..., i]
+    return out
+
+
 def chip_geometry(chip):
     """Cost-model geometry of a deployed chip's layers."""
     return geometry(chip.layers, chip.chip.tile_rows, chip.chip.tile_cols)

@@ -22,6 +22,7 @@ import h5py
 import numpy as np
 
 from chipsim.config import chip_from_dict
+from chipsim.architect.counters import in_current_columns
 from chipsim.architect.costs import ENERGY_PARTS, LayerGeometry, calibration_cost, geometry, inference_cost, synops_ratio
 from chipsim.core.kernels import layout as K
 
@@ -106,12 +107,7 @@ def load_run(run_dir: str | Path, chip_preset: str | None = None) -> RunData:
         else:
             raise ReportError(f"{h5_path}: neither /counters nor /learn_counters; expected a chipsim run.h5")
         names = _json_attr(f.attrs.get("counter_names", json.dumps(K.COUNTER_NAMES)))
-    if tuple(names) != K.COUNTER_NAMES:       # written by another chipsim version: map by name
-        table = np.zeros(counters.shape[:-1] + (K.N_COUNTERS,), np.int64)
-        for i, name in enumerate(names):
-            if name in K.COUNTER_NAMES:
-                table[..., K.COUNTER_NAMES.index(name)] = counters[..., i]
-        counters = table
+    counters = in_current_columns(counters, names)     # written by another chipsim version: map by name
     chip = chip_from_dict(net["chip"])
     if chip_preset is not None:
         from chipsim.config import load_chip

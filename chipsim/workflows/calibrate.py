@@ -28,7 +28,7 @@ import numpy as np
 from chipsim import __version__
 from chipsim.core.chipstate import save_state, write_state
 from chipsim.config import ConfigError, LearningConfig, _parse_learning, _Reader
-from chipsim.architect.counters import layer_totals
+from chipsim.architect.counters import in_current_columns, layer_totals
 from chipsim.core.kernels import layout as K
 from chipsim.core.learning import LearningError, setup_learning
 from chipsim.core.synapse import resolve_synapse, restore_cells, writes_summary
@@ -151,7 +151,11 @@ def _load_checkpoint(run_dir: Path) -> dict:
         with h5py.File(path, "r") as f:
             return {"options": json.loads(f.attrs["options"]), "epoch": int(f.attrs["epoch"]),
                     "batch": int(f.attrs["batch"]),
-                    "history": json.loads(f.attrs["history"]), "counters": f["learn_counters"][()],
+                    "history": json.loads(f.attrs["history"]),
+                    # checkpoints of an older chipsim hold fewer counters: map them onto today's by name
+                    "counters": in_current_columns(f["learn_counters"][()],
+                                                   json.loads(f.attrs["counter_names"])
+                                                   if "counter_names" in f.attrs else None),
                     "path": path}
     except (OSError, KeyError, ValueError, TypeError) as exc:
         raise RunError(f"{path}: not a readable chipsim checkpoint ({type(exc).__name__}: {exc}); expected the "
@@ -289,6 +293,7 @@ def _run_calibration(opts: CalibOptions) -> dict:
                 f.attrs["epoch"], f.attrs["batch"] = epoch, batch
                 f.attrs["history"] = json.dumps(history)
                 f.create_dataset("learn_counters", data=learn_counters)
+                f.attrs["counter_names"] = json.dumps(K.COUNTER_NAMES)
 
     done_batches = 0
     timing_parts = []            # --timing: the engine's counts of every training sample, in the order run
