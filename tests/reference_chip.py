@@ -41,6 +41,7 @@ COUNTERS = (
     "membrane_saturations",
     "counter_saturations",
     "tile_activations",
+    "tile_reads_busiest",
 )
 _IDX = {name: i for i, name in enumerate(COUNTERS)}
 
@@ -134,8 +135,10 @@ class _Layer:
             cur = self.bias + self.weight @ flat
             row[_IDX[syn]] += n_events * oc
             chip_rows = np.nonzero(to_chip(active))[0]       # crossbar row = input's chip index
-            bands = np.unique(chip_rows // self.tile_rows).size
-            row[_IDX["tile_activations"]] += bands * self.col_tiles
+            band_reads = np.zeros(-(-flat.size // self.tile_rows), np.int64)
+            band_reads[np.unique(chip_rows // self.tile_rows)] += 1     # one output position
+            row[_IDX["tile_activations"]] += int(band_reads.sum()) * self.col_tiles
+            row[_IDX["tile_reads_busiest"]] = int(band_reads.max())
             return cur.reshape(self.out_shape)
         if self.kind == "conv":
             k, s, p = self.cfg.kernel, self.cfg.stride, self.cfg.padding
@@ -145,14 +148,15 @@ class _Layer:
                 + np.arange(c_in)[:, None, None]
             cur = np.empty(self.out_shape, np.int64)
             targets = 0
-            bands = 0
+            band_reads = np.zeros(-(-row_index.size // self.tile_rows), np.int64)   # reads of each row band
             act_windows = _conv_windows(active, k, s, p, oh, ow)
             for (oy, ox, patch), (_, _, amask) in zip(_conv_windows(x, k, s, p, oh, ow), act_windows):
                 cur[:, oy, ox] = self.bias + np.tensordot(self.weight, patch, axes=([1, 2, 3], [0, 1, 2]))
                 targets += int(amask.sum())
-                bands += np.unique(row_index[amask] // self.tile_rows).size
+                band_reads[np.unique(row_index[amask] // self.tile_rows)] += 1
             row[_IDX[syn]] += targets * oc
-            row[_IDX["tile_activations"]] += bands * self.col_tiles
+            row[_IDX["tile_activations"]] += int(band_reads.sum()) * self.col_tiles
+            row[_IDX["tile_reads_busiest"]] = int(band_reads.max())
             return cur
         # pooling: every input lies in exactly one k x k window (fan-out 1)
         k = self.cfg.kernel

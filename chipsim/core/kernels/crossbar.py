@@ -18,12 +18,18 @@ for bit; it only halves the vector width needed.
 
 Tile activations: a crossbar tile (row band x column tile) is read for an
 output position in a tick when at least one of its rows is active; with the
-rows ascending, that is the number of distinct row bands among them.
+rows ascending, that is the number of distinct row bands among them. The
+reads of each row band are counted too (a band's column tiles are read
+together, so each has the band's reads), and the busiest band's count is
+kept per tick (`C_TILE_BUSIEST`): a tile reads one output position at a time,
+so the timing engine's read phase lasts at least that many rounds
+(chipsim/architect/timing.py). Every count is exact; the structured layouts
+count per window position or per input position, never per row.
 """
 import numpy as np
 from numba import njit
 
-from .layout import C_IN_EVENTS, C_SYN_AC, C_SYN_MAC, C_TILE_ACT
+from .layout import C_IN_EVENTS, C_SYN_AC, C_SYN_MAC, C_TILE_ACT, C_TILE_BUSIEST
 
 #: weight bytes a run-major conv read keeps in cache at once (conv_read): about half a core's L2
 BLOCK_BYTES = 256 * 1024
@@ -114,21 +120,54 @@ def count_bands_ascending(rows, n, tile_rows, row_bands):
 
 
 @njit(nogil=True, cache=True)
-def position_bands(events, first, in_hw, in_c, tile_rows, bands_at):
-    """bands_at[p] <- distinct row bands among input position p's events, when each kernel offset owns
-    whole bands (in_c a multiple of tile_rows): channel c lies in band c // tile_rows of its offset.
-    A binary search per band edge inside the position's (sorted) events: no per-event work, and none
-    at all when in_c == tile_rows."""
+def count_bands_into(rows, n, tile_rows, band_reads):
+    """count_bands_ascending for a crossbar of several bands, adding each band's read to band_reads[band]
+    (+1 per band among the rows: one output position's read); returns the bands. Divides only when a row
+    crosses into a new band."""
+    bands = 0
+    edge = 0           # first row past the current band; rows >= 0, so the first row opens a band
+    for r in range(n):
+        row = rows[r]
+        if row >= edge:
+            band = row // tile_rows
+            band_reads[band] += 1
+            bands += 1
+            edge = (band + 1) * tile_rows
+    return bands
+
+
+@njit(nogil=True, cache=True)
+def offset_band_reads(events, first, in_c, in_h, in_w, tile_rows, k, stride, pad, out_h, out_w):
+    """(tile reads summed over bands, reads of the busiest band) of a conv read whose kernel offsets own
+    whole row bands (in_c = m tile_rows), for one column tile.
+
+    Band (ky k + kx) m + j holds channels [j tile_rows, (j + 1) tile_rows) of offset (ky, kx); it is read
+    at output (oy, ox) iff input position (oy s - pad + ky, ox s - pad + kx) has an event in that channel
+    group. So its reads are a box sum, over a lattice of step s, of the group's presence map A_j (1 where
+    an input position has an event in group j): with the strided summed-area table
+
+        Q[y + s, x + s] = A_j[y, x] + Q[y, x + s] + Q[y + s, x] - Q[y, x]     (Q = 0 on its first s rows
+                                                                               and columns)
+    the lattice box y0, y0 + s, .., y1 by x0, .., x1 sums to
+        Q[y1 + s, x1 + s] - Q[y0, x1 + s] - Q[y1 + s, x0] + Q[y0, x0].
+    The box of offset (ky, kx) is the outputs' input rows oy s - pad + ky that lie in [0, in_h) (and the
+    same for columns). Summing over the bands gives the tile reads, which equals counting per output
+    window by exchanging the sums. Cost: one presence test (m - 1 binary searches in the position's
+    sorted events) and one table entry per input position and group, four lookups per band; no work per
+    output position or row. Exact int32/int64 counts (at most out_h out_w per band)."""
     m = in_c // tile_rows
+    in_hw = in_h * in_w
+    s = stride
+    present = np.zeros(m * in_hw, np.uint8)
     for p in range(in_hw):
         lo = first[p]
         end = first[p + 1]
-        count = 0
         edge = p * in_c
-        for j in range(m):
+        j = 0
+        while lo < end:
             edge += tile_rows
             hi = end
-            if j < m - 1:             # first event at or past the band's end
+            if j < m - 1:             # first event at or past the group's end
                 a = lo
                 while a < hi:
                     mid = (a + hi) >> 1
@@ -136,9 +175,43 @@ def position_bands(events, first, in_hw, in_c, tile_rows, bands_at):
                         a = mid + 1
                     else:
                         hi = mid
-            count += hi > lo
+            if hi > lo:
+                present[j * in_hw + p] = 1
             lo = hi
-        bands_at[p] = count
+            j += 1
+    # each offset's lattice box: the rows y0..y1 (step s) its outputs read, empty when y0 > y1
+    y0 = np.empty(k, np.int64)
+    y1 = np.empty(k, np.int64)
+    x0 = np.empty(k, np.int64)
+    x1 = np.empty(k, np.int64)
+    for kk in range(k):
+        lo_y = max(0, (pad - kk + s - 1) // s)          # first output row whose input row is >= 0
+        hi_y = min(out_h - 1, (in_h - 1 + pad - kk) // s)
+        y0[kk] = lo_y * s - pad + kk
+        y1[kk] = hi_y * s - pad + kk if hi_y >= lo_y else y0[kk] - s
+        lo_x = max(0, (pad - kk + s - 1) // s)
+        hi_x = min(out_w - 1, (in_w - 1 + pad - kk) // s)
+        x0[kk] = lo_x * s - pad + kk
+        x1[kk] = hi_x * s - pad + kk if hi_x >= lo_x else x0[kk] - s
+    Q = np.zeros((in_h + s, in_w + s), np.int32)
+    total = 0
+    busiest = 0
+    for j in range(m):
+        a = present[j * in_hw:(j + 1) * in_hw]
+        for y in range(in_h):
+            for x in range(in_w):
+                Q[y + s, x + s] = a[y * in_w + x] + Q[y, x + s] + Q[y + s, x] - Q[y, x]
+        for ky in range(k):
+            if y1[ky] < y0[ky]:
+                continue
+            for kx in range(k):
+                if x1[kx] < x0[kx]:
+                    continue
+                reads = np.int64(Q[y1[ky] + s, x1[kx] + s] - Q[y0[ky], x1[kx] + s] - Q[y1[ky] + s, x0[kx]]
+                                 + Q[y0[ky], x0[kx]])
+                total += reads
+                busiest = max(busiest, reads)
+    return total, busiest
 
 
 @njit(inline="always", cache=True)
@@ -157,12 +230,12 @@ def window_events(oy, ox, k, stride, pad, in_h, in_w, first):
 
 
 @njit(inline="always", cache=True)
-def window_bands(oy, ox, k, stride, pad, in_h, in_w, first, bands_at, offset_band, whole):
-    """Distinct row bands (crossbar row tiles) among output (oy, ox)'s window rows, for the structured
-    layouts (see conv_read): `whole`, kernel offsets own whole bands and the count is a sum of
-    per-input-position counts (`bands_at`, position_bands); otherwise whole offsets share bands and it
-    is the number of distinct offset_band[ky * k + kx] among offsets with events. The cost is per
-    window position, not per row."""
+def window_bands(oy, ox, k, stride, pad, in_h, in_w, first, offset_band, band_reads):
+    """Distinct row bands (crossbar row tiles) among output (oy, ox)'s window rows when whole kernel
+    offsets share bands (tile_rows a multiple of in_c, see conv_read): the number of distinct
+    offset_band[ky * k + kx] among offsets with events, each one's read added to band_reads. The
+    offsets come in ascending order, so a band's offsets are adjacent. The cost is per window
+    position, not per row."""
     ix0 = ox * stride - pad
     total = 0
     last = -1
@@ -172,12 +245,12 @@ def window_bands(oy, ox, k, stride, pad, in_h, in_w, first, bands_at, offset_ban
             continue
         for ix in range(max(ix0, 0), min(ix0 + k, in_w)):
             p = iy * in_w + ix
-            if whole:
-                total += bands_at[p]
-            elif first[p + 1] > first[p]:
+            if first[p + 1] > first[p]:
                 band = offset_band[ky * k + ix - ix0]
-                total += band != last
-                last = band
+                if band != last:
+                    total += 1
+                    band_reads[band] += 1
+                    last = band
     return total
 
 
@@ -191,6 +264,8 @@ def fc_read(cur, acc, W, w_off, bias, b_off, fan_in, out_c, events, n_events, li
         add_rows_flushed(acc[:out_c], cur[:out_c], Wm, events, n_events, limit)
         bands = count_bands_ascending(events, n_events, tile_rows, row_bands)
         counters[C_TILE_ACT] += bands * col_tiles
+        # one output position: every band read is read once
+        counters[C_TILE_BUSIEST] = max(counters[C_TILE_BUSIEST], 1)
     counters[C_IN_EVENTS] += n_events
     counters[C_SYN_AC] += n_events * out_c
 
@@ -369,9 +444,10 @@ def conv_read(cur, acc, W, w_off, bias, b_off, in_c, in_h, in_w, out_c, out_h, o
     faster than the gather."""
     Wm = W[w_off:w_off + k * k * in_c * out_c].reshape(k * k * in_c, out_c)
     # tile activations: row (ky * k + kx) * in_c + c lies in band ((ky * k + kx) * in_c + c) // tile_rows.
-    # When in_c is a multiple of tile_rows each kernel offset owns whole bands ("whole"); when tile_rows
-    # is a multiple of in_c whole offsets share one. Both count per window position; other shapes walk
-    # the rows (count_bands_ascending).
+    # When in_c is a multiple of tile_rows each kernel offset owns whole bands ("whole"): the bands' reads
+    # are box sums over the input positions (offset_band_reads). When tile_rows is a multiple of in_c whole
+    # offsets share one band: counted per window position (window_bands). Other shapes walk the rows
+    # (count_bands_into); one band needs no band index at all.
     whole = in_c % tile_rows == 0
     structured = row_bands > 1 and (whole or tile_rows % in_c == 0)
     span = k if k * in_c * out_c * W.itemsize <= block_bytes else 1
@@ -380,11 +456,10 @@ def conv_read(cur, acc, W, w_off, bias, b_off, in_c, in_h, in_w, out_c, out_h, o
     first = np.empty(0 if order == ORDER_SCATTER else in_h * in_w + 1, np.int64)
     if order != ORDER_SCATTER:
         index_events(events, n_events, in_c, in_h * in_w, first)
-    bands_at = np.empty(in_h * in_w if structured and whole else 0, np.int64)
-    offset_band = np.empty(k * k, np.int64)
-    if structured and whole:
-        position_bands(events, first, in_h * in_w, in_c, tile_rows, bands_at)
-    elif structured:
+    per_band = row_bands > 1 and not whole            # band reads accumulated position by position
+    band_reads = np.zeros(row_bands if per_band else 0, np.int64)
+    offset_band = np.empty(k * k if structured and not whole else 0, np.int64)
+    if structured and not whole:
         for kk in range(k * k):
             offset_band[kk] = kk * in_c // tile_rows
     targets = 0
@@ -400,12 +475,14 @@ def conv_read(cur, acc, W, w_off, bias, b_off, in_c, in_h, in_w, out_c, out_h, o
         init_current(cur, acc, bias, b_off, out_h * out_w, out_c)
         targets = run_major_rows(cur, acc, Wm, in_c, in_h, in_w, out_c, out_h, out_w, k, stride, pad, events,
                                  first, limit, span)
-        for oy in range(out_h):
-            for ox in range(out_w):
-                if row_bands == 1:
+        if row_bands == 1:
+            for oy in range(out_h):
+                for ox in range(out_w):
                     bands += window_events(oy, ox, k, stride, pad, in_h, in_w, first) > 0
-                else:
-                    bands += window_bands(oy, ox, k, stride, pad, in_h, in_w, first, bands_at, offset_band, whole)
+        elif not whole:
+            for oy in range(out_h):
+                for ox in range(out_w):
+                    bands += window_bands(oy, ox, k, stride, pad, in_h, in_w, first, offset_band, band_reads)
     else:
         rows = np.empty(k * k * in_c, np.int32)
         for oy in range(out_h):
@@ -419,13 +496,25 @@ def conv_read(cur, acc, W, w_off, bias, b_off, in_c, in_h, in_w, out_c, out_h, o
                     continue
                 add_rows_flushed(a_row, c_row, Wm, rows, n, limit)
                 targets += n
-                if structured:
-                    bands += window_bands(oy, ox, k, stride, pad, in_h, in_w, first, bands_at, offset_band, whole)
-                else:
-                    bands += count_bands_ascending(rows, n, tile_rows, row_bands)
+                if row_bands == 1:
+                    bands += 1
+                elif structured and not whole:
+                    bands += window_bands(oy, ox, k, stride, pad, in_h, in_w, first, offset_band, band_reads)
+                elif not whole:
+                    bands += count_bands_into(rows, n, tile_rows, band_reads)
+    if row_bands == 1:
+        busiest = bands
+    elif whole:
+        bands, busiest = offset_band_reads(events, first, in_c, in_h, in_w, tile_rows, k, stride, pad, out_h,
+                                           out_w)
+    else:
+        busiest = 0
+        for band in range(row_bands):
+            busiest = max(busiest, band_reads[band])
     counters[C_IN_EVENTS] += n_events
     counters[C_SYN_AC] += targets * out_c
     counters[C_TILE_ACT] += bands * col_tiles
+    counters[C_TILE_BUSIEST] = max(counters[C_TILE_BUSIEST], busiest)
 
 
 @njit(nogil=True, cache=True)
@@ -439,6 +528,7 @@ def multibit_fc_read(cur, W, w_off, out_c, events, values, n_events, tile_rows, 
             cur[o] += w_row[o] * v
     if n_events > 0:
         counters[C_TILE_ACT] += count_bands_ascending(events, n_events, tile_rows, row_bands) * col_tiles
+        counters[C_TILE_BUSIEST] = max(counters[C_TILE_BUSIEST], 1)   # one output position
     counters[C_IN_EVENTS] += n_events
     counters[C_SYN_MAC] += n_events * out_c
 
@@ -457,6 +547,7 @@ def multibit_conv_read(cur, W, w_off, in_c, in_h, in_w, out_c, out_h, out_w, k, 
     Wm = W[w_off:w_off + k * k * in_c * out_c].reshape(k * k * in_c, out_c)
     rows = np.empty(k * k * in_c, np.int32)
     which = np.empty(k * k * in_c, np.int32)
+    band_reads = np.zeros(row_bands, np.int64)
     targets = 0
     bands = 0
     for oy in range(out_h):
@@ -486,10 +577,17 @@ def multibit_conv_read(cur, W, w_off, in_c, in_h, in_w, out_c, out_h, out_w, k, 
                     c_row[o] += w0[o] * v0
                 r += 1
             targets += n
-            bands += count_bands_ascending(rows, n, tile_rows, row_bands)
+            if row_bands == 1:
+                bands += 1
+            else:
+                bands += count_bands_into(rows, n, tile_rows, band_reads)
+    busiest = bands if row_bands == 1 else 0
+    for band in range(band_reads.shape[0] if row_bands > 1 else 0):
+        busiest = max(busiest, band_reads[band])
     counters[C_IN_EVENTS] += n_events
     counters[C_SYN_MAC] += targets * out_c
     counters[C_TILE_ACT] += bands * col_tiles
+    counters[C_TILE_BUSIEST] = max(counters[C_TILE_BUSIEST], busiest)
 
 
 @njit(nogil=True, cache=True)

@@ -115,7 +115,12 @@ C_ROW_SET = 19           # sum over written rows of the row's largest SET (weigh
 C_ROW_RESET = 20         # sum over written rows of the row's largest RESET (weight down) pulse count
 C_ROW_RMW = 21           # sum over written rows of the row's largest pulse count of either sign
 C_DEVICE_FAILURES = 22   # synapse cells failed by endurance in the tick (kernels/device.py)
-N_COUNTERS = 23
+# reads of the layer's busiest row band in the tick: a band (its row tile and every column tile beside it)
+# is read once per output position with >= 1 active row in it; a layer's tile_activations are the sum over
+# bands of these reads x col_tiles, and the busiest band's count bounds its read time from below (one read
+# at a time per tile; chipsim/architect/timing.py). Summed over ticks it is the sum of the per-tick maxima.
+C_TILE_BUSIEST = 23
+N_COUNTERS = 24
 
 COUNTER_NAMES = (
     "spikes", "input_events", "synaptic_events_ac", "synaptic_events_mac", "membrane_updates",
@@ -123,5 +128,6 @@ COUNTER_NAMES = (
     "updates_boxcar_gated", "updates_sign_gated", "pulses", "cell_writes", "weight_saturations",
     "write_noise_draws", "silenced", "bias_writes", "threshold_writes",
     "write_rows", "write_set_slots", "write_reset_slots", "write_rmw_slots", "device_failures",
+    "tile_reads_busiest",
 )
 assert len(COUNTER_NAMES) == N_COUNTERS
