@@ -169,6 +169,15 @@ def test_synaptic_events_are_spikes_times_fanout_on_a_random_net():
         assert counts[li, K.C_IN_EVENTS] == int(s.sum())
         assert counts[li, K.C_SPIKES] == int(res.spikes[:, :, chip.layer_slice(layer.name)].sum())
     assert identity_violations(res.counters, chip_geometry(chip), ticks=B * T) == []
+    assert counts[:, K.C_TILE_BUSIEST].min() > 0
+    for delta, li in ((1, 0), (-1, 1)):              # the busiest band off by one read: outside the bounds
+        broken = res.counters.copy()
+        sel = broken[..., li, K.C_TILE_ACT] > 0
+        broken[..., li, K.C_TILE_BUSIEST] = np.where(
+            sel, (broken[..., li, K.C_TILE_ACT] // chip_geometry(chip)[li].col_tiles if delta > 0
+                  else -(-broken[..., li, K.C_TILE_ACT] // (chip_geometry(chip)[li].col_tiles
+                                                          * chip_geometry(chip)[li].row_bands))) + delta, 0)
+        assert any("busiest band" in m for m in identity_violations(broken, chip_geometry(chip))), li
 
 
 def test_gated_update_identities_on_a_random_conv_net():

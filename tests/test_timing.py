@@ -18,6 +18,7 @@ from chipsim.architect.link import link_bound_batch, link_schedule
 from chipsim.architect.timing import TIMING_COUNTERS, chrome_trace, schedule, timing_counts
 from chipsim.config import LearningConfig, parse_net
 from chipsim.core.chip import Chip
+from chipsim.core.kernels import layout as K
 from chipsim.core.learning import setup_learning
 
 from tiny import bundle, fc_chain
@@ -215,3 +216,103 @@ def test_chrome_trace_is_valid_and_tracks_do_not_overlap():
             assert s0 + d0 <= s1
     last = max(e["args"]["start_cycle"] + e["args"]["cycles"] for e in events if e["ph"] == "X")
     assert last <= sched.sample_cycles[1]
+
+
+# --------------------------------------------------------------------------- the busiest tile bounds the reads
+
+def lrf_rounds(band_reads, col_tiles, P):
+    """Rounds of a greedy read schedule by simulation: each round the (up to) P tiles with the most reads
+    left do one read each (a tile reads one output position at a time)."""
+    left = np.repeat(np.asarray(band_reads, np.int64), col_tiles)
+    rounds = 0
+    while left.any():
+        left[np.argsort(-left, kind="stable")[:P]] -= 1
+        left = np.maximum(left, 0)
+        rounds += 1
+    return rounds
+
+
+def test_read_rounds_are_the_optimal_makespan():
+    """max(ceil(N / P), busiest) is a lower bound on any schedule (docstring of timing.py), and the greedy
+    schedule reaches it: so it is the optimal makespan. Random band reads, column tiles and drivers."""
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        bands = rng.integers(0, 12, rng.integers(1, 7))
+        col_tiles = int(rng.integers(1, 4))
+        P = int(rng.integers(1, 9))
+        tiles = len(bands) * col_tiles
+        N = int(bands.sum()) * col_tiles
+        formula = max(-(-N // min(P, tiles)), int(bands.max()))
+        assert lrf_rounds(bands, col_tiles, min(P, tiles)) == formula, (bands, col_tiles, P)
+
+
+def bottleneck_net(out_c=2, tile_cols=256):
+    """One conv layer, 1 x 4 x 4 input, 3 x 3 kernel, padding 1, 3 crossbar rows a tile: row band ky holds
+    kernel row ky (offsets (ky, 0..2))."""
+    data = {"name": "b", "input_shape": [1, 4, 4], "time_steps": 1, "encoder": {"kind": "rate"},
+            "chip": {"tile_rows": 3, "tile_cols": tile_cols},
+            "layers": [{"name": "conv", "type": "conv", "out": out_c, "kernel": 3, "padding": 1}]}
+    return parse_net(data, "<bottleneck>")
+
+
+@pytest.mark.parametrize("out_c,tile_cols", [(2, 256), (8, 4)])
+def test_busiest_band_bounds_the_reads_by_hand(out_c, tile_cols):
+    net = bottleneck_net(out_c, tile_cols)
+    w = np.ones((out_c, 1, 3, 3), np.int64)
+    chip = Chip(net, bundle(net, [w], thresholds=[100]))
+    res = chip.run(np.packbits(np.ones((1, 1, 16), np.uint8), axis=2))     # every input spikes
+    geo = geo_of(net)
+    col_tiles = out_c // tile_cols if out_c > tile_cols else 1
+    assert (geo[0].row_bands, geo[0].col_tiles) == (3, col_tiles)
+    # band ky is read at the outputs whose input row oy - 1 + ky is inside the 4 rows (every column is):
+    # ky = 0: oy 1..3, ky = 1: oy 0..3, ky = 2: oy 0..2, 4 columns each: 12, 16, 12 reads; 40 in all
+    c = res.counters[0, 0, 0]
+    assert c[K.C_TILE_ACT] == 40 * col_tiles and c[K.C_TILE_BUSIEST] == 16
+    chip_cfg = on_chip(net, cycles_tile_read=2, parallel_tiles=3, parallel_neurons=16)
+    s = schedule(chip_cfg, geo, timing_counts(res.counters))
+    neuron = -(-16 * out_c // 16)                     # 16 positions x out_c neurons, 16 at a time, 1 cycle
+    if col_tiles == 1:
+        # 3 drivers, 3 tiles: ceil(40 / 3) = 14 rounds would do if the reads were spread evenly, but the
+        # middle band's tile has 16 reads, one after another: 16 rounds x 2 = 32 cycles, then the neurons
+        assert s.sample_cycles.tolist() == [32 + neuron]
+        analytic = 40 / 3 * 2 + neuron
+    else:
+        # 2 column tiles a band: 80 reads on min(3, 6) = 3 drivers, ceil(80 / 3) = 27 rounds > 16
+        assert s.sample_cycles.tolist() == [27 * 2 + neuron]
+        analytic = 80 / 3 * 2 + neuron
+    assert inference_cost(chip_cfg, geo, res.counters.sum(axis=0), 1)["cycles_per_sample"] == \
+        pytest.approx(analytic)
+    # one driver: 40 rounds whatever the spread
+    one = on_chip(net, cycles_tile_read=2, parallel_tiles=1, parallel_neurons=16)
+    assert schedule(one, geo, timing_counts(res.counters)).sample_cycles.tolist() == [40 * col_tiles * 2 + neuron]
+
+
+def test_old_timing_counts_fall_back_to_the_even_spread(tmp_path):
+    """A timing_counts.npz without tile_reads_busiest (an older chipsim) loads with a warning; its reads
+    are priced as spread evenly over the tiles and the timing section says so. Other column sets are
+    refused, naming the file."""
+    from chipsim.architect.link import link_schedule
+    from chipsim.architect.timed_run import load_counts
+    from chipsim.architect.timing import TIMING_COUNTERS_EVEN_SPREAD, timing_section
+
+    net = bottleneck_net()
+    chip = Chip(net, bundle(net, [np.ones((2, 1, 3, 3), np.int64)], thresholds=[100]))
+    res = chip.run(np.packbits(np.ones((1, 1, 16), np.uint8), axis=2))
+    new = timing_counts(res.counters)
+    old = new[..., :len(TIMING_COUNTERS_EVEN_SPREAD)]
+    path = tmp_path / "timing_counts.npz"
+    np.savez_compressed(path, counts=old, names=np.array(TIMING_COUNTERS_EVEN_SPREAD), meta="{}")
+    with pytest.warns(UserWarning, match="older chipsim without tile_reads_busiest.*spread evenly"):
+        loaded, meta = load_counts(path)
+    assert loaded.shape == new.shape and (loaded[..., -1] == -1).all() and meta == {}
+    chip_cfg = on_chip(net, cycles_tile_read=2, parallel_tiles=3, parallel_neurons=16)
+    geo = geo_of(net)
+    s_old, s_new = schedule(chip_cfg, geo, loaded), schedule(chip_cfg, geo, new)
+    assert s_old.sample_cycles.tolist() == [14 * 2 + 2] and s_new.sample_cycles.tolist() == [16 * 2 + 2]
+    link = link_schedule(chip_cfg.costs, chip_cfg.clock_mhz, s_old.sample_cycles, 1, 2, 0, 0)
+    assert "ASSUMED spread evenly" in timing_section(chip_cfg, geo, loaded, link)["read_rounds"]
+    assert "ASSUMED" not in timing_section(chip_cfg, geo, new, link)["read_rounds"]
+    bad = tmp_path / "bad.npz"
+    np.savez_compressed(bad, counts=old[..., :3], names=np.array(TIMING_COUNTERS_EVEN_SPREAD[:3]), meta="{}")
+    with pytest.raises(ValueError, match="bad.npz: counts of columns"):
+        load_counts(bad)

@@ -9,7 +9,10 @@ Identities (`identity_violations` checks them on any counter table):
   * updates_sign_gated <= updates_boxcar_gated <= updates_ungated;
   * updates_ungated is a whole number of (neurons x fan-in) per learning tick;
   * cell_writes <= pulses, weight saturations <= pulses + bias writes;
-  * spikes <= membrane updates, membrane updates = neurons x ticks.
+  * spikes <= membrane updates, membrane updates = neurons x ticks;
+  * tile reads: busiest band x column tiles <= tile_activations <= busiest band x tiles (a tick's reads
+    are the bands' reads x column tiles, the busiest at least their mean; sums of per-tick maxima keep
+    both).
 """
 from __future__ import annotations
 
@@ -83,6 +86,10 @@ def identity_violations(counters: np.ndarray, geo, ticks: int | None = None) -> 
             bad.append(f"{name}: register saturations {t[K.C_W_SAT]} > writes {writes}")
         if t[K.C_SPIKES] > t[K.C_MEM_UPDATES]:
             bad.append(f"{name}: spikes {t[K.C_SPIKES]} > membrane updates {t[K.C_MEM_UPDATES]}")
+        busiest = t[K.C_TILE_BUSIEST]
+        if g.weighted and not busiest * g.col_tiles <= t[K.C_TILE_ACT] <= busiest * g.col_tiles * g.row_bands:
+            bad.append(f"{name}: expected busiest band's reads {busiest} x column tiles {g.col_tiles} <= tile "
+                       f"activations {t[K.C_TILE_ACT]} <= that x row bands {g.row_bands}")
         if ticks is not None and t[K.C_MEM_UPDATES] != g.n_out * ticks:
             bad.append(f"{name}: membrane updates {t[K.C_MEM_UPDATES]} != neurons {g.n_out} x ticks {ticks}")
     return bad

@@ -294,6 +294,8 @@ def format_table(rep: dict) -> str:
                      f"size {below if below is not None else 'none (bandwidth-bound)'}")
         lines.append("critical resource per layer: " + ", ".join(
             f"{k} {v['resource']}" for k, v in tm["critical_resource_per_layer"].items()))
+        if "ASSUMED" in tm.get("read_rounds", ""):
+            lines.append(f"note: read rounds {tm['read_rounds']}")
     for note in cost.get("notes", []):
         lines.append(f"note: {note}")
     return "\n".join(lines)

@@ -1,12 +1,15 @@
 """A run's timing outputs: the `timing` and `area` sections of summary.json, timeline.json, timing_counts.npz.
 
 `TimingRecorder` keeps the engine's counts of every sample while the chip runs
-(8 int32 columns per (sample, tick, layer), taken from the kernels' counter
+(9 int32 columns per (sample, tick, layer), taken from the kernels' counter
 table; nothing new is computed in the hot loop). After the run `sections`
 schedules them (chipsim/architect/timing.py), runs the host link
 (link.py) and the area model (area.py). The counts are saved so that
 `chipsim sweep --chip-param` and `reprice` can price other chips without
-re-running this one.
+re-running this one. A timing_counts.npz of an older chipsim, without the
+busiest-band column (`tile_reads_busiest`), still loads: that column is set to
+BUSIEST_UNKNOWN, the engine then takes the reads as spread evenly over the
+tiles (a lower bound), and the timing section's `read_rounds` says so.
 """
 from __future__ import annotations
 
@@ -18,7 +21,8 @@ import numpy as np
 from chipsim.architect.area import area_section
 from chipsim.architect.costs import inference_cost
 from chipsim.architect.link import counter_bytes, link_schedule
-from chipsim.architect.timing import TIMING_COUNTERS, chrome_trace, schedule, timing_counts, timing_section
+from chipsim.architect.timing import (BUSIEST_UNKNOWN, TIMING_COUNTERS, TIMING_COUNTERS_EVEN_SPREAD, chrome_trace,
+                                      schedule, timing_counts, timing_section)
 
 COUNTS_FILE = "timing_counts.npz"
 TIMELINE_FILE = "timeline.json"
@@ -78,16 +82,29 @@ def save_counts(out_dir: Path, counts: np.ndarray, meta: dict) -> Path:
 
 
 def load_counts(path: Path) -> tuple[np.ndarray, dict]:
-    """(counts, meta) from a timing_counts.npz; ValueError naming the file when it is not one."""
+    """(counts, meta) from a timing_counts.npz; ValueError naming the file when it is not one.
+
+    An older chipsim's file (no tile_reads_busiest column) loads with that column BUSIEST_UNKNOWN and a
+    warning: its reads are priced as spread evenly over the tiles (chipsim/architect/timing.py)."""
     try:
         with np.load(path, allow_pickle=False) as z:
             names = tuple(str(n) for n in z["names"])
-            if names != TIMING_COUNTERS:
-                raise ValueError(f"{path}: counts of columns {names}; expected {TIMING_COUNTERS}")
-            return z["counts"], json.loads(str(z["meta"]))
+            counts = z["counts"]
+            meta = json.loads(str(z["meta"]))
     except (OSError, KeyError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path}: not a chipsim timing_counts.npz ({exc}); expected one written by "
                          f"`chipsim run --timing`") from None
+    if names == TIMING_COUNTERS_EVEN_SPREAD and counts.shape[-1:] == (len(names),):
+        import warnings
+
+        warnings.warn(f"{path}: timing counts of an older chipsim without tile_reads_busiest; its tile reads "
+                      f"are priced as spread evenly over the tiles (a lower bound); re-run with --timing for "
+                      f"the busiest-tile bound", stacklevel=2)
+        fill = np.full(counts.shape[:-1] + (1,), BUSIEST_UNKNOWN, counts.dtype)
+        return np.concatenate([counts, fill], axis=-1), meta
+    if names != TIMING_COUNTERS or counts.shape[-1:] != (len(names),):
+        raise ValueError(f"{path}: counts of columns {names} (shape {counts.shape}); expected {TIMING_COUNTERS}")
+    return counts, meta
 
 
 def write_timeline(out_dir: Path, trace: dict) -> Path:

@@ -9,10 +9,28 @@ is chipsim/architect/costs.py; the host link is chipsim/architect/link.py.
 Resources (from the chip YAML's `chip.costs`)
 ---------------------------------------------
 * read drivers: a layer's tile reads, each tile reading one output position at a
-  time; min(`parallel_tiles`, tiles of the layer) tiles read at once, so a tick's
-  reads take ceil(tile_activations / that) rounds of `cycles_tile_read`.
-  ASSUMPTION: the reads are spread evenly over the layer's tiles (the kernels
-  count tile reads per layer, not per row band).
+  time; P = min(`parallel_tiles`, tiles of the layer) tiles read at once. A tick's
+  reads take
+
+      R = max(ceil(N / P), b)   rounds of `cycles_tile_read`,
+
+  N = tile_activations (the reads of all tiles) and b = tile_reads_busiest (the
+  reads of the busiest tile: the kernels count each row band's reads, which
+  every column tile of the band shares). R is the optimal makespan of the reads:
+  *lower bounds*: a round does at most P reads, so at least ceil(N / P) rounds;
+  a tile's reads are one after another, so at least b rounds. *Achieved* by
+  McNaughton's wrap-around rule: list the tiles' reads tile after tile and deal
+  them out to P drivers of R rounds each, driver by driver, round 0 upwards,
+  moving to the next driver at round R. P R >= N, so every read gets a slot; a
+  tile whose reads wrap gets rounds [r, R) on one driver and [0, b_i - (R - r))
+  on the next, and b_i <= b <= R keeps the two apart (b_i - (R - r) <= r), so
+  no tile reads twice in a round. Which tiles are busy is decided by the events
+  (a row band is read for an output position when one of its rows is active), so
+  a layer whose activity sits in a few bands is bound by those tiles.
+  Timing counts without the busiest-band column (an older chipsim's
+  timing_counts.npz, loaded as -1 there) give R = ceil(N / P): the reads
+  assumed spread evenly over the tiles, a lower bound; the timing section says
+  so (`read_rounds`).
 * neuron blocks: ceil(membrane_updates / `parallel_neurons`) rounds of
   `cycles_neuron_update`.
 * learning circuit: gate evaluation, ceil(gated neurons / `parallel_neurons`)
@@ -47,9 +65,9 @@ Rules
   left, max(0, ceil((n - D) / B) - N) cycles after its phase (`queue_full`).
   The last layer's spikes stay in its counters.
 
-In the uncontended limit (every division exact, unlimited router and link, one
-layer at a time) the engine's cycles equal costs.py's; otherwise they are never
-below them (tests/test_timing.py).
+In the uncontended limit (every division exact, no read bound by its busiest tile,
+unlimited router and link, one layer at a time) the engine's cycles equal
+costs.py's; otherwise they are never below them, as R >= N / P (tests/test_timing.py).
 """
 from __future__ import annotations
 
@@ -63,9 +81,13 @@ from chipsim.core.kernels import layout as K
 
 #: the counters the engine reads, per (sample, tick, layer)
 TIMING_COUNTERS = ("tile_activations", "membrane_updates", "updates_ungated", "spikes", "write_rows",
-                   "write_set_slots", "write_reset_slots", "write_rmw_slots")
+                   "write_set_slots", "write_reset_slots", "write_rmw_slots", "tile_reads_busiest")
 _COLS = [K.COUNTER_NAMES.index(name) for name in TIMING_COUNTERS]
-_TILE, _MEM, _UNG, _SPK, _ROWS, _SET, _RESET, _RMW = range(len(TIMING_COUNTERS))
+_TILE, _MEM, _UNG, _SPK, _ROWS, _SET, _RESET, _RMW, _BUSIEST = range(len(TIMING_COUNTERS))
+#: the columns of an older chipsim's timing counts (before tile_reads_busiest); see timed_run.load_counts
+TIMING_COUNTERS_EVEN_SPREAD = TIMING_COUNTERS[:_BUSIEST]
+#: the busiest-band column of counts that lack it: the reads are then taken as spread evenly
+BUSIEST_UNKNOWN = -1
 
 #: resources, in the order of the trace's tracks
 PHASES = ("read", "neuron", "gate", "write")
@@ -111,7 +133,9 @@ def stage_cycles(chip, geo, counts: np.ndarray) -> Stages:
     tiles = np.array([max(1, g.row_bands * g.col_tiles) for g in geo], np.int64)
     fan_in = np.array([max(1, g.fan_in) for g in geo], np.int64)
     read_par = np.minimum(costs.parallel_tiles, tiles)
-    read = -(-x[..., _TILE] // read_par) * costs.cycles_tile_read
+    # optimal makespan of unit reads on P drivers, one read at a time per tile (see the module docstring);
+    # BUSIEST_UNKNOWN (-1) leaves the even-spread bound
+    read = np.maximum(-(-x[..., _TILE] // read_par), x[..., _BUSIEST]) * costs.cycles_tile_read
     neuron = ceil_div(x[..., _MEM], costs.parallel_neurons) * costs.cycles_neuron_update
     gate = ceil_div(x[..., _UNG] // fan_in, costs.parallel_neurons) * costs.cycles_learn_gate
     slots = _slots(costs, x)
@@ -246,9 +270,15 @@ def timing_section(chip, geo, counts: np.ndarray, link: dict, analytic: dict | N
                           **{r: float(row[k]) / max(1, S) for k, r in enumerate(RESOURCES)}}
     chip_bound = max(busy, key=busy.get) if busy else "none"
     mean_cycles = chip_total / max(1, S)
+    even = bool(np.any(np.asarray(counts)[..., _BUSIEST] == BUSIEST_UNKNOWN))
     out = {
         "model": "chipsim/architect/timing.py (whole cycles and rounds, shared resource pools, tick barriers)",
         "pipeline": "layer pipeline (delay: true)" if chip.delay else "layers in sequence (delay: false)",
+        "read_rounds": ("ceil(tile_activations / min(parallel_tiles, tiles)): timing counts of an older chipsim "
+                        "without tile_reads_busiest, so the reads are ASSUMED spread evenly over the tiles "
+                        "(a lower bound); re-run with --timing for the busiest-tile bound" if even else
+                        "max(ceil(tile_activations / min(parallel_tiles, tiles)), tile_reads_busiest): "
+                        "one read at a time per tile, the busiest tile from the events"),
         "samples": S,
         "cycles_per_sample": _stats(sched.sample_cycles),
         "cycles_per_tick": _stats(sched.tick_cycles),
