@@ -134,3 +134,45 @@ def test_calibration_timing(tmp_path):
     assert rep.exit_code == 0 and "timing engine:" in rep.output
     r = CliRunner().invoke(main, ["run", "--net", "digits", "--resume", str(out), "--timing"])
     assert r.exit_code != 0 and "--timing cannot be combined with --resume" in r.output
+
+
+def conv_digits(tmp_path, name, chip_overrides):
+    """A conv net on the digits images, 3 crossbar rows a tile (row band = kernel row in conv1), weights
+    random: its reads are bound by the busiest tile on the base chip (3 tiles, 16 drivers)."""
+    data = read_yaml(MODELS_DIR / "digits.yaml", "net")
+    data.pop("weights", None)
+    data.pop("learning", None)
+    data["time_steps"] = 8
+    data["layers"] = [{"name": "c1", "type": "conv", "out": 6, "kernel": 3, "padding": 1},
+                      {"name": "c2", "type": "conv", "out": 4, "kernel": 3, "stride": 2},
+                      {"type": "flatten"}, {"name": "f3", "type": "fc", "out": 10}]
+    data["chip"].update(tile_rows=3, **{k: v for k, v in chip_overrides.items() if not k.startswith("costs.")})
+    data["chip"]["costs"] = {k[6:]: v for k, v in chip_overrides.items() if k.startswith("costs.")}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def test_repricing_equals_rerunning_where_the_busiest_tile_bounds(tmp_path):
+    from chipsim.architect.timing import TIMING_COUNTERS
+
+    def run(name, overrides):
+        return run_inference(RunOptions(net=conv_digits(tmp_path, name, overrides), samples=SAMPLES, batch_size=5,
+                                        timing=True, weights="random", out=tmp_path / name))
+
+    base = run("base", {})
+    run_ = _load_run(tmp_path / "base")
+    counts = run_["counts"].astype(np.int64)
+    tile, busiest = counts[..., TIMING_COUNTERS.index("tile_activations")], counts[..., -1]
+    assert TIMING_COUNTERS[-1] == "tile_reads_busiest"
+    assert (busiest[..., 0] > -(-tile[..., 0] // 3)).any(), "conv1's busiest tile must bound some reads"
+    for overrides in ({"costs.parallel_tiles": 2, "costs.cycles_tile_read": 3}, {"costs.parallel_tiles": 64}):
+        name = "p" + str(overrides["costs.parallel_tiles"])
+        again = run(name, overrides)
+        assert np.array_equal(base.predictions, again.predictions)
+        got = price(run_, chip_with(run_["net"]["chip"], overrides))
+        t = again.summary["timing"]
+        assert got["engine_cycles_per_sample"] == t["cycles_per_sample"]["mean"], overrides
+        assert got["engine_cycles_p99"] == t["cycles_per_sample"]["p99"]
+        assert t["cycles_per_sample"]["mean"] > t["analytic"]["cycles_per_sample"]
+        assert "ASSUMED" not in t["read_rounds"]
