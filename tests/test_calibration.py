@@ -64,7 +64,7 @@ def test_resume_from_a_checkpoint_of_an_older_chipsim(tmp_path):
     with pytest.raises(_Killed):
         calibrate(tmp_path, "old", stop_after_batches=9)
     with h5py.File(tmp_path / "old" / "checkpoint.h5", "a") as f:
-        old = f["learn_counters"][()][:, :K.N_COUNTERS - 1]      # as chipsim wrote it before device_failures
+        old = f["learn_counters"][()][:, :K.C_DEVICE_FAILURES]   # as chipsim wrote it before device_failures
         del f["learn_counters"]
         f.create_dataset("learn_counters", data=old)
         del f.attrs["counter_names"]
