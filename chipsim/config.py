@@ -200,6 +200,10 @@ class LayerConfig:
         return int(math.prod(self.out_shape))
 
 
+#: largest chip.adc_range: every tile's converted partial sum, row bands x range, must fit the int32 current
+ADC_RANGE_MAX = 1 << 20
+
+
 @dataclass(frozen=True)
 class ChipConfig:
     """Register widths, crossbar geometry, timing and costs of the chip."""
@@ -213,6 +217,10 @@ class ChipConfig:
     tile_cols: int = 256
     clock_mhz: float = 100.0
     delay: bool = False                #: True: layer l sees layer l-1's spikes of tick t-1 (Eq. 2 as written)
+    #: column ADCs: bits per conversion of each tile's column partial sums (0: none, the ideal digital sum)
+    adc_bits: int = 0
+    #: column ADCs: full scale +-adc_range of one partial sum, in weight LSBs (x input value); with adc_bits
+    adc_range: int = 0
     costs: CostConfig = field(default_factory=CostConfig)
 
     @property
@@ -405,8 +413,16 @@ def _parse_chip(r: _Reader, base_dir: Path | None = None) -> ChipConfig:
         tile_cols=r.integer("tile_cols", 1, None, 256),
         clock_mhz=r.number("clock_mhz", 1e-6, None, 100.0),
         delay=r.boolean("delay", False),
+        adc_bits=r.integer("adc_bits", 0, 16, 0),
+        adc_range=r.integer("adc_range", 0, ADC_RANGE_MAX, 0),     # 0: unset
         costs=_parse_costs(r.child("costs")),
     )
+    if chip.adc_bits and not chip.adc_range:
+        raise ConfigError(f"{r.source}: {r.key_path('adc_range')}: missing or 0; expected the ADC's full scale in "
+                          f"weight LSBs (an integer in [1, {ADC_RANGE_MAX}]) with adc_bits {chip.adc_bits}")
+    if chip.adc_range and "adc_bits" not in r.data:     # adc_bits: 0 says "no ADC" (a sweep's off point)
+        raise ConfigError(f"{r.source}: {r.key_path('adc_bits')}: missing; expected the ADC's bits (an integer in "
+                          f"[1, 16], or 0 for no ADC) with adc_range {chip.adc_range}, or no adc_range")
     r.finish()
     return chip
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from .base import NoiseModel
 from .mismatch import Mismatch
 from .quantization import Quantization
+from .read import ReadNoise
 from .drift import Drift
 from .silence import Silence
 from .spec import PRESETS, NoiseSpec, NoiseSpecError, parse_noise
@@ -20,9 +21,9 @@ from .stuck import Stuck
 from .thermal import Thermal
 
 #: Application order: quantize the trained weights, then fabricate (mismatch), then break neurons and
-#: cells, then let the programmed cells drift until they are read.
+#: cells, then let the programmed cells drift until they are read (read noise is drawn on every read).
 REGISTRY: dict[str, NoiseModel] = {m.kind: m for m in (Quantization(), Mismatch(), Silence(), Thermal(), Stuck(),
-                                                       Drift())}
+                                                       Drift(), ReadNoise())}
 
 
 def apply_noise(chip, items, seed: int, frozen: bool = True) -> dict:

@@ -13,6 +13,7 @@
     --noise stuck=0.01                    1 % of the synapse cells frozen (at their trained value)
     --noise stuck.value=low               ... stuck at -wmax (or high: +wmax, zero: 0, trained)
     --noise drift=3600                    PCM conductance drift: the chip read an hour after programming
+    --noise read=0.02                     read noise: each active cell adds N(0, (0.02 w_full)^2) on every read
     --noise preset=dynapse                measured DYNAP-SE spreads (see PRESETS)
 
 Later items override earlier ones, so `preset=dynapse --noise thermal=0` works.
@@ -44,6 +45,7 @@ class NoiseSpec:
     stuck: float = 0.0                #: fraction of synapse cells stuck (frozen per chip)
     stuck_value: str = "trained"      #: trained | low | high | zero: where a stuck cell sits
     drift: float = 0.0                #: seconds since programming (PCM drift G0 ((t + t0) / t0)^-nu)
+    read: float = 0.0                 #: read noise per active cell and read, relative to the weight full scale
 
     @property
     def is_ideal(self) -> bool:
@@ -73,7 +75,7 @@ _MISMATCH_PARTS = ("weights", "bias", "threshold", "leak", "write")
 _ACCEPTED = ("mismatch=S, mismatch.{weights,bias,threshold,leak,write}=S (S in [0, 1]), bits=B (B in 2..16), bits.quantizer=symmetric|minmax, "
              "thermal=S (S in [0, 2]), thermal.scope=current|input|additive, silence=P (P in [0, 1)), silence.scope=chip|tick, "
              "silence.unit=neuron|channel, stuck=P (P in [0, 1)), stuck.value=trained|low|high|zero, "
-             "drift=SECONDS (in [0, 1e10]), "
+             "drift=SECONDS (in [0, 1e10]), read=S (S in [0, 1]), "
              f"preset={'|'.join(PRESETS)}")
 
 
@@ -138,6 +140,8 @@ def parse_noise(items: tuple[str, ...] | list[str]) -> NoiseSpec:
             spec = dataclasses.replace(spec, stuck_value=value)
         elif kind == "drift" and not part:
             spec = dataclasses.replace(spec, drift=_number(item, value, 0.0, 1e10))
+        elif kind == "read" and not part:
+            spec = dataclasses.replace(spec, read=_number(item, value, 0.0, 1.0))
         else:
             raise NoiseSpecError(f"--noise {item}: unknown noise {key!r}; accepted: {_ACCEPTED}")
     if spec.silence_unit == "channel" and spec.silence_scope == "tick":

@@ -151,29 +151,41 @@ def test_fc_reads_one_output_position(tile_rows):
             assert c[K.C_TILE_ACT] == ref.sum() * 2 and c[K.C_TILE_BUSIEST] == ref.max(), (n, c)
 
 
-# ----------------------------------------------------------------- through the chip: input-scope thermal read
+# ----------------------------------------------------------------- through the chip: thermal-input and analog reads
 
-def conv_net(tile_rows, encoder="rate"):
+def conv_net(tile_rows, encoder="rate", **chip):
     return parse_net({"name": "bands", "input_shape": [3, 6, 6], "time_steps": 4,
                       "encoder": {"kind": encoder, "input_bits": 4}, "neuron": {"model": "IF"},
                       "layers": [{"name": "c1", "type": "conv", "out": 8, "kernel": 3, "padding": 1},
                                  {"name": "c2", "type": "conv", "out": 4, "kernel": 3, "stride": 2}],
-                      "readout": "count", "chip": {"tile_rows": tile_rows, "tile_cols": 4}}, "<bands>")
+                      "readout": "count", "chip": {"tile_rows": tile_rows, "tile_cols": 4, **chip}}, "<bands>")
 
 
+READS = {  # noise, chip settings
+    "thermal-input": (["thermal=0.2", "thermal.scope=input"], {}),
+    "adc": ([], {"adc_bits": 6, "adc_range": 200}),
+    "read-noise": (["read=0.5"], {}),
+    "thermal-input+adc": (["thermal=0.2", "thermal.scope=input"], {"adc_bits": 6, "adc_range": 200}),
+}
+
+
+@pytest.mark.parametrize("read", list(READS))
 @pytest.mark.parametrize("encoder", ["rate", "direct"])
 @pytest.mark.parametrize("tile_rows", [4, 5, 8, 1000])
-def test_thermal_input_scope_counts_band_reads(encoder, tile_rows):
+def test_thermal_input_and_analog_reads_count_band_reads(read, encoder, tile_rows):
     """With `thermal.scope=input` every weighted layer reads through forward.thermal_input_read (the
-    multi-bit reads on the perturbed inputs); its band reads are those of the layer's input events."""
-    net = conv_net(tile_rows, encoder)
+    multi-bit reads on the perturbed inputs); with column ADCs or read noise through kernels/analog.py.
+    Their band reads are those of the layer's input events."""
+    noise, chip_settings = READS[read]
+    net = conv_net(tile_rows, encoder, **chip_settings)
     rng = np.random.default_rng(tile_rows)
     layers = {}
     for layer in net.weighted_layers:
         w = rng.integers(-3, 8, size=expected_shape(layer)).astype(np.int32)
         layers[layer.name] = LayerWeights(w, np.zeros(w.shape[0], np.int64), 12, 1.0)
     chip = Chip(net, WeightBundle(layers))
-    apply_noise(chip, ["thermal=0.2", "thermal.scope=input"], seed=3)
+    if noise:
+        apply_noise(chip, noise, seed=3)
     T = net.time_steps
     if encoder == "rate":
         spikes = rng.random((2, T, 6, 6, 3)) < 0.3
@@ -192,7 +204,7 @@ def test_thermal_input_scope_counts_band_reads(encoder, tile_rows):
             for li, (active, stride, pad) in enumerate([(inputs[b][t], 1, 1), (below, 2, 0)]):
                 ref = band_reads_conv(active, 3, stride, pad, tile_rows)
                 c = res.counters[b, t, li]
-                assert c[K.C_SYN_MAC] > 0 or not active.any()
+                assert c[K.C_SYN_MAC] + c[K.C_SYN_AC] > 0 or not active.any()
                 assert c[K.C_TILE_BUSIEST] == ref.max(), (b, t, li)
                 col_tiles = math.ceil(chip.layers[li].out_shape[0] / 4)
                 assert c[K.C_TILE_ACT] == ref.sum() * col_tiles, (b, t, li)

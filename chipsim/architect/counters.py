@@ -45,6 +45,23 @@ def in_current_columns(table: np.ndarray, names) -> np.ndarray:
     return out
 
 
+def adc_summary(chip, totals: dict[str, dict[str, int]]) -> dict | None:
+    """The column ADCs' settings and, per weighted layer, conversions and the fraction clipped at full
+    scale (None when the chip has no ADCs: chip.adc_bits 0)."""
+    c = chip.chip
+    if not c.adc_bits:
+        return None
+    layers = {}
+    for layer in chip.layers:
+        if layer.weighted:
+            t = totals[layer.name]
+            conv = t["adc_conversions"]
+            layers[layer.name] = {"conversions": conv, "clipped": t["adc_clipped"],
+                                  "clipped_fraction": t["adc_clipped"] / conv if conv else 0.0}
+    return {"bits": c.adc_bits, "range_lsb": c.adc_range, "step_lsb": c.adc_range / (1 << (c.adc_bits - 1)),
+            "layers": layers}
+
+
 def chip_geometry(chip):
     """Cost-model geometry of a deployed chip's layers."""
     return geometry(chip.layers, chip.chip.tile_rows, chip.chip.tile_cols)

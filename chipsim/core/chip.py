@@ -142,6 +142,11 @@ class Chip:
                 if bound > 2**31 - 1:
                     raise DeployError(f"{source}: layers/{layer.name}: worst-case input current {bound} "
                                       f"exceeds the 32-bit accumulator; use fewer weight or input bits")
+                adc_bound = int(row[K.ROW_BANDS]) * (chip.adc_range + 1) + int(np.abs(lw.bias).max(initial=0))
+                if chip.adc_bits and adc_bound > 2**31 - 1:
+                    raise DeployError(f"{net.source}: chip.adc_range: {row[K.ROW_BANDS]} row bands of layer "
+                                      f"{layer.name!r} at full scale {chip.adc_range} exceed the 32-bit current; "
+                                      f"expected a smaller adc_range or larger tile_rows")
                 mats.append(mat.reshape(-1))
                 biases.append(lw.bias)
                 w_off += mat.size
@@ -221,6 +226,8 @@ class Chip:
         p[K.P_MAX_N] = self.max_layer
         p[K.P_RECORD] = record
         p[K.P_BIAS_MAX] = chip.bias_max
+        p[K.P_ADC_HALF] = (1 << (chip.adc_bits - 1)) if chip.adc_bits else 0
+        p[K.P_ADC_RANGE] = chip.adc_range
         if largest is None:
             largest = self.largest_weight(learning)
         p[K.P_NARROW] = int(self.narrow_datapath(learning, largest))
@@ -253,7 +260,7 @@ class Chip:
         current = 0
         for li, layer in enumerate(self.layers):
             if layer.weighted:
-                bound = layer.fan_in * w_max * (in_max if li == 0 else 1) + b_max
+                bound = self.read_bound(li, w_max * (in_max if li == 0 else 1)) + b_max
             else:
                 bound = layer.fan_in
             # |xi| <= 2 sqrt(3) for the Irwin-Hall draw (kernels/rng.py); +2 covers the roundings
@@ -266,6 +273,24 @@ class Chip:
                 bound += int(3.4642 * additive * theta_max) + 2
             current = max(current, bound)
         return leaked + theta_max + current + 32768 < 2**31
+
+    def read_bound(self, li: int, cell_max: int) -> int:
+        """Bound on |crossbar read| of weighted layer `li` (bias excluded) with |W x| <= cell_max per cell:
+        fan_in x cell_max for the exact read; with read noise (kernels/analog.py) each tile read adds at most
+        3.4642 sigma sqrt(active rows) x_max plus a rounding; a column ADC's output is at most adc_range."""
+        layer, chip = self.layers[li], self.chip
+        bands = int(self.desc[li, K.ROW_BANDS])
+        if chip.adc_bits:
+            return bands * (chip.adc_range + 1)
+        bound = layer.fan_in * cell_max
+        sigma = float(self.registers.noise_rate[li, K.NZ_READ])
+        if sigma > 0:
+            x_max = self.input_max if li == 0 else 1
+            if float(self.registers.noise_rate[li, K.NZ_THERMAL_IN]) > 0:   # perturbed inputs: up to 1 + 3.47 s
+                x_max *= 1.0 + 3.4642 * float(self.registers.noise_rate[li, K.NZ_THERMAL_IN])
+            rows = min(chip.tile_rows, layer.fan_in)
+            bound += int(bands * (3.4642 * sigma * x_max * math.sqrt(rows) + 1)) + 1
+        return bound
 
     def largest_weight(self, learning=None) -> int:
         """Bound on |weight| during the run: the stored maximum, or the register range when learning."""

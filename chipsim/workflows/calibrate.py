@@ -28,7 +28,7 @@ import numpy as np
 from chipsim import __version__
 from chipsim.core.chipstate import save_state, write_state
 from chipsim.config import ConfigError, LearningConfig, _parse_learning, _Reader
-from chipsim.architect.counters import in_current_columns, layer_totals
+from chipsim.architect.counters import adc_summary, in_current_columns, layer_totals
 from chipsim.core.kernels import layout as K
 from chipsim.core.learning import LearningError, setup_learning
 from chipsim.core.synapse import resolve_synapse, restore_cells, writes_summary
@@ -365,6 +365,12 @@ def _run_calibration(opts: CalibOptions) -> dict:
                                                     "rows_computed": store.misses},
         "calibrated_weights": str(out_dir / "calibrated.h5"),
     }
+    from chipsim.noise.read import realised as read_noise_realised
+
+    read_noise_realised(noise_report, totals)        # the learning reads' draws (evaluation runs not counted)
+    adc = adc_summary(chip, totals)
+    if adc is not None:
+        summary["adc"] = adc
     timed = _calibration_timing(chip, net, cfg, setup, encoder, summary, timing_parts, bs) if timing_parts else None
     save_state(out_dir / "calibrated.h5", chip, {"noise": noise_report, "options": _options_dict(opts),
                                                  "accuracy_after": summary["accuracy_after"]},

@@ -41,7 +41,7 @@ from chipsim.architect.costs import CostConfig
 
 #: chip keys that change the chip's results or its counts: a point with another value re-runs the chip
 FUNCTIONAL = ("weight_bits", "membrane_bits", "counter_bits", "bias_bits", "leak_bits", "delay", "tile_rows",
-              "tile_cols")
+              "tile_cols", "adc_bits", "adc_range")
 METRICS = ("rerun", "accuracy", "engine_cycles_per_sample", "engine_cycles_p99", "latency_us_per_sample",
            "latency_us_with_link", "analytic_cycles_per_sample", "energy_uj_per_sample", "area_mm2", "bound",
            "link_bound_below_batch_size", "run")

@@ -16,7 +16,7 @@ from chipsim.core.chip import Chip
 from chipsim.core.chipstate import blank_bundle, is_chip_state, restore_state
 from chipsim.core.synapse import restore_cells
 from chipsim.config import NetConfig, load_net
-from chipsim.architect.counters import cost_estimate, layer_totals, synops_vs_mac
+from chipsim.architect.counters import adc_summary, cost_estimate, layer_totals, synops_vs_mac
 from chipsim.core.kernels.layout import N_COUNTERS
 from chipsim.models import bundled_nets
 from chipsim.io.results import RunFileWriter, write_summary
@@ -254,6 +254,9 @@ def run_inference(opts: RunOptions, deployed: tuple[Chip, dict] | None = None) -
     labels = np.asarray(data.labels, np.int64)
     accuracy = float((preds == labels).mean()) if n else float("nan")
     totals = layer_totals(per_tick, chip.layer_names)
+    from chipsim.noise.read import realised as read_noise_realised
+
+    read_noise_realised(noise_report, totals)
     summary = {
         "chipsim_version": __version__,
         "net": net.name,
@@ -288,6 +291,9 @@ def run_inference(opts: RunOptions, deployed: tuple[Chip, dict] | None = None) -
         "synops": synops_vs_mac(chip, totals, n),
         "neurobench": neurobench_metrics(chip, totals, activity, neuron_counts, n),
     }
+    adc = adc_summary(chip, totals)
+    if adc is not None:
+        summary["adc"] = adc
     if net.encoder.kind == "events":
         summary["input_events"] = encoder.input_events()
         summary["input_warnings"] = dict(getattr(data, "warnings", {}))

@@ -20,6 +20,7 @@ results do not depend on batch size or thread count.
 import numpy as np
 from numba import njit
 
+from .analog import analog_read
 from .crossbar import conv_read, fc_read, init_current, multibit_conv_read, multibit_fc_read, pool_read
 from .learning import learn_layer
 from .layout import (B_OFF, COL_TILES, FAN_IN, IN_C, IN_W, IN_H, KERNEL, KIND, KIND_CONV, KIND_FC,
@@ -27,7 +28,7 @@ from .layout import (B_OFF, COL_TILES, FAN_IN, IN_C, IN_W, IN_H, KERNEL, KIND, K
                      L_ON, P_ACC_LIMIT, P_BIAS_MAX, P_DIRECT, IN_COUNTS, IN_HELD,
                      P_LEAK_BITS, P_NARROW, P_TARGET_MAX, P_WARMUP, P_MAX_N, P_N_IN, P_RECORD, P_T, P_UMAX,
                      P_UMIN, PAD, RESET, ROW_BANDS, SPIKING, STRIDE, W_OFF, NZ_SILENCE, NZ_THERMAL,
-                     NZ_THERMAL_ADD, NZ_THERMAL_IN, THERMAL_FRAC_BITS)
+                     NZ_THERMAL_ADD, NZ_THERMAL_IN, NZ_READ, P_ADC_HALF, P_ADC_RANGE, THERMAL_FRAC_BITS)
 from .neuron import update_neurons
 from .rng import fast_normal, lane_bits, tick_key
 
@@ -96,8 +97,22 @@ def layer_read(li, desc, W, bias, params, cur, acc, events, values, n_events, mu
 
 
 @njit(nogil=True, cache=True)
-def thermal_input_read(li, desc, W, bias, cur, acc, events, values, n_events, multibit, sigma, tkey, noisy,
-                       wide, tile_rows, counters):
+def layer_analog_read(li, desc, W, bias, params, cur, acc, events, values, n_events, multibit, frac_bits,
+                      read_sigma, read_key, tile_rows, counters):
+    """Analog read of weighted layer `li` for one tick (kernels/analog.py): tile partial sums with read noise
+    of std `read_sigma` LSBs per active cell (key `read_key`) and the chip's column ADCs; cur holds the
+    whole current (acc <- 0)."""
+    acc[:desc[li, N_OUT]] = 0
+    analog_read(cur, W, desc[li, W_OFF], bias, desc[li, B_OFF], desc[li, KIND] == KIND_CONV, desc[li, FAN_IN],
+                desc[li, IN_C], desc[li, IN_H], desc[li, IN_W], desc[li, OUT_C], desc[li, OUT_H], desc[li, OUT_W],
+                desc[li, KERNEL], desc[li, STRIDE], desc[li, PAD], events, values, n_events, multibit, frac_bits,
+                read_sigma, read_key, params[P_ADC_HALF], params[P_ADC_RANGE], tile_rows, desc[li, ROW_BANDS],
+                desc[li, COL_TILES], counters)
+
+
+@njit(nogil=True, cache=True)
+def thermal_input_read(li, desc, W, bias, params, cur, acc, events, values, n_events, multibit, sigma, tkey,
+                       noisy, wide, analog, read_sigma, read_key, tile_rows, counters):
     """Crossbar read of weighted layer `li` with thermal noise on every input element (scope input):
 
         x'_j = x_j (1 + sigma xi_j),   I = bias + round(sum_j W_j x'_j)
@@ -107,13 +122,19 @@ def thermal_input_read(li, desc, W, bias, cur, acc, events, values, n_events, mu
     crossbar as a multi-bit value with F = THERMAL_FRAC_BITS fraction bits,
     round(x'_j 2^F), summed in int64 (`wide`) and rounded back to whole LSBs,
     half up; noise/thermal.py proves the result fits the int32 current.
-    Counted as multi-bit reads (MACs)."""
+    Counted as multi-bit reads (MACs). With `analog` (column ADCs or read
+    noise) the perturbed inputs go through the analog read instead, which
+    rounds each tile's partial sum (kernels/analog.py)."""
     F = THERMAL_FRAC_BITS
     one = np.float64(1 << F)
     for e in range(n_events):
         x = np.float64(values[e]) if multibit else 1.0
         xi = fast_normal(lane_bits(tkey, events[e]))
         noisy[e] = np.int32(np.floor(x * (1.0 + sigma * xi) * one + 0.5))
+    if analog:
+        layer_analog_read(li, desc, W, bias, params, cur, acc, events, noisy, n_events, True, F, read_sigma,
+                          read_key, tile_rows, counters)
+        return
     zero = np.zeros(desc[li, OUT_C], bias.dtype)
     n = desc[li, N_OUT]
     if desc[li, KIND] == KIND_CONV:
@@ -229,7 +250,9 @@ def run_layers(b, l0, l1, desc, W, bias, theta, leak_a, enabled, params, tile_ro
     the first layer reads them afresh every tick through the same multi-bit
     read (MACs) as the direct encoder, and learns on them likewise.
     Input-scope thermal noise (`thermal_input_read`) draws afresh every tick,
-    so that read is not replayed. Learning sees the clean input events: the
+    so that read is not replayed; nor is the analog read (column ADCs, read
+    noise: kernels/analog.py), which every weighted layer takes instead of the
+    exact read when the chip has ADCs or the layer read noise. Learning sees the clean input events: the
     noise is in the analog drive, not in the event the learning circuit gates on.
 
     Learning (kernels/learning.py) runs after a learning layer's neuron update
@@ -308,7 +331,12 @@ def run_layers(b, l0, l1, desc, W, bias, theta, leak_a, enabled, params, tile_ro
         else:
             here, n_here = lists_b, n_b
         # input-scope thermal noise: weighted layers only (pooling has no synapses)
-        noisy_read = noise_f[li, NZ_THERMAL_IN] > 0.0 and (desc[li, KIND] == KIND_CONV or desc[li, KIND] == KIND_FC)
+        weighted = desc[li, KIND] == KIND_CONV or desc[li, KIND] == KIND_FC
+        noisy_read = noise_f[li, NZ_THERMAL_IN] > 0.0 and weighted
+        # column ADCs or read noise: the analog read (kernels/analog.py); never replayed (fresh draws, and the
+        # ADC is not linear, so update_replayed_current would not hold)
+        analog = weighted and (params[P_ADC_HALF] > 0 or noise_f[li, NZ_READ] > 0.0)
+        read_sigma = noise_f[li, NZ_READ]
         for t in range(T):
             t_in = t - 1 if delay else t        # the tick whose spikes (or host input) this layer integrates
             row = counters[b, t, li]
@@ -329,10 +357,14 @@ def run_layers(b, l0, l1, desc, W, bias, theta, leak_a, enabled, params, tile_ro
                     else:
                         fire_cur, fire_acc = first_cur, first_acc
                 elif noisy_read:                # a fresh draw on every input element: nothing to replay
-                    thermal_input_read(0, desc, W, bias, cur, accum, events, values, n_ev, multibit,
+                    thermal_input_read(0, desc, W, bias, params, cur, accum, events, values, n_ev, multibit,
                                        noise_f[0, NZ_THERMAL_IN], tick_key(noise_k[0, NZ_THERMAL_IN],
                                                                            sample_ids[b], t),
-                                       noisy, wide, tile_rows, row)
+                                       noisy, wide, analog, read_sigma,
+                                       tick_key(noise_k[0, NZ_READ], sample_ids[b], t), tile_rows, row)
+                elif analog:
+                    layer_analog_read(0, desc, W, bias, params, cur, accum, events, values, n_ev, multibit, 0,
+                                      read_sigma, tick_key(noise_k[0, NZ_READ], sample_ids[b], t), tile_rows, row)
                 else:
                     layer_read(0, desc, W, bias, params, cur, accum, events, values, n_ev,
                                multibit, limit, tile_rows, row)
@@ -345,10 +377,14 @@ def run_layers(b, l0, l1, desc, W, bias, theta, leak_a, enabled, params, tile_ro
                 start = max(t_in, 0) * max_n
                 events, values, multibit = below[start:start + n_ev], empty_values, False
                 if noisy_read:
-                    thermal_input_read(li, desc, W, bias, cur, accum, events, values, n_ev, multibit,
+                    thermal_input_read(li, desc, W, bias, params, cur, accum, events, values, n_ev, multibit,
                                        noise_f[li, NZ_THERMAL_IN], tick_key(noise_k[li, NZ_THERMAL_IN],
                                                                             sample_ids[b], t),
-                                       noisy, wide, tile_rows, row)
+                                       noisy, wide, analog, read_sigma,
+                                       tick_key(noise_k[li, NZ_READ], sample_ids[b], t), tile_rows, row)
+                elif analog:
+                    layer_analog_read(li, desc, W, bias, params, cur, accum, events, values, n_ev, multibit, 0,
+                                      read_sigma, tick_key(noise_k[li, NZ_READ], sample_ids[b], t), tile_rows, row)
                 else:
                     layer_read(li, desc, W, bias, params, cur, accum, events, values, n_ev,
                                multibit, limit, tile_rows, row)

@@ -43,7 +43,8 @@ NZ_THERMAL = 0        # thermal, scope current: relative std of each neuron's su
 NZ_SILENCE = 1        # silence, scope tick: probability that a spike is dropped
 NZ_THERMAL_IN = 2     # thermal, scope input: relative std of each input element (pixel or spike)
 NZ_THERMAL_ADD = 3    # thermal, scope additive: std in units of the neuron's threshold
-N_NOISE = 4
+NZ_READ = 4           # read noise: std of one active cell's read, in weight LSBs (kernels/analog.py)
+N_NOISE = 5
 #: fraction bits of a thermally perturbed input element x (1 + s xi) in the multi-bit read
 THERMAL_FRAC_BITS = 8
 
@@ -63,7 +64,9 @@ P_WARMUP = 11      # learning: ticks without updates at the start of each sample
 P_TARGET_MAX = 12  # learning: full-scale rate target, 2^target_bits - 1
 P_BIAS_MAX = 13    # largest |bias| register value
 P_NARROW = 14      # 1: the host proved every neuron-update value fits int32 (32-bit-lane loop)
-N_PARAMS = 15
+P_ADC_HALF = 15    # column ADCs: 2^(adc_bits - 1) codes per sign (0: no ADC, the ideal digital sum)
+P_ADC_RANGE = 16   # column ADCs: full scale +-adc_range of a column partial sum, in weight LSBs x input units
+N_PARAMS = 17
 
 # values of params[P_DIRECT]: what the host sends the first layer
 IN_SPIKES = 0      # packed spikes, one bit per input and tick (rate, if, events with bin_value spike)
@@ -115,12 +118,17 @@ C_ROW_SET = 19           # sum over written rows of the row's largest SET (weigh
 C_ROW_RESET = 20         # sum over written rows of the row's largest RESET (weight down) pulse count
 C_ROW_RMW = 21           # sum over written rows of the row's largest pulse count of either sign
 C_DEVICE_FAILURES = 22   # synapse cells failed by endurance in the tick (kernels/device.py)
+# analog reads (kernels/analog.py): one conversion per column of each tile read
+C_ADC_CONV = 23          # column ADC conversions (tile reads x their columns) with chip.adc_bits
+C_ADC_CLIP = 24          # of those, partial sums beyond the ADC's full scale (clipped to its end codes)
+C_READ_DRAWS = 25        # read-noise draws: one per column current of each tile read (--noise read)
+C_READ_SQ = 26           # sum of the squared read-noise draws, in units of 2^-8 LSB^2 (realised std)
 # reads of the layer's busiest row band in the tick: a band (its row tile and every column tile beside it)
 # is read once per output position with >= 1 active row in it; a layer's tile_activations are the sum over
 # bands of these reads x col_tiles, and the busiest band's count bounds its read time from below (one read
 # at a time per tile; chipsim/architect/timing.py). Summed over ticks it is the sum of the per-tick maxima.
-C_TILE_BUSIEST = 23
-N_COUNTERS = 24
+C_TILE_BUSIEST = 27
+N_COUNTERS = 28
 
 COUNTER_NAMES = (
     "spikes", "input_events", "synaptic_events_ac", "synaptic_events_mac", "membrane_updates",
@@ -128,6 +136,7 @@ COUNTER_NAMES = (
     "updates_boxcar_gated", "updates_sign_gated", "pulses", "cell_writes", "weight_saturations",
     "write_noise_draws", "silenced", "bias_writes", "threshold_writes",
     "write_rows", "write_set_slots", "write_reset_slots", "write_rmw_slots", "device_failures",
+    "adc_conversions", "adc_clipped", "read_noise_draws", "read_noise_sq",
     "tile_reads_busiest",
 )
 assert len(COUNTER_NAMES) == N_COUNTERS
