@@ -11,7 +11,6 @@ tests/test_reference.py; the input-scope thermal read (forward.thermal_input_rea
 """
 import math
 
-import numba
 import numpy as np
 import pytest
 
@@ -24,14 +23,7 @@ from chipsim.core.weights import LayerWeights, WeightBundle, expected_shape
 from chipsim.noise import apply_noise
 
 
-@pytest.fixture(autouse=True)
-def one_numba_thread():
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_numba_thread")     # tests/conftest.py
 
 
 def band_reads_conv(active, k, stride, pad, tile_rows):

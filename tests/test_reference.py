@@ -11,7 +11,6 @@ import math
 import sys
 from pathlib import Path
 
-import numba
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -29,16 +28,7 @@ SETTINGS = settings(max_examples=25, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
-@pytest.fixture(autouse=True)
-def one_numba_thread():
-    """Batches here hold 1-3 samples: a parallel launch only costs time (results do not depend
-    on the thread count, see test_determinism.py)."""
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_numba_thread")     # tests/conftest.py
 
 
 # --------------------------------------------------------------------------- building blocks
