@@ -35,8 +35,9 @@ conversion per column per tile read, as costs.py prices it; bit-serial reads
 with one conversion per input bit plane are not modelled.
 
 Counts: the same input events, synaptic events, tile activations and
-busiest row band's reads (C_TILE_BUSIEST) as the exact reads, plus ADC conversions and clips, read-noise draws and the sum of
-their squares (layout.C_ADC_*, C_READ_*).
+busiest row band's reads (C_TILE_BUSIEST) as the exact reads, plus ADC
+conversions and clips, read-noise draws and the sum of their squares
+(layout.C_ADC_*, C_READ_*).
 """
 import numpy as np
 from numba import njit
@@ -177,7 +178,4 @@ def analog_read(cur, W, w_off, bias, b_off, is_conv, fan_in, in_c, in_h, in_w, o
     counters[C_IN_EVENTS] += n_events
     counters[C_SYN_MAC if multibit else C_SYN_AC] += targets * out_c
     counters[C_TILE_ACT] += bands * col_tiles
-    busiest = 0
-    for band in range(band_reads.shape[0]):
-        busiest = max(busiest, band_reads[band])
-    counters[C_TILE_BUSIEST] = max(counters[C_TILE_BUSIEST], busiest)
+    counters[C_TILE_BUSIEST] = max(counters[C_TILE_BUSIEST], band_reads.max())

@@ -508,9 +508,7 @@ def conv_read(cur, acc, W, w_off, bias, b_off, in_c, in_h, in_w, out_c, out_h, o
         bands, busiest = offset_band_reads(events, first, in_c, in_h, in_w, tile_rows, k, stride, pad, out_h,
                                            out_w)
     else:
-        busiest = 0
-        for band in range(row_bands):
-            busiest = max(busiest, band_reads[band])
+        busiest = band_reads.max()
     counters[C_IN_EVENTS] += n_events
     counters[C_SYN_AC] += targets * out_c
     counters[C_TILE_ACT] += bands * col_tiles
@@ -581,9 +579,7 @@ def multibit_conv_read(cur, W, w_off, in_c, in_h, in_w, out_c, out_h, out_w, k, 
                 bands += 1
             else:
                 bands += count_bands_into(rows, n, tile_rows, band_reads)
-    busiest = bands if row_bands == 1 else 0
-    for band in range(band_reads.shape[0] if row_bands > 1 else 0):
-        busiest = max(busiest, band_reads[band])
+    busiest = bands if row_bands == 1 else band_reads.max()
     counters[C_IN_EVENTS] += n_events
     counters[C_SYN_MAC] += targets * out_c
     counters[C_TILE_ACT] += bands * col_tiles
