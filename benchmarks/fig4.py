@@ -24,6 +24,10 @@ workers), in one sweep folder per tier under benchmarks/results/fig4-vgg11/:
 * `best5`     five epochs on all 50,000, the paper's hardest point of each panel
               in the paper's scope, seed 0: "best of 5 epochs" (its first epoch is
               also that point's seed-0 "1st epoch", so epoch50k runs seeds 1-2 there).
+              Its cells run in rounds (`chipsim sweep --pause-after-epoch`): the
+              first epoch of every point before the second of any, so each
+              session's hours answer the one-epoch targets first; a cell's
+              progress.json (committed) holds its accuracy after every epoch so far.
 
 The steps run in order of what they tell (the probe of the learning section on
 the hardest points first, the long 50,000-image cells later). A step's cells
@@ -188,7 +192,7 @@ def step_parts(step: Step) -> list[tuple[str, Step, str]]:
             for preset, points in groups.items()]
 
 
-def sweep_options(step: Step, data: str, folder: str | None = None, preset: str = ""):
+def sweep_options(step: Step, data: str, folder: str | None = None, preset: str = "", pause: int | None = None):
     from chipsim.workflows.sweep import SweepOptions
 
     tier = TIERS[step.tier]
@@ -198,6 +202,7 @@ def sweep_options(step: Step, data: str, folder: str | None = None, preset: str 
                         learn=(f"preset={preset}",) if preset else (),
                         workers=tier["workers"], threads_per_cell=tier["threads"],
                         checkpoint_every=tier.get("checkpoint_every"), base_noise=tier.get("base_noise", ()),
+                        pause_after_epoch=pause,
                         target_cache=str(TARGETS) if tier["calibrate_epochs"] else None)
 
 
@@ -214,8 +219,41 @@ def step_status(step: Step, data: str) -> tuple[int, int]:
 
 # --------------------------------------------------------------------------- reading the finished cells
 
+def rounds(step: Step) -> list[int | None]:
+    """pause_after_epoch per pass over a step's cells: one epoch per pass for best5, else one pass."""
+    epochs = TIERS[step.tier]["calibrate_epochs"] or 1
+    return [k if k < epochs else None for k in range(1, epochs + 1)] if step.tier == "best5" else [None]
+
+
+def unfinished_best5() -> list[dict]:
+    """best5 cells paused (or killed) after some epochs: a row from their progress.json."""
+    from chipsim.workflows.sweep import expand
+
+    rows = []
+    for step in STEPS:
+        if step.tier != "best5":
+            continue
+        for folder, part, preset in step_parts(step):
+            for cell in expand(sweep_options(part, DATA, folder, preset)):
+                cell_dir = OUT / folder / "cells" / cell.id
+                path = cell_dir / "progress.json"
+                if (cell_dir / "summary.json").is_file() or not path.is_file():
+                    continue
+                prog = json.loads(path.read_text())
+                if not prog["accuracy_per_epoch"]:
+                    continue
+                rows.append({"cell": cell.id, "kind": cell.kind, "level": cell.level, "scope": cell.scope,
+                             "seed": cell.seed, "status": "paused", "tier": "best5", "preset": preset,
+                             "accuracy_before": prog["accuracy_before"],
+                             "accuracy_after": prog["accuracy_per_epoch"][-1],
+                             "accuracy_per_epoch": prog["accuracy_per_epoch"], "epochs_done": prog["epochs_done"],
+                             "cpu_s": None})
+    return rows
+
+
 def finished_cells() -> list[dict]:
-    """Every finished cell of every tier: its row plus tier and accuracy per epoch."""
+    """Every finished cell of every tier: its row plus tier and accuracy per epoch; and the best5 cells
+    with some of their epochs done (status 'paused')."""
     cells = []
     folders = [(tier, "") for tier in TIERS] + [(f"{tier}-{p.preset}", p.preset) for tier in MAIN_TIERS
                                                 for p in PANELS if p.preset]
@@ -230,8 +268,9 @@ def finished_cells() -> list[dict]:
             row["tier"] = tier
             row["preset"] = preset
             row["accuracy_per_epoch"] = summary.get("accuracy_per_epoch")
+            row["epochs_done"] = summary.get("epochs")
             cells.append(row)
-    return cells
+    return cells + unfinished_best5()
 
 
 def _stats(values: list[float]) -> dict | None:
@@ -248,7 +287,7 @@ def aggregate(cells: list[dict]) -> dict:
         """Cells of a point in `tiers`; calibrated ones with the panel's preset (or `preset`)."""
         want = PRESET_OF[kind] if preset is None else preset
         return [c for c in cells if c["kind"] == kind and str(c["level"]) == level and (c.get("scope") or "") == scope
-                and c["tier"] in tiers and c.get("status") == "ok"
+                and c["tier"] in tiers and (c.get("status") == "ok" or (c.get("status") == "paused" and c["tier"] == "best5"))
                 and (c["tier"] == "before" or c["tier"] not in MAIN_TIERS or c.get("preset", "") == want)]
 
     def by_seed(rows, value):
@@ -275,9 +314,11 @@ def aggregate(cells: list[dict]) -> dict:
                                        lambda r: (r.get("accuracy_per_epoch") or [None])[0]).items():
                     full.setdefault(seed, v)
                 part = by_seed(pick(p.kind, level, scope, ("epoch5k",)), lambda r: r["accuracy_after"])
-                best = by_seed(pick(p.kind, level, scope, ("best5",)),
+                best5 = pick(p.kind, level, scope, ("best5",))
+                best = by_seed([r for r in best5 if r["status"] == "ok"],
                                lambda r: max(r["accuracy_per_epoch"]) if r.get("accuracy_per_epoch") else None)
-                epochs = by_seed(pick(p.kind, level, scope, ("best5",)), lambda r: r.get("accuracy_per_epoch"))
+                so_far = by_seed(best5, lambda r: max(r["accuracy_per_epoch"]) if r.get("accuracy_per_epoch") else None)
+                epochs = by_seed(best5, lambda r: r.get("accuracy_per_epoch"))
                 points.append({
                     "level": level, "before": _stats(list(before.values())),
                     "after_epoch": _stats(list(full.values())) if full else _stats(list(part.values())),
@@ -285,6 +326,8 @@ def aggregate(cells: list[dict]) -> dict:
                     "after_epoch_5k": _stats(list(part.values())),
                     "after_epoch_50k": _stats(list(full.values())),
                     "best_of_5": _stats(list(best.values())),
+                    "best_so_far": _stats(list(so_far.values())),      # best5 cells not finished yet included
+                    "best5_epochs_done": min((len(e) for e in epochs.values()), default=0),
                     "best5_accuracy_per_epoch": {str(s): e for s, e in epochs.items()},
                     "seeds_before": sorted(before), "seeds_after_5k": sorted(part), "seeds_after_50k": sorted(full),
                 })
@@ -468,6 +511,12 @@ def _fmt(stats: dict | None, images: int | None = None) -> str:
     return f"{stats['mean']:.1f}{spread} ({stats['n']} seed{'s' if stats['n'] != 1 else ''}{tier})"
 
 
+def _best(pt: dict) -> str:
+    if pt["best_of_5"] or not pt["best_so_far"] or pt["best5_epochs_done"] < 1:
+        return _fmt(pt["best_of_5"])
+    return f"pending; best of the first {pt['best5_epochs_done']}: {_fmt(pt['best_so_far'])}"
+
+
 def markdown_table(result: dict) -> str:
     """The README's side-by-side table: per panel the paper's effect, ours at the hardest level, the targets."""
     clean = result["clean"]
@@ -486,7 +535,7 @@ def markdown_table(result: dict) -> str:
                     for k, v in targets.items() if v["panel"] == p.kind and v["scope"] == scope]
             lines.append(f"| {name} | {p.paper if scope in ('', p.paper_scope) else 'chipsim default scope'} | "
                          f"{_fmt(pt['before'])} | {_fmt(pt['after_epoch'], pt['after_epoch_images'])} | "
-                         f"{_fmt(pt['best_of_5'])} | {'; '.join(mine) or '-'} |")
+                         f"{_best(pt)} | {'; '.join(mine) or '-'} |")
     return "\n".join(lines)
 
 
@@ -522,7 +571,9 @@ def report(data: str) -> dict:
                   for k, t in TIERS.items()},
         "learning": "the learning section vgg11.yaml ships; the bits panel's calibrated cells its learning preset "
                     + ", ".join(f"{p.kind}: --learn preset={p.preset}" for p in PANELS if p.preset),
-        "steps": steps, "cells_finished": len(cells), "cpu_hours_of_finished_cells": round(cpu_h, 2),
+        "steps": steps, "cells_finished": sum(c["status"] != "paused" for c in cells),
+        "best5_unfinished": {c["cell"]: f"{c['epochs_done']}/{TIERS['best5']['calibrate_epochs']} epochs"
+                             for c in cells if c["status"] == "paused"}, "cpu_hours_of_finished_cells": round(cpu_h, 2),
         **agg, "targets": check_targets(agg),
     }
     write_json(RESULT, result)
@@ -544,6 +595,9 @@ def main() -> None:
         for i, step in enumerate(STEPS, 1):
             done, total = step_status(step, args.data)
             print(f"{i}. {step.tier:9s} {done:3d}/{total:<3d} cells  {step.why}")
+        for row in unfinished_best5():
+            print(f"   best5 {row['cell']}: {row['epochs_done']}/{TIERS['best5']['calibrate_epochs']} epochs, "
+                  f"accuracy per epoch {row['accuracy_per_epoch']}")
         return
     if args.command == "run":
         from chipsim.cli.progress import LazyProgressBar
@@ -559,14 +613,16 @@ def main() -> None:
             print(f"step {i} ({step.tier}): {step.why}: {done}/{total} cells finished", flush=True)
             if done == total:
                 continue
-            for folder, part, preset in step_parts(step):
-                bar = LazyProgressBar(f"step {i} {folder}")
-                res = run_sweep(sweep_options(part, args.data, folder, preset), None if args.no_progress else
-                                (lambda d, t, cid: bar(1, t)), echo=print)
-                bar.close()
-                print(f"step {i} {folder}: {res.ran} cells run, {len(res.failures)} failed, "
-                      f"{res.wall_s / 60:.1f} min", flush=True)
-            report(args.data)
+            for pause in rounds(step):
+                for folder, part, preset in step_parts(step):
+                    bar = LazyProgressBar(f"step {i} {folder}")
+                    res = run_sweep(sweep_options(part, args.data, folder, preset, pause), None if args.no_progress
+                                    else (lambda d, t, cid: bar(1, t)), echo=print)
+                    bar.close()
+                    print(f"step {i} {folder}" + (f" up to epoch {pause}" if pause else "")
+                          + f": {res.ran} cells run, {res.paused} paused, {len(res.failures)} failed, "
+                          f"{res.wall_s / 60:.1f} min", flush=True)
+                report(args.data)
     res = report(args.data)
     print(f"wrote {RESULT.relative_to(ROOT)}" + (f", {FIGURE.relative_to(ROOT)}" if res["cells_finished"] else ""))
     for name, t in res["targets"].items():

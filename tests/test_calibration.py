@@ -283,3 +283,36 @@ def test_teacher_targets_do_not_depend_on_batching():
         parts = [teacher.targets(data.images[i:i + size], data.labels[i:i + size]) for i in range(0, 96, size)]
         assert np.array_equal(whole, np.concatenate(parts)), size
     assert whole.any() and (whole < (1 << setup.config.target_bits)).all()
+
+
+def test_pause_after_an_epoch_then_continue_is_bit_identical(tmp_path, monkeypatch):
+    """pause_after_epoch stops a run after that epoch with a checkpoint and progress.json (no summary);
+    continuing it ends with the chip and figures of a run that never paused."""
+    import chipsim.workflows.calibrate as cal
+
+    full = calibrate(tmp_path, "full")
+    paused = calibrate(tmp_path, "paused", pause_after_epoch=1)
+    assert paused == {"status": "paused", "epochs_done": 1, "epochs": 2,
+                      "accuracy_before": full["accuracy_before"], "accuracy_per_epoch": full["accuracy_per_epoch"][:1]}
+    folder = tmp_path / "paused"
+    assert (folder / "checkpoint.h5").is_file() and not (folder / "summary.json").exists()
+    progress = json.loads((folder / "progress.json").read_text())
+    assert progress["epochs_done"] == 1 and progress["epochs"] == 2
+    assert progress["accuracy_per_epoch"] == full["accuracy_per_epoch"][:1] and progress["learn_samples"] == 96
+
+    # asked again to stop after epoch 1: already there, so nothing is built or run
+    def no_deploy(*a, **k):
+        raise AssertionError("a paused run that is already far enough deployed a chip")
+
+    monkeypatch.setattr(cal, "deploy", no_deploy)
+    assert run_calibration(CalibOptions(resume=folder, pause_after_epoch=1))["epochs_done"] == 1
+    monkeypatch.undo()
+
+    resumed = run_calibration(CalibOptions(resume=folder, pause_after_epoch=5))     # past the last epoch: runs out
+    assert resumed["accuracy_per_epoch"] == full["accuracy_per_epoch"]
+    assert resumed["learning_layers"] == full["learning_layers"]
+    a, b = registers(tmp_path / "full" / "calibrated.h5"), registers(folder / "calibrated.h5")
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert json.loads((folder / "progress.json").read_text())["epochs_done"] == 2
+    with pytest.raises(Exception, match="pause_after_epoch: expected an integer >= 1, got 0"):
+        calibrate(tmp_path, "bad", pause_after_epoch=0)

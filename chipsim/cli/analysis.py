@@ -120,6 +120,9 @@ def report(run_dir, as_json, no_plots, chip):
               help="Numba threads inside one cell.")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=None,
               help="Calibration samples between checkpoints of a cell (default: once per epoch).")
+@click.option("--pause-after-epoch", type=click.IntRange(min=1), default=None,
+              help="Stop every calibration cell (resumably) once it has this many epochs done: run the first "
+                   "epoch of all cells before the second of any; the same command with a larger N continues.")
 @click.option("--target-cache", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Folder the calibration cells share the teacher's targets in (computed once per image; "
                    "results unchanged). Workers need it on a shared file system.")
@@ -130,7 +133,7 @@ def report(run_dir, as_json, no_plots, chip):
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def sweep(nets, axes, base_noise, seeds, first_seed, checkpoint_every, target_cache, calibrate_epochs, calib_samples,
           samples, learn, weights, data, batch_size, chip, out, workers, scheduler, threads_per_cell, no_progress,
-          chip_params, synapse):
+          chip_params, synapse, pause_after_epoch):
     """Run a noise grid (net x noise level x seed) on Dask; write sweep.csv and a Figure-4 plot into OUT.
     With --chip-param: a design-space grid over chip parameters (and the --noise levels), sweep.csv and a
     Pareto plot of latency, energy and area (chipsim/workflows/chip_sweep.py)."""
@@ -154,7 +157,7 @@ def sweep(nets, axes, base_noise, seeds, first_seed, checkpoint_every, target_ca
                                      f"{threads_per_cell}", param_hint="--threads-per-cell")
     for flag, value in (("--learn", learn or None), ("--calib-samples", calib_samples),
                         ("--checkpoint-every", checkpoint_every), ("--target-cache", target_cache),
-                        ("--synapse", synapse)):
+                        ("--synapse", synapse), ("--pause-after-epoch", pause_after_epoch)):
         if value is not None and calibrate_epochs is None:      # refused, not silently ignored
             raise click.UsageError(f"{flag} applies to calibration: expected --calibrate-epochs N with it")
     if first_seed + seeds - 1 > SEED.max:
@@ -167,7 +170,7 @@ def sweep(nets, axes, base_noise, seeds, first_seed, checkpoint_every, target_ca
                             target_cache=str(target_cache) if target_cache else None, base_noise=tuple(base_noise),
                             calibrate_epochs=calibrate_epochs, samples=samples, calib_samples=calib_samples,
                             learn=tuple(learn), weights=weights, data=data, batch_size=batch_size, chip=chip,
-                            synapse=synapse,
+                            synapse=synapse, pause_after_epoch=pause_after_epoch,
                             workers=workers, scheduler=scheduler, threads_per_cell=threads_per_cell)
         total = len(expand(opts))
     except SweepError as exc:
@@ -189,7 +192,8 @@ def sweep(nets, axes, base_noise, seeds, first_seed, checkpoint_every, target_ca
         raise click.ClickException(f"every cell ({len(result.failures)}) failed before it ran: {first} "
                                    f"(all in {out / 'failures.json'})")
     click.echo(f"{total} cells: {ok} ok ({result.skipped} already finished, {result.ran} run), "
-               f"{len(result.failures)} failed; {result.wall_s:.1f} s")
+               + (f"{result.paused} paused after epoch {pause_after_epoch}, " if result.paused else "")
+               + f"{len(result.failures)} failed; {result.wall_s:.1f} s")
     for f in result.failures:
         click.echo(f"  failed {f['cell']}: {f['error']}")
     click.echo(f"wrote {result.csv}" + (f", {result.plot}" if result.plot else "")

@@ -11,6 +11,13 @@ SeedSequence(seed, 'calibration', epoch), the dynamic noise of training
 sample k in epoch e by the id TRAIN_ID_BASE + e * 2^32 + k, so a run killed
 at any point and resumed from its last checkpoint ends with weights
 bit-identical to an uninterrupted run. Checkpoints are written atomically.
+
+A long run can also stop on purpose: `pause_after_epoch=k` ends it after its
+k-th epoch with a checkpoint and returns {'status': 'paused', ...} instead of a
+summary; the same call with a larger k (or none) continues it. Results do not
+depend on where it paused (nothing in the learning rule looks at the epoch
+count), so a sweep can run the first epoch of every cell before the second of
+any. After every epoch the folder's progress.json holds the accuracy so far.
 """
 from __future__ import annotations
 
@@ -37,6 +44,7 @@ from chipsim.workflows.runner import RunError, RunOptions, check_out_dir, deploy
 
 TRAIN_ID_BASE = 1 << 48     #: training sample ids never collide with test sample ids (0..N-1)
 CHECKPOINT = "checkpoint.h5"
+PROGRESS = "progress.json"  #: written after every epoch: epochs done, accuracy before and per epoch so far
 LEARN_COUNTERS = ("updates_ungated", "updates_boxcar_gated", "updates_sign_gated", "pulses", "cell_writes",
                   "weight_saturations", "write_noise_draws", "bias_writes", "threshold_writes", "device_failures")
 
@@ -50,6 +58,7 @@ class CalibOptions(RunOptions):
     learn: tuple[str, ...] = ()              #: overrides of the net's learning section, KEY=VALUE
     target_cache: Path | None = None         #: folder keeping teacher targets across runs (TargetStore)
     synapse: str | None = None               #: synapse device preset NAME or FILE (None: the linear register)
+    pause_after_epoch: int | None = None     #: stop (resumably) once this many epochs are done; not a result option
     stop_after_batches: int | None = None    #: test hook: simulate a kill after this many training batches
     on_batch: Callable[[int, int], None] | None = field(default=None, repr=False)
 
@@ -215,12 +224,16 @@ def _run_calibration(opts: CalibOptions) -> dict:
             raise RunError(f"--out {opts.out}: holds an interrupted calibration with other options ({text}); "
                            f"expected the same options to continue it (or --resume {opts.out}), or a new --out")
         opts = dataclasses.replace(opts, resume=Path(opts.out))
+    if opts.pause_after_epoch is not None and opts.pause_after_epoch < 1:
+        raise RunError(f"pause_after_epoch: expected an integer >= 1, got {opts.pause_after_epoch}")
     if opts.resume is not None:
         resumed = _load_checkpoint(Path(opts.resume))
         saved = resumed["options"]
         opts = dataclasses.replace(opts, **{k: (tuple(v) if isinstance(v, list) else v) for k, v in saved.items()},
                                    out=Path(opts.resume))
         out_dir = Path(opts.resume)
+        if _pauses_at(opts, resumed["epoch"]):        # already that far: nothing to build or run
+            return _paused(opts, resumed["epoch"], resumed["history"])
         from chipsim.io.atomic import remove_stale_temps
 
         remove_stale_temps(out_dir)
@@ -333,6 +346,9 @@ def _run_calibration(opts: CalibOptions) -> dict:
         history["accuracy_per_epoch"].append(acc)
         history["stream"].append(stream.stats.to_dict())
         checkpoint(epoch + 1, 0)
+        write_progress(out_dir, epoch + 1, opts.epochs, history)
+        if _pauses_at(opts, epoch + 1):
+            return _paused(opts, epoch + 1, history)
 
     totals = layer_totals(learn_counters[None], chip.layer_names)
     per_layer = {}
@@ -391,6 +407,26 @@ def _run_calibration(opts: CalibOptions) -> dict:
         save_counts(out_dir, np.concatenate(timing_parts), timed[1])
     write_json(out_dir / "summary.json", summary)
     return summary
+
+
+def write_progress(out_dir: Path, done: int, epochs: int, history: dict) -> None:
+    """progress.json: how far a calibration is, readable while it runs (and after it paused)."""
+    from chipsim.io.atomic import write_json
+
+    write_json(out_dir / PROGRESS, {"epochs_done": done, "epochs": epochs,
+                                    "accuracy_before": history["accuracy_before"],
+                                    "accuracy_per_epoch": history["accuracy_per_epoch"],
+                                    "learn_samples": history.get("learn_samples", 0),
+                                    "learn_s": round(history.get("learn_s", 0.0), 2)})
+
+
+def _pauses_at(opts: CalibOptions, done: int) -> bool:
+    return opts.pause_after_epoch is not None and opts.pause_after_epoch <= done < opts.epochs
+
+
+def _paused(opts: CalibOptions, done: int, history: dict) -> dict:
+    return {"status": "paused", "epochs_done": done, "epochs": opts.epochs,
+            "accuracy_before": history["accuracy_before"], "accuracy_per_epoch": history["accuracy_per_epoch"]}
 
 
 def _calibration_timing(chip, net, cfg, setup, encoder, summary: dict, parts: list, batch_size: int):

@@ -121,6 +121,7 @@ class SweepOptions:
     scheduler: str | None = None                      #: address of an existing Dask scheduler
     threads_per_cell: int = 1
     checkpoint_every: int | None = None               #: calibration samples between checkpoints (default: epochs)
+    pause_after_epoch: int | None = None              #: calibration cells stop (resumably) after this many epochs
     target_cache: str | None = None                   #: folder the cells share teacher targets in (TargetStore)
     no_worker_timeout_s: float = 60.0                 #: fail the waiting cells after this long without workers
 
@@ -135,6 +136,7 @@ class SweepResult:
     csv: Path
     plot: Path | None
     cells: list[Cell] = field(default_factory=list)
+    paused: int = 0                                   #: cells stopped by pause_after_epoch (rerun to continue)
 
 
 def parse_axis(item: str) -> tuple[str, tuple[str, ...]]:
@@ -197,6 +199,8 @@ def run_cell(task: dict) -> dict:
 
         numba.set_num_threads(max(1, min(int(task["threads"]), numba.config.NUMBA_NUM_THREADS)))
         summary = _run_cell(task, cell, cell_dir)
+        if summary.get("status") == "paused":       # pause_after_epoch: resumable, no summary.json yet
+            return {"status": "paused", "id": cell.id, "row": _paused_row(cell, summary)}
         row = cell_row(cell, cell_dir, summary, task["net_spec"])
         row["wall_s"] = round(time.perf_counter() - t0, 2)
         row["cpu_s"] = round(time.process_time() - c0, 2)      # all threads of the worker process
@@ -218,7 +222,8 @@ def _run_cell(task: dict, cell: Cell, cell_dir: Path) -> dict:
 
         cache = task.get("target_cache")
         common["target_cache"] = Path(cache) if cache else None
-        if (cell_dir / "checkpoint.h5").is_file():           # killed mid-run: continue where it stopped
+        common["pause_after_epoch"] = task.get("pause_after_epoch")
+        if (cell_dir / "checkpoint.h5").is_file():           # killed or paused: continue where it stopped
             return run_calibration(CalibOptions(**common, resume=cell_dir))
         return run_calibration(CalibOptions(**common, out=cell_dir, epochs=task["calibrate_epochs"],
                                             checkpoint_every=task.get("checkpoint_every"),
@@ -479,14 +484,18 @@ def run_sweep(opts: SweepOptions, progress: Callable[[int, int, str], None] | No
                            "batch_size": opts.batch_size, "calibrate_epochs": opts.calibrate_epochs,
                            "learn": list(opts.learn), "threads": opts.threads_per_cell, "synapse": opts.synapse,
                            "base_noise": list(opts.base_noise),
-                           "checkpoint_every": opts.checkpoint_every,
+                           "checkpoint_every": opts.checkpoint_every, "pause_after_epoch": opts.pause_after_epoch,
                            "target_cache": str(Path(opts.target_cache).resolve()) if opts.target_cache else None}
                  for cell in todo}
         by_id = {cell.id: cell for cell in todo}
 
+        paused = 0
+
         def finish(cid: str, result: dict, done: int) -> None:
-            if result["status"] == "ok":
+            nonlocal paused
+            if result["status"] in ("ok", "paused"):
                 rows[cid] = result["row"]
+                paused += result["status"] == "paused"
             else:
                 failures.append({"cell": cid, "error": result["error"], "traceback": result["traceback"]})
                 rows[cid] = _failed_row(by_id[cid], result["error"], result.get("wall_s"))
@@ -514,7 +523,8 @@ def run_sweep(opts: SweepOptions, progress: Callable[[int, int, str], None] | No
     write_json(opts.out / "failures.json", {"failed": len(failures), "cells": failures})
     ordered = [rows[c.id] for c in cells if c.id in rows]
     plot = plot_sweep(ordered, opts.out / "sweep.png", opts.axes)
-    return SweepResult(ordered, failures, len(todo), skipped, time.perf_counter() - t0, csv_path, plot, cells)
+    return SweepResult(ordered, failures, len(todo), skipped, time.perf_counter() - t0, csv_path, plot, cells,
+                       paused if todo else 0)
 
 
 def saved_row(cell: Cell, cell_dir: Path, net_spec: str) -> dict:
@@ -530,6 +540,14 @@ def saved_row(cell: Cell, cell_dir: Path, net_spec: str) -> dict:
 def _failed_row(cell: Cell, error: str, wall_s=None) -> dict:
     return {"cell": cell.id, "net": cell.net, "kind": cell.kind, "level": cell.level, "scope": cell.scope,
             "seed": cell.seed, "status": "failed", "error": error.replace("\n", " "), "wall_s": wall_s}
+
+
+def _paused_row(cell: Cell, progress: dict) -> dict:
+    """The row of a cell paused after some of its epochs: accuracy after the last epoch done so far."""
+    return {"cell": cell.id, "net": cell.net, "kind": cell.kind, "level": cell.level, "scope": cell.scope,
+            "seed": cell.seed, "status": "paused", "mode": "calibration",
+            "accuracy_before": progress["accuracy_before"], "accuracy_after": progress["accuracy_per_epoch"][-1],
+            "epochs": f"{progress['epochs_done']}/{progress['epochs']}"}
 
 
 def _write_error(cell_dir: Path, result: dict) -> None:
