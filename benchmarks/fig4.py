@@ -1,6 +1,6 @@
 """The LTL paper's Figure 4 on the bundled CIFAR-10 VGG-11: test accuracy against noise level, four panels.
 
-    python benchmarks/fig4.py run [--steps 1,2,...] [--no-progress]   # run (or resume) the grid, then report
+    python benchmarks/fig4.py run [--steps 1,2,...] [--best5-rounds K] [--no-progress]   # run (or resume), then report
     python benchmarks/fig4.py list                                     # the steps, their cells and what is done
     python benchmarks/fig4.py report                                   # JSON + figure from what has finished
 
@@ -589,6 +589,8 @@ def main() -> None:
     ap.add_argument("--steps", default=None, help="comma-separated step numbers to run (default: all, in order)")
     ap.add_argument("--data", default=DATA, help=f"CIFAR-10 (default {DATA}, relative to the repository root)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ap.add_argument("--best5-rounds", type=int, default=None,
+                    help="run best5's cells only up to this many epochs now (default: all 5); they resume later")
     args = ap.parse_args()
     os.chdir(ROOT)
     if args.command == "list":
@@ -604,6 +606,8 @@ def main() -> None:
         from chipsim.workflows.sweep import run_sweep
 
         wanted = [int(s) for s in args.steps.split(",")] if args.steps else range(1, len(STEPS) + 1)
+        if args.best5_rounds is not None and args.best5_rounds < 1:
+            raise SystemExit(f"--best5-rounds: expected an integer >= 1, got {args.best5_rounds}")
         for i in wanted:
             if not 1 <= i <= len(STEPS):
                 raise SystemExit(f"--steps: step {i} does not exist; expected 1..{len(STEPS)} (see `fig4.py list`)")
@@ -613,7 +617,7 @@ def main() -> None:
             print(f"step {i} ({step.tier}): {step.why}: {done}/{total} cells finished", flush=True)
             if done == total:
                 continue
-            for pause in rounds(step):
+            for pause in rounds(step)[:args.best5_rounds]:
                 for folder, part, preset in step_parts(step):
                     bar = LazyProgressBar(f"step {i} {folder}")
                     res = run_sweep(sweep_options(part, args.data, folder, preset, pause), None if args.no_progress
