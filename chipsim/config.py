@@ -219,7 +219,8 @@ class ChipConfig:
     delay: bool = False                #: True: layer l sees layer l-1's spikes of tick t-1 (Eq. 2 as written)
     #: column ADCs: bits per conversion of each tile's column partial sums (0: none, the ideal digital sum)
     adc_bits: int = 0
-    #: column ADCs: full scale +-adc_range of one partial sum, in weight LSBs (x input value); with adc_bits
+    #: column ADCs: full scale +-adc_range of one partial sum, in weight LSBs at full-scale input (a spike;
+    #: a multi-bit layer's DAC drives 2^input_bits - 1 as a spike's amplitude); with adc_bits
     adc_range: int = 0
     costs: CostConfig = field(default_factory=CostConfig)
 

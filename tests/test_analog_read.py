@@ -22,17 +22,19 @@ from tiny import bundle
 T = 3
 
 
-def conv_net(encoder="direct", tile_rows=7, T=T, **chip):
+def conv_net(encoder="direct", tile_rows=7, T=T, input_bits=4, **chip):
     """One 3x3 conv layer on a 3x5x5 input (fan-in 27: with 7-row tiles, 4 row bands whose edges cut
     through kernel offsets), non-firing (threshold 10^6): its membrane is the running sum of its currents."""
-    data = {"name": "c", "input_shape": [3, 5, 5], "time_steps": T, "encoder": {"kind": encoder, "input_bits": 4},
+    data = {"name": "c", "input_shape": [3, 5, 5], "time_steps": T,
+            "encoder": {"kind": encoder, "input_bits": input_bits},
             "chip": {"tile_rows": tile_rows, "tile_cols": 3, **chip},
             "layers": [{"name": "conv", "type": "conv", "out": 4, "kernel": 3, "padding": 1}]}
     return parse_net(data, "<conv>")
 
 
-def fc_net(encoder="direct", tile_rows=6, T=T, **chip):
-    data = {"name": "f", "input_shape": [20, 1, 1], "time_steps": T, "encoder": {"kind": encoder, "input_bits": 4},
+def fc_net(encoder="direct", tile_rows=6, T=T, input_bits=4, **chip):
+    data = {"name": "f", "input_shape": [20, 1, 1], "time_steps": T,
+            "encoder": {"kind": encoder, "input_bits": input_bits},
             "chip": {"tile_rows": tile_rows, **chip}, "readout": "potential",
             "layers": [{"type": "flatten"}, {"name": "fc", "type": "fc", "out": 6}]}
     return parse_net(data, "<fc>")
@@ -88,7 +90,7 @@ def reference(chip, x, sigma=0.0, key=0, sample=0, tick=0, multibit=True):
     W = chip.registers.weights[chip.weight_slice(layer.name)].astype(np.int64).reshape(layer.fan_in, out_c)
     bias = chip.registers.bias[chip.bias_slice(layer.name)].astype(np.int64)
     R, bands_total = chip.chip.tile_rows, math.ceil(layer.fan_in / chip.chip.tile_rows)
-    bits, rng = chip.chip.adc_bits, chip.chip.adc_range
+    bits, rng = chip.chip.adc_bits, chip.chip.adc_range * chip.input_max     # full scale in input units
     H = (1 << (bits - 1)) if bits else 0
     cur, counts = [], dict(conv=0, clip=0, draws=0, sq=0, bands=0)
     for pos, (rows, vals) in enumerate(active_rows(chip, x)):
@@ -126,7 +128,7 @@ def chip_inputs(chip, batch, rng):
     """Direct multi-bit values (some zero) or packed rate spikes, and the same as per-tick value arrays."""
     n = chip.n_inputs
     if chip.input_mode == K.IN_HELD:
-        x = rng.integers(0, 16, (batch, n)).astype(np.int32)
+        x = rng.integers(0, chip.input_max + 1, (batch, n)).astype(np.int32)
         x[rng.random((batch, n)) < 0.3] = 0
         return x, np.repeat(x[:, None], chip.net.time_steps, axis=1)
     spikes = rng.random((batch, chip.net.time_steps, n)) < 0.4
@@ -164,9 +166,10 @@ def test_adc_quantizes_each_tiles_partial_sums_like_the_dense_reference(kind, en
 @pytest.mark.parametrize("kind,encoder", CASES)
 def test_adc_of_unit_step_and_ample_range_is_the_exact_read(kind, encoder):
     """range = 2^(bits-1): one LSB per code; no sum reaches full scale: the ADC changes nothing, and every
-    other counter equals the exact event-driven read's."""
-    exact = make_chip(net_of(kind, encoder))
-    adc = make_chip(net_of(kind, encoder, adc_bits=16, adc_range=1 << 15))
+    other counter equals the exact event-driven read's. (Direct input of 1 bit: full scale 1, as a spike's;
+    wider inputs scale the range, so their step is 2^input_bits - 1 LSBs.)"""
+    exact = make_chip(net_of(kind, encoder, input_bits=1))
+    adc = make_chip(net_of(kind, encoder, input_bits=1, adc_bits=16, adc_range=1 << 15))
     x, _ = chip_inputs(exact, 3, np.random.default_rng(2))
     inc_a, c_a = increments(exact, x, [0, 1, 2])
     inc_b, c_b = increments(adc, x, [0, 1, 2])

@@ -142,11 +142,14 @@ class Chip:
                 if bound > 2**31 - 1:
                     raise DeployError(f"{source}: layers/{layer.name}: worst-case input current {bound} "
                                       f"exceeds the 32-bit accumulator; use fewer weight or input bits")
-                adc_bound = int(row[K.ROW_BANDS]) * (chip.adc_range + 1) + int(np.abs(lw.bias).max(initial=0))
+                # the ADC's full scale in this layer's input units: the rows are driven at the input's
+                # full-scale value (a spike, or a DAC at 2^input_bits - 1), so one ADC design serves every layer
+                row[K.ADC_RANGE] = chip.adc_range * in_max
+                adc_bound = int(row[K.ROW_BANDS]) * (int(row[K.ADC_RANGE]) + 1) + int(np.abs(lw.bias).max(initial=0))
                 if chip.adc_bits and adc_bound > 2**31 - 1:
                     raise DeployError(f"{net.source}: chip.adc_range: {row[K.ROW_BANDS]} row bands of layer "
-                                      f"{layer.name!r} at full scale {chip.adc_range} exceed the 32-bit current; "
-                                      f"expected a smaller adc_range or larger tile_rows")
+                                      f"{layer.name!r} at full scale {chip.adc_range} x input full scale {in_max} "
+                                      f"exceed the 32-bit current; expected a smaller adc_range or larger tile_rows")
                 mats.append(mat.reshape(-1))
                 biases.append(lw.bias)
                 w_off += mat.size
@@ -227,7 +230,6 @@ class Chip:
         p[K.P_RECORD] = record
         p[K.P_BIAS_MAX] = chip.bias_max
         p[K.P_ADC_HALF] = (1 << (chip.adc_bits - 1)) if chip.adc_bits else 0
-        p[K.P_ADC_RANGE] = chip.adc_range
         if largest is None:
             largest = self.largest_weight(learning)
         p[K.P_NARROW] = int(self.narrow_datapath(learning, largest))
@@ -277,11 +279,11 @@ class Chip:
     def read_bound(self, li: int, cell_max: int) -> int:
         """Bound on |crossbar read| of weighted layer `li` (bias excluded) with |W x| <= cell_max per cell:
         fan_in x cell_max for the exact read; with read noise (kernels/analog.py) each tile read adds at most
-        3.4642 sigma sqrt(active rows) x_max plus a rounding; a column ADC's output is at most adc_range."""
+        3.4642 sigma sqrt(active rows) x_max plus a rounding; a column ADC's output is at most its full scale."""
         layer, chip = self.layers[li], self.chip
         bands = int(self.desc[li, K.ROW_BANDS])
         if chip.adc_bits:
-            return bands * (chip.adc_range + 1)
+            return bands * (int(self.desc[li, K.ADC_RANGE]) + 1)
         bound = layer.fan_in * cell_max
         sigma = float(self.registers.noise_rate[li, K.NZ_READ])
         if sigma > 0:

@@ -12,6 +12,14 @@ crossbar, read with all its column tiles) and column o:
           = round(a_pbo)                                                        without
     I_po  = bias_o + sum_b y_pbo                           (the digital accumulation of the tiles' outputs)
 
+range is the layer's full scale in its input units (layout.ADC_RANGE):
+chip.adc_range times the input's full-scale value, 1 for spikes and
+2^input_bits - 1 for the direct encoder's pixels (the events encoder's cap for
+counts). The rows are driven at their value over full scale (a DAC level), so
+one ADC design with full scale adc_range weight LSBs at full-scale input
+serves every layer; the digital side rescales its code. Thermally perturbed
+spikes (about 1) keep a spike layer's range.
+
 round(v) = floor(v + 1/2) throughout. Without noise and with F = 0 the ADC is
 integer arithmetic, q = floor((2 s H + range) / (2 range)) and y = floor((2 q
 range + H) / (2 H)), so it is exact; with noise or fraction bits a_pbo is a

@@ -23,12 +23,12 @@ from numba import njit
 from .analog import analog_read
 from .crossbar import conv_read, fc_read, init_current, multibit_conv_read, multibit_fc_read, pool_read
 from .learning import learn_layer
-from .layout import (B_OFF, COL_TILES, FAN_IN, IN_C, IN_W, IN_H, KERNEL, KIND, KIND_CONV, KIND_FC,
+from .layout import (ADC_RANGE, B_OFF, COL_TILES, FAN_IN, IN_C, IN_W, IN_H, KERNEL, KIND, KIND_CONV, KIND_FC,
                      MEMORYLESS, N_OFF, N_OUT, OUT_C, OUT_H, OUT_W, P_CMAX, P_DELAY,
                      L_ON, P_ACC_LIMIT, P_BIAS_MAX, P_DIRECT, IN_COUNTS, IN_HELD,
                      P_LEAK_BITS, P_NARROW, P_TARGET_MAX, P_WARMUP, P_MAX_N, P_N_IN, P_RECORD, P_T, P_UMAX,
                      P_UMIN, PAD, RESET, ROW_BANDS, SPIKING, STRIDE, W_OFF, NZ_SILENCE, NZ_THERMAL,
-                     NZ_THERMAL_ADD, NZ_THERMAL_IN, NZ_READ, P_ADC_HALF, P_ADC_RANGE, THERMAL_FRAC_BITS)
+                     NZ_THERMAL_ADD, NZ_THERMAL_IN, NZ_READ, P_ADC_HALF, THERMAL_FRAC_BITS)
 from .neuron import update_neurons
 from .rng import fast_normal, lane_bits, tick_key
 
@@ -106,7 +106,7 @@ def layer_analog_read(li, desc, W, bias, params, cur, acc, events, values, n_eve
     analog_read(cur, W, desc[li, W_OFF], bias, desc[li, B_OFF], desc[li, KIND] == KIND_CONV, desc[li, FAN_IN],
                 desc[li, IN_C], desc[li, IN_H], desc[li, IN_W], desc[li, OUT_C], desc[li, OUT_H], desc[li, OUT_W],
                 desc[li, KERNEL], desc[li, STRIDE], desc[li, PAD], events, values, n_events, multibit, frac_bits,
-                read_sigma, read_key, params[P_ADC_HALF], params[P_ADC_RANGE], tile_rows, desc[li, ROW_BANDS],
+                read_sigma, read_key, params[P_ADC_HALF], desc[li, ADC_RANGE], tile_rows, desc[li, ROW_BANDS],
                 desc[li, COL_TILES], counters)
 
 

@@ -36,7 +36,9 @@ SPIKING = 16      # 0: non-spiking integrator (potential readout)
 MEMORYLESS = 17   # 1: membrane cleared every tick (OR pooling)
 ROW_BANDS = 18    # crossbar row tiles: ceil(FAN_IN / tile_rows)
 COL_TILES = 19    # crossbar column tiles: ceil(OUT_C / tile_cols)
-N_COLS = 20
+ADC_RANGE = 20    # column ADCs: full scale of a partial sum in the layer's input units, chip.adc_range x the
+                  # input's full-scale value (2^input_bits - 1 for the direct encoder's pixels, 1 for spikes)
+N_COLS = 21
 
 # dynamic noise per layer (columns of `noise_rate` / `noise_key`, one 64-bit key each)
 NZ_THERMAL = 0        # thermal, scope current: relative std of each neuron's summed input current
@@ -65,8 +67,7 @@ P_TARGET_MAX = 12  # learning: full-scale rate target, 2^target_bits - 1
 P_BIAS_MAX = 13    # largest |bias| register value
 P_NARROW = 14      # 1: the host proved every neuron-update value fits int32 (32-bit-lane loop)
 P_ADC_HALF = 15    # column ADCs: 2^(adc_bits - 1) codes per sign (0: no ADC, the ideal digital sum)
-P_ADC_RANGE = 16   # column ADCs: full scale +-adc_range of a column partial sum, in weight LSBs x input units
-N_PARAMS = 17
+N_PARAMS = 16
 
 # values of params[P_DIRECT]: what the host sends the first layer
 IN_SPIKES = 0      # packed spikes, one bit per input and tick (rate, if, events with bin_value spike)
