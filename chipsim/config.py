@@ -222,6 +222,9 @@ class ChipConfig:
     #: column ADCs: full scale +-adc_range of one partial sum, in weight LSBs at full-scale input (a spike;
     #: a multi-bit layer's DAC drives 2^input_bits - 1 as a spike's amplitude); with adc_bits
     adc_range: int = 0
+    #: column ADCs: a layer's own full scale instead of adc_range, {layer name: weight LSBs at full-scale
+    #: input} (an output layer's partial sums run larger than the hidden layers')
+    adc_layer_ranges: dict = field(default_factory=dict)
     costs: CostConfig = field(default_factory=CostConfig)
 
     @property
@@ -416,16 +419,31 @@ def _parse_chip(r: _Reader, base_dir: Path | None = None) -> ChipConfig:
         delay=r.boolean("delay", False),
         adc_bits=r.integer("adc_bits", 0, 16, 0),
         adc_range=r.integer("adc_range", 0, ADC_RANGE_MAX, 0),     # 0: unset
+        adc_layer_ranges=_parse_adc_layer_ranges(r),
         costs=_parse_costs(r.child("costs")),
     )
     if chip.adc_bits and not chip.adc_range:
         raise ConfigError(f"{r.source}: {r.key_path('adc_range')}: missing or 0; expected the ADC's full scale in "
                           f"weight LSBs (an integer in [1, {ADC_RANGE_MAX}]) with adc_bits {chip.adc_bits}")
+    if chip.adc_layer_ranges and not chip.adc_range:
+        raise ConfigError(f"{r.source}: {r.key_path('adc_layer_ranges')}: given without adc_range; expected "
+                          f"adc_bits and adc_range (the other layers' full scale) with it")
     if chip.adc_range and "adc_bits" not in r.data:     # adc_bits: 0 says "no ADC" (a sweep's off point)
         raise ConfigError(f"{r.source}: {r.key_path('adc_bits')}: missing; expected the ADC's bits (an integer in "
                           f"[1, 16], or 0 for no ADC) with adc_range {chip.adc_range}, or no adc_range")
     r.finish()
     return chip
+
+
+def _parse_adc_layer_ranges(r: _Reader) -> dict:
+    """chip.adc_layer_ranges: {layer name: full scale}; the names are checked against the net (parse_net)."""
+    raw = r.get("adc_layer_ranges", lambda v: isinstance(v, dict), "a mapping {layer name: full scale in weight "
+                "LSBs}", {})
+    key = r.key_path("adc_layer_ranges")
+    for name, value in raw.items():
+        if not (_is_int(value) and 1 <= value <= ADC_RANGE_MAX):
+            r.fail(f"{key}.{name}", f"an integer in [1, {ADC_RANGE_MAX}]", value)
+    return {str(k): int(v) for k, v in raw.items()}
 
 
 def _parse_learning(r: _Reader, layer_names: tuple[str, ...]) -> LearningConfig:
@@ -549,6 +567,10 @@ def parse_net(data: Any, source: str = "<mapping>", base_dir: Path | None = None
     readout = r.choice("readout", READOUTS, "count")
     chip = _parse_chip(r.child("chip"), base_dir)
     weighted_names = tuple(layer.name for layer in layers if layer.weighted)
+    for name in chip.adc_layer_ranges:
+        if name not in weighted_names:
+            raise ConfigError(f"{source}: chip.adc_layer_ranges.{name}: unknown layer; expected a conv or fc "
+                              f"layer of the net ({', '.join(weighted_names)})")
     learning = _parse_learning(r.child("learning"), weighted_names)
     presets = _parse_learning_presets(r, weighted_names)
     data_spec = r.string("data", "digits")

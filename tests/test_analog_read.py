@@ -286,6 +286,27 @@ def test_bad_adc_settings_name_the_key():
         conv_net(adc_bits=17, adc_range=100)
     with pytest.raises(ConfigError, match=r"chip.adc_range: expected an integer in \[0, 1048576\], got 0.5"):
         conv_net(adc_bits=4, adc_range=0.5)
+    with pytest.raises(ConfigError, match=r"<conv>: chip.adc_layer_ranges.conv9: unknown layer; expected a conv "
+                                          r"or fc layer of the net \(conv\)"):
+        conv_net(adc_bits=4, adc_range=100, adc_layer_ranges={"conv9": 50})
+    with pytest.raises(ConfigError, match=r"chip.adc_layer_ranges.conv: expected an integer in \[1, 1048576\], got 0"):
+        conv_net(adc_bits=4, adc_range=100, adc_layer_ranges={"conv": 0})
+    with pytest.raises(ConfigError, match=r"chip.adc_layer_ranges: given without adc_range"):
+        conv_net(adc_layer_ranges={"conv": 50})
+
+
+@pytest.mark.parametrize("kind,encoder", [("conv", "direct"), ("fc", "rate")])
+def test_a_layers_own_adc_range_replaces_the_chips(kind, encoder):
+    """chip.adc_layer_ranges {layer: R}: that layer converts as if adc_range were R, bit for bit."""
+    name = "conv" if kind == "conv" else "fc"
+    own = make_chip(net_of(kind, encoder, adc_bits=4, adc_range=400, adc_layer_ranges={name: 60}))
+    same = make_chip(net_of(kind, encoder, adc_bits=4, adc_range=60))
+    other = make_chip(net_of(kind, encoder, adc_bits=4, adc_range=400))
+    x, _ = chip_inputs(own, 3, np.random.default_rng(4))
+    inc, c = increments(own, x, [0, 1, 2])
+    inc_same, c_same = increments(same, x, [0, 1, 2])
+    assert np.array_equal(inc, inc_same) and np.array_equal(c, c_same)
+    assert not np.array_equal(inc, increments(other, x, [0, 1, 2])[0])
 
 
 def test_bad_read_noise_is_refused_with_the_accepted_forms():

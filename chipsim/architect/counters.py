@@ -57,7 +57,8 @@ def adc_summary(chip, totals: dict[str, dict[str, int]]) -> dict | None:
             t = totals[layer.name]
             conv = t["adc_conversions"]
             li = chip.layer_names.index(layer.name)
-            layers[layer.name] = {"range_input_units": int(chip.desc[li, K.ADC_RANGE]),
+            layers[layer.name] = {"range_lsb": c.adc_layer_ranges.get(layer.name, c.adc_range),
+                                  "range_input_units": int(chip.desc[li, K.ADC_RANGE]),
                                   "conversions": conv, "clipped": t["adc_clipped"],
                                   "clipped_fraction": t["adc_clipped"] / conv if conv else 0.0}
     return {"bits": c.adc_bits, "range_lsb": c.adc_range, "step_lsb": c.adc_range / (1 << (c.adc_bits - 1)),

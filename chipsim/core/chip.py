@@ -144,11 +144,11 @@ class Chip:
                                       f"exceeds the 32-bit accumulator; use fewer weight or input bits")
                 # the ADC's full scale in this layer's input units: the rows are driven at the input's
                 # full-scale value (a spike, or a DAC at 2^input_bits - 1), so one ADC design serves every layer
-                row[K.ADC_RANGE] = chip.adc_range * in_max
+                row[K.ADC_RANGE] = chip.adc_layer_ranges.get(layer.name, chip.adc_range) * in_max
                 adc_bound = int(row[K.ROW_BANDS]) * (int(row[K.ADC_RANGE]) + 1) + int(np.abs(lw.bias).max(initial=0))
                 if chip.adc_bits and adc_bound > 2**31 - 1:
                     raise DeployError(f"{net.source}: chip.adc_range: {row[K.ROW_BANDS]} row bands of layer "
-                                      f"{layer.name!r} at full scale {chip.adc_range} x input full scale {in_max} "
+                                      f"{layer.name!r} at full scale {row[K.ADC_RANGE] // in_max} x input full scale {in_max} "
                                       f"exceed the 32-bit current; expected a smaller adc_range or larger tile_rows")
                 mats.append(mat.reshape(-1))
                 biases.append(lw.bias)
