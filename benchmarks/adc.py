@@ -67,7 +67,7 @@ def measure(work: Path, name: str, chip: dict, noise: tuple, args) -> dict:
             s = run_inference(opts).summary
     row = {"name": name, "chip": chip, "noise": list(noise), "accuracy": s["accuracy"],
            "samples_per_s": s["samples_per_s"], "wall_s": round(time.perf_counter() - t0, 2), "adc": s.get("adc"),
-           "read_noise": (s.get("noise") or {}).get("read")}
+           "read_noise": ((s.get("noise") or {}).get("realised") or {}).get("read")}
     write_json(done, row)
     return row
 
