@@ -55,6 +55,34 @@ def test_repricing_equals_rerunning(tmp_path):
     assert price(run, chip_with(run["net"]["chip"], {}))["engine_cycles_per_sample"] != got["engine_cycles_per_sample"]
 
 
+def test_a_run_of_an_older_chipsim_is_priced_by_counter_name(tmp_path):
+    """run.h5 written before the last counters were appended: its counters map by name (the missing ones
+    0), so re-pricing gives the same figures; a newer chipsim's unknown counters are refused by name."""
+    import h5py
+
+    from chipsim.core.kernels import layout as K
+
+    run_inference(RunOptions(net=digits_on(tmp_path, "base", {}), samples=SAMPLES, batch_size=5, timing=True,
+                             out=tmp_path / "base"))
+    today = _load_run(tmp_path / "base")
+    chip = chip_with(today["net"]["chip"], PRICED)
+    keep = K.COUNTER_NAMES[:K.C_ADC_CONV]                 # as chipsim wrote it before the column ADCs
+    with h5py.File(tmp_path / "base" / "run.h5", "a") as f:
+        old = f["counters"][()][..., :len(keep)][..., ::-1]       # and in another column order
+        del f["counters"]
+        f.create_dataset("counters", data=old)
+        f.attrs["counter_names"] = json.dumps(list(keep)[::-1])
+    older = _load_run(tmp_path / "base")
+    expected = today["counters"].copy()
+    expected[..., len(keep):] = 0                 # the ADC, read-noise and busiest-band counters it lacks
+    assert today["counters"][..., len(keep):].any() and np.array_equal(older["counters"], expected)
+    assert price(older, chip) == price(today, chip)       # none of those enters this chip's prices
+    with h5py.File(tmp_path / "base" / "run.h5", "a") as f:
+        f.attrs["counter_names"] = json.dumps(["from_the_future"] + list(keep)[::-1][1:])
+    with pytest.raises(ChipSweepError, match="counters from_the_future are unknown to this chipsim"):
+        _load_run(tmp_path / "base")
+
+
 def test_run_timing_files_and_report(tmp_path):
     out = tmp_path / "run"
     r = CliRunner().invoke(main, ["run", "--net", "digits", "--samples", "6", "--timing", "--timeline-sample", "2",

@@ -257,8 +257,13 @@ def _load_run(run_dir: Path) -> dict:
         net = json.loads(f.attrs["net"])
         counters = f["counters"][()]
         names = tuple(json.loads(f.attrs["counter_names"]))
-    if names != K.COUNTER_NAMES:
-        raise ChipSweepError(f"{run_dir}: counters of another chipsim version; expected a run of this one")
+    unknown = [n for n in names if n not in K.COUNTER_NAMES]
+    if unknown:          # a newer chipsim's counters: they would be priced as nothing
+        raise ChipSweepError(f"{run_dir}: counters {', '.join(unknown)} are unknown to this chipsim; expected a run "
+                             f"of this version or an older one")
+    from chipsim.architect.counters import in_current_columns
+
+    counters = in_current_columns(counters, names)      # an older chipsim's run: its counters by name, the rest 0
     counts, meta = load_counts(run_dir / COUNTS_FILE)
     return {"net": net, "counters": counters, "counts": counts, "meta": meta, "summary": summary}
 
