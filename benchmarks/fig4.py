@@ -511,6 +511,14 @@ def _fmt(stats: dict | None, images: int | None = None) -> str:
     return f"{stats['mean']:.1f}{spread} ({stats['n']} seed{'s' if stats['n'] != 1 else ''}{tier})"
 
 
+def _after(pt: dict) -> str:
+    """After one epoch: the 50,000-image figure where it exists, and the 5,000-image one beside it."""
+    text = _fmt(pt["after_epoch"], pt["after_epoch_images"])
+    if pt["after_epoch_images"] == 50000 and pt["after_epoch_5k"]:
+        text += f"; {_fmt(pt['after_epoch_5k'], 5000)}"
+    return text
+
+
 def _best(pt: dict) -> str:
     if pt["best_of_5"] or not pt["best_so_far"] or pt["best5_epochs_done"] < 1:
         return _fmt(pt["best_of_5"])
@@ -534,7 +542,7 @@ def markdown_table(result: dict) -> str:
                     + (f" ({v['measured']})" if v["measured"] else "")
                     for k, v in targets.items() if v["panel"] == p.kind and v["scope"] == scope]
             lines.append(f"| {name} | {p.paper if scope in ('', p.paper_scope) else 'chipsim default scope'} | "
-                         f"{_fmt(pt['before'])} | {_fmt(pt['after_epoch'], pt['after_epoch_images'])} | "
+                         f"{_fmt(pt['before'])} | {_after(pt)} | "
                          f"{_best(pt)} | {'; '.join(mine) or '-'} |")
     return "\n".join(lines)
 
