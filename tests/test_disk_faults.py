@@ -65,8 +65,8 @@ def test_full_disk_mid_calibration_keeps_the_checkpoint_and_the_rerun_continues(
 
 def test_full_disk_in_the_final_writes_through_the_cli(tmp_path, monkeypatch):
     out = tmp_path / "run"
-    # 3 checkpoints (batches 2 and 4, end of epoch), then calibrated.h5: that one fails
-    fail_commit(monkeypatch, 4)
+    # 3 checkpoints (batches 2 and 4, end of epoch) and progress.json, then calibrated.h5: that one fails
+    fail_commit(monkeypatch, 5)
     res = CliRunner().invoke(main, [*ARGS, "--out", str(out)])
     assert res.exit_code == 1 and "Traceback" not in res.output
     lines = [line for line in res.output.splitlines() if line.startswith("Error:")]
