@@ -4,6 +4,11 @@
     python benchmarks/fig4.py list                                     # the steps, their cells and what is done
     python benchmarks/fig4.py report                                   # JSON + figure from what has finished
 
+In the background on a shared machine: `setsid sh -c 'echo 19 > /proc/self/autogroup; exec nice -n 19
+python benchmarks/fig4.py run --no-progress' > fig4.log 2>&1 &`. With the kernel's autogroup scheduling
+nice only ranks processes within one session, so a setsid'd run at nice 19 alone still takes its cores
+from everything else; the autogroup's nice is what yields them.
+
 Panels (the paper's levels; `vgg11` with the bundled weights and the learning
 section its YAML ships, seeds 0-2, 2,000 CIFAR-10 test images per cell):
 
