@@ -286,6 +286,10 @@ def _stats(values: list[float]) -> dict | None:
             "min": round(float(v.min()), 2), "max": round(float(v.max()), 2), "n": len(values)}
 
 
+def _best_epoch(row: dict) -> float | None:
+    return max(row["accuracy_per_epoch"]) if row.get("accuracy_per_epoch") else None
+
+
 def aggregate(cells: list[dict]) -> dict:
     """Per panel, scope and level: before, after one epoch (50k where it exists, else 5k), best of 5."""
     def pick(kind, level, scope, tiers, preset=None):
@@ -320,9 +324,8 @@ def aggregate(cells: list[dict]) -> dict:
                     full.setdefault(seed, v)
                 part = by_seed(pick(p.kind, level, scope, ("epoch5k",)), lambda r: r["accuracy_after"])
                 best5 = pick(p.kind, level, scope, ("best5",))
-                best = by_seed([r for r in best5 if r["status"] == "ok"],
-                               lambda r: max(r["accuracy_per_epoch"]) if r.get("accuracy_per_epoch") else None)
-                so_far = by_seed(best5, lambda r: max(r["accuracy_per_epoch"]) if r.get("accuracy_per_epoch") else None)
+                best = by_seed([r for r in best5 if r["status"] == "ok"], _best_epoch)
+                so_far = by_seed(best5, _best_epoch)
                 epochs = by_seed(best5, lambda r: r.get("accuracy_per_epoch"))
                 points.append({
                     "level": level, "before": _stats(list(before.values())),

@@ -227,6 +227,10 @@ class ChipConfig:
     adc_layer_ranges: dict = field(default_factory=dict)
     costs: CostConfig = field(default_factory=CostConfig)
 
+    def adc_range_of(self, layer: str) -> int:
+        """The column ADCs' full scale of `layer`, in weight LSBs at full-scale input."""
+        return self.adc_layer_ranges.get(layer, self.adc_range)
+
     @property
     def weight_max(self) -> int:
         return (1 << (self.weight_bits - 1)) - 1

@@ -52,12 +52,11 @@ def adc_summary(chip, totals: dict[str, dict[str, int]]) -> dict | None:
     if not c.adc_bits:
         return None
     layers = {}
-    for layer in chip.layers:
+    for li, layer in enumerate(chip.layers):
         if layer.weighted:
             t = totals[layer.name]
             conv = t["adc_conversions"]
-            li = chip.layer_names.index(layer.name)
-            layers[layer.name] = {"range_lsb": c.adc_layer_ranges.get(layer.name, c.adc_range),
+            layers[layer.name] = {"range_lsb": c.adc_range_of(layer.name),
                                   "range_input_units": int(chip.desc[li, K.ADC_RANGE]),
                                   "conversions": conv, "clipped": t["adc_clipped"],
                                   "clipped_fraction": t["adc_clipped"] / conv if conv else 0.0}

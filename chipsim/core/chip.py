@@ -144,7 +144,7 @@ class Chip:
                                       f"exceeds the 32-bit accumulator; use fewer weight or input bits")
                 # the ADC's full scale in this layer's input units: the rows are driven at the input's
                 # full-scale value (a spike, or a DAC at 2^input_bits - 1), so one ADC design serves every layer
-                row[K.ADC_RANGE] = chip.adc_layer_ranges.get(layer.name, chip.adc_range) * in_max
+                row[K.ADC_RANGE] = chip.adc_range_of(layer.name) * in_max
                 adc_bound = int(row[K.ROW_BANDS]) * (int(row[K.ADC_RANGE]) + 1) + int(np.abs(lw.bias).max(initial=0))
                 if chip.adc_bits and adc_bound > 2**31 - 1:
                     raise DeployError(f"{net.source}: chip.adc_range: {row[K.ROW_BANDS]} row bands of layer "

@@ -449,6 +449,7 @@ def run_sweep(opts: SweepOptions, progress: Callable[[int, int, str], None] | No
     specs = _net_specs(opts)
     net_errors = _net_errors(opts, specs)
     rows: dict[str, dict] = {}
+    paused = 0                          # cells stopped by pause_after_epoch in this sweep
     failures: list[dict] = []
     todo = []
     for cell in cells:
@@ -489,8 +490,6 @@ def run_sweep(opts: SweepOptions, progress: Callable[[int, int, str], None] | No
                  for cell in todo}
         by_id = {cell.id: cell for cell in todo}
 
-        paused = 0
-
         def finish(cid: str, result: dict, done: int) -> None:
             nonlocal paused
             if result["status"] in ("ok", "paused"):
@@ -524,7 +523,7 @@ def run_sweep(opts: SweepOptions, progress: Callable[[int, int, str], None] | No
     ordered = [rows[c.id] for c in cells if c.id in rows]
     plot = plot_sweep(ordered, opts.out / "sweep.png", opts.axes)
     return SweepResult(ordered, failures, len(todo), skipped, time.perf_counter() - t0, csv_path, plot, cells,
-                       paused if todo else 0)
+                       paused)
 
 
 def saved_row(cell: Cell, cell_dir: Path, net_spec: str) -> dict:
@@ -537,15 +536,19 @@ def saved_row(cell: Cell, cell_dir: Path, net_spec: str) -> dict:
     return cell_row(cell, cell_dir, json.loads((cell_dir / "summary.json").read_text()), net_spec)
 
 
-def _failed_row(cell: Cell, error: str, wall_s=None) -> dict:
+def _cell_fields(cell: Cell) -> dict:
+    """The columns that name a cell (a row without a finished run still has them)."""
     return {"cell": cell.id, "net": cell.net, "kind": cell.kind, "level": cell.level, "scope": cell.scope,
-            "seed": cell.seed, "status": "failed", "error": error.replace("\n", " "), "wall_s": wall_s}
+            "seed": cell.seed}
+
+
+def _failed_row(cell: Cell, error: str, wall_s=None) -> dict:
+    return {**_cell_fields(cell), "status": "failed", "error": error.replace("\n", " "), "wall_s": wall_s}
 
 
 def _paused_row(cell: Cell, progress: dict) -> dict:
     """The row of a cell paused after some of its epochs: accuracy after the last epoch done so far."""
-    return {"cell": cell.id, "net": cell.net, "kind": cell.kind, "level": cell.level, "scope": cell.scope,
-            "seed": cell.seed, "status": "paused", "mode": "calibration",
+    return {**_cell_fields(cell), "status": "paused", "mode": "calibration",
             "accuracy_before": progress["accuracy_before"], "accuracy_after": progress["accuracy_per_epoch"][-1],
             "epochs": f"{progress['epochs_done']}/{progress['epochs']}"}
 
