@@ -284,6 +284,17 @@ class LearningConfig:
     #: this fraction of the layer's nominal threshold against sign(error), within nominal x (1 -+ threshold_range)
     threshold_pulse: float = 0.0
     threshold_range: float = 0.5
+    #: step decay of every learning step (pulse, layer_pulse, lr, threshold_pulse): after each
+    #: `pulse_decay_every` calibration samples (counted across epochs) the steps are multiplied by
+    #: `pulse_decay`; 0 = never (constant steps, the paper's first epoch)
+    pulse_decay: float = 1.0
+    pulse_decay_every: int = 0
+
+    def step_factor(self, sample: int) -> float:
+        """The factor on every learning step for calibration sample `sample` (0-based, across epochs)."""
+        if self.pulse_decay_every == 0 or self.pulse_decay == 1.0:
+            return 1.0
+        return self.pulse_decay ** (sample // self.pulse_decay_every)
 
     def layer_pulse_of(self, name: str, positions: int = 1) -> float:
         """The pulse (sign mode) of learning layer `name` with `positions` output positions."""
@@ -476,7 +487,12 @@ def _parse_learning(r: _Reader, layer_names: tuple[str, ...]) -> LearningConfig:
         multibit_input=r.choice("multibit_input", MULTIBIT_INPUTS, "count"),
         threshold_pulse=r.number("threshold_pulse", 0.0, 1.0, 0.0),
         threshold_range=r.number("threshold_range", 1e-6, 1.0, 0.5),
+        pulse_decay=r.number("pulse_decay", 1e-6, 1.0, 1.0),
+        pulse_decay_every=r.integer("pulse_decay_every", 0, None, 0),
     )
+    if cfg.pulse_decay != 1.0 and cfg.pulse_decay_every == 0:
+        r.fail(r.key_path("pulse_decay_every"), "a number of samples >= 1 between decay steps (pulse_decay is "
+               f"{cfg.pulse_decay}, which would otherwise never apply)", 0)
     r.finish()
     return cfg
 

@@ -36,9 +36,11 @@ def registers(path):
 #: input values), threshold trim: the shipped nets' scheme
 SPARSE = ("mode=sign", "pulse=0.3", "layers=[fc1, fc2, fc3]", "multibit_input=scale", "threshold_pulse=0.01",
           "warmup=16", "dead_zone=0.05")
+#: SPARSE with every step halved each 20 samples: the decay steps fall inside batches of 8, 16 and 64
+DECAY = SPARSE + ("pulse_decay=0.5", "pulse_decay_every=20")
 
 
-@pytest.mark.parametrize("learn", [LEARN, SPARSE], ids=["exact", "sparse"])
+@pytest.mark.parametrize("learn", [LEARN, SPARSE, DECAY], ids=["exact", "sparse", "decay"])
 def test_resume_after_kill_is_bit_identical(tmp_path, learn):
     full = calibrate(tmp_path, "full", learn=learn)
     with pytest.raises(_Killed):
@@ -51,7 +53,7 @@ def test_resume_after_kill_is_bit_identical(tmp_path, learn):
     assert np.array_equal(a["theta"], b["theta"])
     assert resumed["resumed"] and resumed["accuracy_per_epoch"] == full["accuracy_per_epoch"]
     assert resumed["learning_layers"] == full["learning_layers"]
-    if learn == SPARSE:
+    if learn != LEARN:
         assert full["learning_layers"]["fc1"]["pulses"] > 100 and full["learning_layers"]["fc1"]["threshold_writes"]
 
 
@@ -84,7 +86,7 @@ print(json.dumps(s["learning_layers"]))
 """
 
 
-@pytest.mark.parametrize("learn", [LEARN, SPARSE], ids=["exact", "sparse"])
+@pytest.mark.parametrize("learn", [LEARN, SPARSE, DECAY], ids=["exact", "sparse", "decay"])
 def test_learning_is_independent_of_batch_size_and_threads(tmp_path, learn, monkeypatch):
     """Batches of 1, 8, 16 and 64 samples; 1, 2 and 3 threads (3 in a process that allows them):
     the calibrated chip is the same bit for bit. digits is small enough to learn sequentially on any
@@ -316,3 +318,50 @@ def test_pause_after_an_epoch_then_continue_is_bit_identical(tmp_path, monkeypat
     assert json.loads((folder / "progress.json").read_text())["epochs_done"] == 2
     with pytest.raises(Exception, match="pause_after_epoch: expected an integer >= 1, got 0"):
         calibrate(tmp_path, "bad", pause_after_epoch=0)
+
+
+def test_decay_pieces_split_batches_at_the_schedule_steps():
+    """The factor is pulse_decay ** (sample // every), counted across epochs; a batch is split where it
+    changes, and not at all without a schedule."""
+    from chipsim.workflows.calibrate import decay_pieces
+
+    cfg = LearningConfig(pulse_decay=0.5, pulse_decay_every=20)
+    assert [cfg.step_factor(n) for n in (0, 19, 20, 39, 40, 100)] == [1.0, 1.0, 0.5, 0.5, 0.25, 0.5 ** 5]
+    assert decay_pieces(cfg, 16, 16) == [(0, 4, 1.0), (4, 16, 0.5)]
+    assert decay_pieces(cfg, 0, 64) == [(0, 20, 1.0), (20, 40, 0.5), (40, 60, 0.25), (60, 64, 0.125)]
+    assert decay_pieces(cfg, 40, 20) == [(0, 20, 0.25)]
+    assert decay_pieces(LearningConfig(), 20, 64) == [(0, 64, 1.0)]
+
+
+def test_pulse_decay_scales_every_step_and_fires_fewer_pulses(tmp_path):
+    """set_step_factor scales pulse, lr and threshold step exactly from their set-up values; over
+    96 samples halving every 20 (mean factor (20 + 10 + 5 + 2.5 + 0.5) / 96 = 0.40 of the steps), the run
+    fires well under 0.6 of the constant schedule's weight pulses (seeded). Threshold writes are not
+    compared: a step of a whole LSB or more writes on every gated update whatever its size."""
+    from chipsim.core.kernels import layout as K
+
+    constant = calibrate(tmp_path, "constant", epochs=1, learn=SPARSE)
+    decayed = calibrate(tmp_path, "decayed", epochs=1, learn=DECAY)
+    c = sum(layer["pulses"] for layer in constant["learning_layers"].values())
+    d = sum(layer["pulses"] for layer in decayed["learning_layers"].values())
+    print("pulses, decayed / constant:", d / c)
+    assert 0 < d < 0.6 * c, (d, c)
+    assert decayed["step_factor_end"] == 0.5 ** 4 and constant["step_factor_end"] == 1.0
+
+    from chipsim.config import parse_net
+
+    data = {"name": "t", "input_shape": [1, 2, 2], "time_steps": 4,
+            "layers": [{"name": "c", "type": "conv", "out": 2, "kernel": 1}, {"type": "flatten"},
+                       {"name": "f", "type": "fc", "out": 3}]}
+    net = parse_net(data, "<t>")
+    chip = Chip(net, bundle(net, [np.ones((2, 1, 1, 1)), np.ones((3, 8))]))
+    setup = setup_learning(chip, LearningConfig(enabled=True, pulse=0.3, lr=2.0, threshold_pulse=0.01,
+                                                layer_pulse={"c": 0.05}), seed=0)
+    before = setup.lparams.copy()
+    steps = [K.L_PULSE, K.L_LR, K.L_TH_STEP]
+    assert (before[:, steps] > 0).all()
+    for factor in (0.25, 0.5 ** 7, 1.0):
+        setup.set_step_factor(factor)
+        assert np.array_equal(setup.lparams[:, steps], before[:, steps] * factor)
+        others = [c for c in range(K.N_LPARAMS) if c not in steps]
+        assert np.array_equal(setup.lparams[:, others], before[:, others])

@@ -77,6 +77,10 @@ def test_vgg11_matches_the_paper_code():
      "x.yaml: learning.multibit_input: expected one of 'count', 'scale', got 'value'"),
     (("learning",), {"threshold_pulse": 2}, "x.yaml: learning.threshold_pulse: expected a number in [0.0, 1.0], got 2"),
     (("learning",), {"threshold_range": 0}, "x.yaml: learning.threshold_range: expected a number in [1e-06, 1.0], got 0"),
+    (("learning",), {"pulse_decay": 1.5}, "x.yaml: learning.pulse_decay: expected a number in [1e-06, 1.0], got 1.5"),
+    (("learning",), {"pulse_decay_every": -1}, "x.yaml: learning.pulse_decay_every: expected an integer >= 0, got -1"),
+    (("learning",), {"pulse_decay": 0.5},
+     "x.yaml: learning.pulse_decay_every: expected a number of samples >= 1 between decay steps (pulse_decay is 0.5"),
 ])
 def test_errors_name_the_key_path(path, value, message):
     with pytest.raises(ConfigError) as err:

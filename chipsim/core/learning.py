@@ -9,6 +9,9 @@ net YAML's `learning:` section) and lays out what the kernels read:
   (nominal threshold x (1 -+ threshold_range)),
 * the per-sample target row: the learning layers' neurons, concatenated in
   chip order (y, x, c), each a `target_bits` integer rate,
+* the learning steps' decay (`pulse_decay`): `set_step_factor` scales each layer's pulse, lr and
+  threshold step from the values set up here; the host calls it between samples, so the kernels
+  never see a schedule,
 * `written`, one bit per crossbar cell (cleared per layer and tick) for counting
   distinct writes of shared conv cells.
 """
@@ -39,6 +42,17 @@ class LearningSetup:
     synapse: object = None           #: the SynapseModel of the cells (chipsim/core/synapse.py)
     dparams: np.ndarray | None = None  #: (L, N_DPARAMS) device parameters per layer (kernels/device.py)
     dkeys: np.ndarray | None = None    #: (L, 2) uint64: d2d and c2c keys per layer
+    base_steps: np.ndarray | None = None  #: (L, 3) the undecayed pulse, lr and threshold step per layer
+    step_factor: float = 1.0
+
+    def set_step_factor(self, factor: float) -> None:
+        """Scale every layer's learning steps to `factor` x their set-up values (the pulse decay)."""
+        if factor != self.step_factor:
+            self.lparams[:, _STEPS] = self.base_steps * factor
+            self.step_factor = factor
+
+
+_STEPS = [K.L_PULSE, K.L_LR, K.L_TH_STEP]
 
 
 def setup_learning(chip, config: LearningConfig, seed: int, synapse=None) -> LearningSetup:
@@ -102,4 +116,4 @@ def setup_learning(chip, config: LearningConfig, seed: int, synapse=None) -> Lea
         chip.synapse_cells.resync(chip)
     return LearningSetup(config, ordered, lparams, lkeys, slices, offset,
                          np.zeros(chip.registers.weights.size // 8 + 2, np.uint8), synapse, dparams,
-                         device_keys(seed, L))
+                         device_keys(seed, L), lparams[:, _STEPS].copy())

@@ -324,12 +324,15 @@ def _run_calibration(opts: CalibOptions) -> dict:
         stream = BatchStream(lambda j: make_batch(first + j), n_batches - first)
         t_learn = time.perf_counter()
         for j, (idx, ids, inputs, targets) in enumerate(stream):
-            res = chip.run(inputs, sample_ids=ids, learning=setup, targets=targets)
-            learn_counters += res.counters.sum(axis=(0, 1))
-            if opts.timing:
-                from chipsim.architect.timing import timing_counts
+            start = epoch * n_train + (first + j) * bs        # the batch's first sample, counted across epochs
+            for a, b, factor in decay_pieces(cfg, start, len(idx)):
+                setup.set_step_factor(factor)
+                res = chip.run(inputs[a:b], sample_ids=ids[a:b], learning=setup, targets=targets[a:b])
+                learn_counters += res.counters.sum(axis=(0, 1))
+                if opts.timing:
+                    from chipsim.architect.timing import timing_counts
 
-                timing_parts.append(timing_counts(res.counters).astype(np.int32))
+                    timing_parts.append(timing_counts(res.counters).astype(np.int32))
             batch = first + j + 1
             done_batches += 1
             # learning time (host streaming included, measurements excluded), kept across resumes
@@ -364,6 +367,7 @@ def _run_calibration(opts: CalibOptions) -> dict:
         "data_note": getattr(test, "note", None), "seed": opts.seed, "noise": noise_report,
         "samples": len(test), "calibration_samples": n_train, "epochs": opts.epochs,
         "learning": dataclasses.asdict(cfg),
+        "step_factor_end": setup.step_factor,      # the pulse decay's factor on the last sample
         "accuracy_before": history["accuracy_before"],
         "accuracy_after": history["accuracy_per_epoch"][-1],
         "accuracy_per_epoch": history["accuracy_per_epoch"],
@@ -407,6 +411,19 @@ def _run_calibration(opts: CalibOptions) -> dict:
         save_counts(out_dir, np.concatenate(timing_parts), timed[1])
     write_json(out_dir / "summary.json", summary)
     return summary
+
+
+def decay_pieces(cfg: LearningConfig, start: int, n: int) -> list[tuple[int, int, float]]:
+    """Split a batch of `n` samples, the first of them calibration sample `start`, into runs
+    [a, b) that share one pulse-decay factor: the schedule then changes at the same sample
+    whatever the batch size."""
+    every = cfg.pulse_decay_every
+    pieces, a = [], 0
+    while a < n:
+        b = n if every == 0 else min(n, a + every - (start + a) % every)
+        pieces.append((a, b, cfg.step_factor(start + a)))
+        a = b
+    return pieces
 
 
 def write_progress(out_dir: Path, done: int, epochs: int, history: dict) -> None:
