@@ -3,6 +3,7 @@
     python benchmarks/fig4.py run [--steps 1,2,...] [--best5-rounds K] [--no-progress]   # run (or resume), then report
     python benchmarks/fig4.py list                                     # the steps, their cells and what is done
     python benchmarks/fig4.py report                                   # JSON + figure from what has finished
+    python benchmarks/fig4.py length                                   # the epoch-length / pulse-schedule runs
 
 In the background on a shared machine: `setsid sh -c 'echo 19 > /proc/self/autogroup; exec nice -n 19
 python benchmarks/fig4.py run --no-progress' > fig4.log 2>&1 &`. With the kernel's autogroup scheduling
@@ -110,6 +111,35 @@ TIERS = {
     "diag-thermal-high": dict(calibrate_epochs=None, calib_samples=None, workers=2, threads=1),
 }
 THERMAL_HIGH = ("0.5", "1", "2")
+
+
+@dataclass(frozen=True)
+class LengthRun:
+    """One seed-0 calibration of a hardest point (`chipsim run`, folder OUT/diag-length/NAME): how the
+    epoch's length and the pulse schedule decide where a long epoch ends."""
+    name: str
+    kind: str
+    level: str
+    scope: str
+    calib_samples: int | None          #: None: all 50,000
+    learn: tuple[str, ...]             #: --learn overrides (the panel's preset first where it has one)
+
+    @property
+    def noise(self) -> tuple[str, ...]:
+        return (f"{self.kind}={self.level}",) + ((f"{self.kind}.scope={self.scope}",) if self.scope else ())
+
+
+CONSTANT = ("pulse_decay=1",)                       #: constant steps, whatever the YAML's schedule
+DECAY_05 = ("pulse_decay=0.5", "pulse_decay_every=5000")
+DECAY_025 = ("pulse_decay=0.25", "pulse_decay_every=5000")
+LENGTH_RUNS = (
+    LengthRun("thermal-0.2-input-10k", "thermal", "0.2", "input", 10000, CONSTANT),
+    LengthRun("thermal-0.2-input-20k", "thermal", "0.2", "input", 20000, CONSTANT),
+    LengthRun("thermal-0.2-input-50k-d0.25", "thermal", "0.2", "input", None, DECAY_025),
+    LengthRun("bits-3-50k-d0.5", "bits", "3", "", None, ("preset=quantized",) + DECAY_05),
+    LengthRun("bits-3-50k-d0.25", "bits", "3", "", None, ("preset=quantized",) + DECAY_025),
+)
+LENGTH = OUT / "diag-length"
 MAIN_TIERS = ("before", "epoch5k", "epoch50k", "best5")
 TARGETS = OUT / "targets"           #: teacher-target store shared by the calibration cells (not in git)
 
@@ -374,7 +404,70 @@ def aggregate(cells: list[dict]) -> dict:
             before = by_seed(pick("thermal", lv, scope, ("diag-thermal-high",)), lambda r: r["accuracy_before"])
             high[scope].append({"level": lv, "before": _stats(list(before.values()))})
     diagnostics["thermal_beyond_paper_levels"] = {"kind": "thermal", "levels": list(THERMAL_HIGH), "scopes": high}
+    diagnostics["epoch_length_and_schedule"] = length_diagnostic()
     return {"clean": clean, "panels": panels, "diagnostics": diagnostics}
+
+
+def length_diagnostic() -> list[dict]:
+    """Seed 0 of each LengthRun point after 5,000 images and after one constant-step 50,000-image epoch
+    (the cells kept in diag-constant-steps/), beside the LENGTH_RUNS that have finished."""
+    rows = []
+    for kind, level, scope in dict.fromkeys((r.kind, r.level, r.scope) for r in LENGTH_RUNS):
+        runs = []
+        for r in LENGTH_RUNS:
+            path = LENGTH / r.name / "summary.json"
+            if (r.kind, r.level, r.scope) != (kind, level, scope) or not path.is_file():
+                continue
+            summary = json.loads(path.read_text())
+            runs.append({"run": r.name, "calibration_samples": summary["calibration_samples"],
+                         "learn": list(r.learn), "pulse_decay": summary["learning"].get("pulse_decay", 1.0),
+                         "pulse_decay_every": summary["learning"].get("pulse_decay_every", 0),
+                         "accuracy_before": summary["accuracy_before"], "accuracy_after": summary["accuracy_after"]})
+        preset = PRESET_OF[kind]
+        tiers = [t + (f"-{preset}" if preset else "") for t in ("epoch50k", "best5")]
+        rows.append({"kind": kind, "level": level, "scope": scope or None,
+                     "seed0_after_5k": seed0_first_epoch((OUT / ("epoch5k" + (f"-{preset}" if preset else "")),),
+                                                         kind, level, scope),
+                     "seed0_after_50k_constant": seed0_first_epoch(tuple(CONSTANT_STEPS / t for t in tiers),
+                                                                   kind, level, scope),
+                     "runs": runs})
+    return rows
+
+
+def seed0_first_epoch(roots: tuple[Path, ...], kind: str, level: str, scope: str) -> float | None:
+    """Seed 0's accuracy after its first epoch in the first sweep folder of `roots` that has the cell
+    (its summary.json, or progress.json for a paused cell)."""
+    cell = f"{NET}__{kind}-{level}{'-' + scope if scope else ''}__seed0"
+    for root in roots:
+        for name in ("summary.json", "progress.json"):
+            path = root / "cells" / cell / name
+            if path.is_file():
+                return json.loads(path.read_text())["accuracy_per_epoch"][0]
+    return None
+
+
+#: the main tiers' 50,000-image cells from before vgg11.yaml shipped a pulse schedule (constant steps)
+CONSTANT_STEPS = OUT / "diag-constant-steps"
+
+
+def run_length(data: str, progress: bool) -> None:
+    """Run (or resume) the LENGTH_RUNS that have not finished, one after another."""
+    from chipsim.cli.progress import LazyProgressBar
+    from chipsim.workflows.calibrate import CalibOptions, run_calibration
+
+    for r in LENGTH_RUNS:
+        out = LENGTH / r.name
+        if (out / "summary.json").is_file():
+            continue
+        print(f"diag-length {r.name}: --noise {' '.join(r.noise)} --learn {' '.join(r.learn)}", flush=True)
+        bar = LazyProgressBar(f"diag-length {r.name}") if progress else None
+        try:
+            run_calibration(CalibOptions(net=NET, data=data, samples=TEST_IMAGES, seed=0, noise=r.noise, epochs=1,
+                                         calib_samples=r.calib_samples, learn=r.learn, checkpoint_every=5000,
+                                         target_cache=TARGETS, out=out, on_batch=bar))
+        finally:
+            if bar is not None:
+                bar.close()
 
 
 def _point(agg: dict, kind: str, level: str, scope: str) -> dict:
@@ -601,7 +694,7 @@ def report(data: str) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=("run", "list", "report"))
+    ap.add_argument("command", choices=("run", "list", "report", "length"))
     ap.add_argument("--steps", default=None, help="comma-separated step numbers to run (default: all, in order)")
     ap.add_argument("--data", default=DATA, help=f"CIFAR-10 (default {DATA}, relative to the repository root)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -609,10 +702,17 @@ def main() -> None:
                     help="run best5's cells only up to this many epochs now (default: all 5); they resume later")
     args = ap.parse_args()
     os.chdir(ROOT)
+    if args.command == "length":
+        run_length(args.data, not args.no_progress)
+        print(json.dumps(report(args.data)["diagnostics"]["epoch_length_and_schedule"], indent=1))
+        return
     if args.command == "list":
         for i, step in enumerate(STEPS, 1):
             done, total = step_status(step, args.data)
             print(f"{i}. {step.tier:9s} {done:3d}/{total:<3d} cells  {step.why}")
+        for r in LENGTH_RUNS:
+            done = (LENGTH / r.name / "summary.json").is_file()
+            print(f"   length {r.name}: {'done' if done else 'to run (fig4.py length)'}")
         for row in unfinished_best5():
             print(f"   best5 {row['cell']}: {row['epochs_done']}/{TIERS['best5']['calibrate_epochs']} epochs, "
                   f"accuracy per epoch {row['accuracy_per_epoch']}")

@@ -365,3 +365,14 @@ def test_pulse_decay_scales_every_step_and_fires_fewer_pulses(tmp_path):
         assert np.array_equal(setup.lparams[:, steps], before[:, steps] * factor)
         others = [c for c in range(K.N_LPARAMS) if c not in steps]
         assert np.array_equal(setup.lparams[:, others], before[:, others])
+
+
+def test_a_run_within_the_first_decay_step_is_unchanged(tmp_path):
+    """96 samples with pulse_decay_every=96: the factor is 1 throughout, so the chip is the constant
+    schedule's bit for bit (why the shipped schedule leaves every 5,000-image calibration as it was)."""
+    constant = calibrate(tmp_path, "constant", epochs=1, learn=SPARSE)
+    within = calibrate(tmp_path, "within", epochs=1, learn=SPARSE + ("pulse_decay=0.25", "pulse_decay_every=96"))
+    a, b = registers(tmp_path / "constant" / "calibrated.h5"), registers(tmp_path / "within" / "calibrated.h5")
+    for key in ("weights", "bias", "theta"):
+        assert np.array_equal(a[key], b[key]), key
+    assert within["learning_layers"] == constant["learning_layers"] and within["step_factor_end"] == 1.0
