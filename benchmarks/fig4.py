@@ -412,7 +412,7 @@ def length_diagnostic() -> list[dict]:
     """Seed 0 of each LengthRun point after 5,000 images and after one constant-step 50,000-image epoch
     (the cells kept in diag-constant-steps/), beside the LENGTH_RUNS that have finished."""
     rows = []
-    for kind, level, scope in dict.fromkeys((r.kind, r.level, r.scope) for r in LENGTH_RUNS):
+    for kind, level, scope in dict.fromkeys(_hardest() + tuple((r.kind, r.level, r.scope) for r in LENGTH_RUNS)):
         runs = []
         for r in LENGTH_RUNS:
             path = LENGTH / r.name / "summary.json"
@@ -678,7 +678,8 @@ def report(data: str) -> dict:
         "date": time.strftime("%Y-%m-%d"), "command": "python benchmarks/fig4.py run",
         "tiers": {k: {kk: v for kk, v in t.items() if kk in ("calibrate_epochs", "calib_samples")}
                   for k, t in TIERS.items()},
-        "learning": "the learning section vgg11.yaml ships; the bits panel's calibrated cells its learning preset "
+        "learning": "the learning section vgg11.yaml ships (steps x0.25 after every 5,000 calibration images: "
+                    "pulse_decay); the bits panel's calibrated cells its learning preset "
                     + ", ".join(f"{p.kind}: --learn preset={p.preset}" for p in PANELS if p.preset),
         "steps": steps, "cells_finished": sum(c["status"] != "paused" for c in cells),
         "best5_unfinished": {c["cell"]: f"{c['epochs_done']}/{TIERS['best5']['calibrate_epochs']} epochs"
