@@ -286,7 +286,7 @@ class LearningConfig:
     threshold_range: float = 0.5
     #: step decay of every learning step (pulse, layer_pulse, lr, threshold_pulse): after each
     #: `pulse_decay_every` calibration samples (counted across epochs) the steps are multiplied by
-    #: `pulse_decay`; 0 = never (constant steps, the paper's first epoch)
+    #: `pulse_decay` (`pulse_decay_every` 0: never, constant steps)
     pulse_decay: float = 1.0
     pulse_decay_every: int = 0
 

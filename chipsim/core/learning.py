@@ -30,6 +30,10 @@ class LearningError(ValueError):
     """The learning section does not fit the net or the chip."""
 
 
+#: the lparams columns that the pulse decay scales: sign pulse, exact-mode lr, threshold-trim step
+_STEPS = [K.L_PULSE, K.L_LR, K.L_TH_STEP]
+
+
 @dataclass
 class LearningSetup:
     config: LearningConfig
@@ -50,9 +54,6 @@ class LearningSetup:
         if factor != self.step_factor:
             self.lparams[:, _STEPS] = self.base_steps * factor
             self.step_factor = factor
-
-
-_STEPS = [K.L_PULSE, K.L_LR, K.L_TH_STEP]
 
 
 def setup_learning(chip, config: LearningConfig, seed: int, synapse=None) -> LearningSetup:

@@ -367,7 +367,7 @@ def _run_calibration(opts: CalibOptions) -> dict:
         "data_note": getattr(test, "note", None), "seed": opts.seed, "noise": noise_report,
         "samples": len(test), "calibration_samples": n_train, "epochs": opts.epochs,
         "learning": dataclasses.asdict(cfg),
-        "step_factor_end": setup.step_factor,      # the pulse decay's factor on the last sample
+        "step_factor_end": cfg.step_factor(opts.epochs * n_train - 1),   # the pulse decay's factor on the last sample
         "accuracy_before": history["accuracy_before"],
         "accuracy_after": history["accuracy_per_epoch"][-1],
         "accuracy_per_epoch": history["accuracy_per_epoch"],
