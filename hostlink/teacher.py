@@ -113,7 +113,10 @@ class TeacherTargets:
     def cache_key(self, images: np.ndarray, labels: np.ndarray) -> str:
         """A hash of everything the targets depend on: net, teacher, learning target settings, y_norm, data."""
         h = hashlib.sha256()
-        h.update(json.dumps(self.net.to_dict(), sort_keys=True, default=str).encode())
+        # the net without its learning sections: step sizes and schedules do not change a target, and the
+        # settings that do (target bits, output target, label rate, layers, y_norm) are hashed below
+        net = {k: v for k, v in self.net.to_dict().items() if k not in ("learning", "learning_presets")}
+        h.update(json.dumps(net, sort_keys=True, default=str).encode())
         for name in sorted(self.teacher):
             w, b = self.teacher[name]
             h.update(np.ascontiguousarray(w).tobytes())
