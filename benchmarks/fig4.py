@@ -126,7 +126,9 @@ class LengthRun:
 
     @property
     def noise(self) -> tuple[str, ...]:
-        return (f"{self.kind}={self.level}",) + ((f"{self.kind}.scope={self.scope}",) if self.scope else ())
+        from chipsim.workflows.sweep import Cell
+
+        return Cell(NET, self.kind, self.level, 0, self.scope).noise
 
 
 CONSTANT = ("pulse_decay=1",)                       #: constant steps, whatever the YAML's schedule
@@ -140,6 +142,8 @@ LENGTH_RUNS = (
     LengthRun("bits-3-50k-d0.25", "bits", "3", "", None, ("preset=quantized",) + DECAY_025),
 )
 LENGTH = OUT / "diag-length"
+#: the main tiers' 50,000-image cells from before vgg11.yaml shipped a pulse schedule (constant steps)
+CONSTANT_STEPS = OUT / "diag-constant-steps"
 MAIN_TIERS = ("before", "epoch5k", "epoch50k", "best5")
 TARGETS = OUT / "targets"           #: teacher-target store shared by the calibration cells (not in git)
 
@@ -222,9 +226,13 @@ def step_parts(step: Step) -> list[tuple[str, Step, str]]:
     groups: dict[str, list] = {}
     for point in step.points:
         groups.setdefault(PRESET_OF[point[0]], []).append(point)
-    return [(step.tier + (f"-{preset}" if preset else ""), Step(step.tier, tuple(points), step.first_seed,
-                                                                 step.seeds, step.why), preset)
-            for preset, points in groups.items()]
+    return [(tier_folder(step.tier, preset), Step(step.tier, tuple(points), step.first_seed, step.seeds, step.why),
+             preset) for preset, points in groups.items()]
+
+
+def tier_folder(tier: str, preset: str) -> str:
+    """A main tier's sweep folder for the cells of one learning preset: TIER, or TIER-PRESET."""
+    return tier + (f"-{preset}" if preset else "")
 
 
 def sweep_options(step: Step, data: str, folder: str | None = None, preset: str = "", pause: int | None = None):
@@ -290,7 +298,7 @@ def finished_cells() -> list[dict]:
     """Every finished cell of every tier: its row plus tier and accuracy per epoch; and the best5 cells
     with some of their epochs done (status 'paused')."""
     cells = []
-    folders = [(tier, "") for tier in TIERS] + [(f"{tier}-{p.preset}", p.preset) for tier in MAIN_TIERS
+    folders = [(tier, "") for tier in TIERS] + [(tier_folder(tier, p.preset), p.preset) for tier in MAIN_TIERS
                                                 for p in PANELS if p.preset]
     for folder, preset in dict.fromkeys(folders):
         tier = folder[:-len(preset) - 1] if preset else folder
@@ -424,12 +432,10 @@ def length_diagnostic() -> list[dict]:
                          "pulse_decay_every": summary["learning"].get("pulse_decay_every", 0),
                          "accuracy_before": summary["accuracy_before"], "accuracy_after": summary["accuracy_after"]})
         preset = PRESET_OF[kind]
-        tiers = [t + (f"-{preset}" if preset else "") for t in ("epoch50k", "best5")]
         rows.append({"kind": kind, "level": level, "scope": scope or None,
-                     "seed0_after_5k": seed0_first_epoch((OUT / ("epoch5k" + (f"-{preset}" if preset else "")),),
-                                                         kind, level, scope),
-                     "seed0_after_50k_constant": seed0_first_epoch(tuple(CONSTANT_STEPS / t for t in tiers),
-                                                                   kind, level, scope),
+                     "seed0_after_5k": seed0_first_epoch((OUT / tier_folder("epoch5k", preset),), kind, level, scope),
+                     "seed0_after_50k_constant": seed0_first_epoch(
+                         tuple(CONSTANT_STEPS / tier_folder(t, preset) for t in ("epoch50k", "best5")), kind, level, scope),
                      "runs": runs})
     return rows
 
@@ -437,17 +443,15 @@ def length_diagnostic() -> list[dict]:
 def seed0_first_epoch(roots: tuple[Path, ...], kind: str, level: str, scope: str) -> float | None:
     """Seed 0's accuracy after its first epoch in the first sweep folder of `roots` that has the cell
     (its summary.json, or progress.json for a paused cell)."""
-    cell = f"{NET}__{kind}-{level}{'-' + scope if scope else ''}__seed0"
+    from chipsim.workflows.sweep import Cell
+
+    cell = Cell(NET, kind, level, 0, scope).id
     for root in roots:
         for name in ("summary.json", "progress.json"):
             path = root / "cells" / cell / name
             if path.is_file():
                 return json.loads(path.read_text())["accuracy_per_epoch"][0]
     return None
-
-
-#: the main tiers' 50,000-image cells from before vgg11.yaml shipped a pulse schedule (constant steps)
-CONSTANT_STEPS = OUT / "diag-constant-steps"
 
 
 def run_length(data: str, progress: bool) -> None:
