@@ -30,6 +30,8 @@ workers), in one sweep folder per tier under benchmarks/results/fig4-vgg11/:
 * `best5`     five epochs on all 50,000, the paper's hardest point of each panel
               in the paper's scope, seed 0: "best of 5 epochs" (its first epoch is
               also that point's seed-0 "1st epoch", so epoch50k runs seeds 1-2 there).
+              vgg11.yaml's pulse schedule restarts at every epoch
+              (`pulse_decay_restart: epoch`), so epochs 2-5 learn as the first did.
               Its cells run in rounds (`chipsim sweep --pause-after-epoch`): the
               first epoch of every point before the second of any, so each
               session's hours answer the one-epoch targets first; a cell's

@@ -38,6 +38,7 @@ POOL_KINDS = ("avg", "or")
 UPDATE_MODES = ("sign", "exact")
 PULSE_SCALES = ("none", "positions")
 MULTIBIT_INPUTS = ("count", "scale")
+DECAY_RESTARTS = ("never", "epoch")
 
 
 class _Reader:
@@ -285,16 +286,23 @@ class LearningConfig:
     threshold_pulse: float = 0.0
     threshold_range: float = 0.5
     #: step decay of every learning step (pulse, layer_pulse, lr, threshold_pulse): after each
-    #: `pulse_decay_every` calibration samples (counted across epochs) the steps are multiplied by
-    #: `pulse_decay` (`pulse_decay_every` 0: never, constant steps)
+    #: `pulse_decay_every` calibration samples the steps are multiplied by `pulse_decay`
+    #: (`pulse_decay_every` 0: never, constant steps)
     pulse_decay: float = 1.0
     pulse_decay_every: int = 0
+    #: where the schedule's sample count starts again: never (counted across epochs, one anneal over
+    #: the run) or epoch (every epoch starts at the full steps: a warm restart per epoch)
+    pulse_decay_restart: str = "never"
 
     def step_factor(self, sample: int) -> float:
-        """The factor on every learning step for calibration sample `sample` (0-based, across epochs)."""
+        """The factor on every learning step for schedule sample `sample` (0-based; see schedule_sample)."""
         if self.pulse_decay_every == 0 or self.pulse_decay == 1.0:
             return 1.0
         return self.pulse_decay ** (sample // self.pulse_decay_every)
+
+    def schedule_sample(self, epoch: int, index: int, epoch_samples: int) -> int:
+        """The schedule's count for the `index`-th calibration sample of epoch `epoch` (both 0-based)."""
+        return index if self.pulse_decay_restart == "epoch" else epoch * epoch_samples + index
 
     def layer_pulse_of(self, name: str, positions: int = 1) -> float:
         """The pulse (sign mode) of learning layer `name` with `positions` output positions."""
@@ -489,6 +497,7 @@ def _parse_learning(r: _Reader, layer_names: tuple[str, ...]) -> LearningConfig:
         threshold_range=r.number("threshold_range", 1e-6, 1.0, 0.5),
         pulse_decay=r.number("pulse_decay", 1e-6, 1.0, 1.0),
         pulse_decay_every=r.integer("pulse_decay_every", 0, None, 0),
+        pulse_decay_restart=r.choice("pulse_decay_restart", DECAY_RESTARTS, "never"),
     )
     if cfg.pulse_decay != 1.0 and cfg.pulse_decay_every == 0:
         r.fail(r.key_path("pulse_decay_every"), "a number of samples >= 1 between decay steps (pulse_decay is "

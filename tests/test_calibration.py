@@ -38,9 +38,12 @@ SPARSE = ("mode=sign", "pulse=0.3", "layers=[fc1, fc2, fc3]", "multibit_input=sc
           "warmup=16", "dead_zone=0.05")
 #: SPARSE with every step halved each 20 samples: the decay steps fall inside batches of 8, 16 and 64
 DECAY = SPARSE + ("pulse_decay=0.5", "pulse_decay_every=20")
+#: DECAY started again at every epoch
+DECAY_RESTART = DECAY + ("pulse_decay_restart=epoch",)
 
 
-@pytest.mark.parametrize("learn", [LEARN, SPARSE, DECAY], ids=["exact", "sparse", "decay"])
+@pytest.mark.parametrize("learn", [LEARN, SPARSE, DECAY, DECAY_RESTART],
+                         ids=["exact", "sparse", "decay", "decay-restart"])
 def test_resume_after_kill_is_bit_identical(tmp_path, learn):
     full = calibrate(tmp_path, "full", learn=learn)
     with pytest.raises(_Killed):
@@ -339,6 +342,29 @@ def test_decay_pieces_split_batches_at_the_schedule_steps():
     assert decay_pieces(cfg, 0, 64) == [(0, 20, 1.0), (20, 40, 0.5), (40, 60, 0.25), (60, 64, 0.125)]
     assert decay_pieces(cfg, 40, 20) == [(0, 20, 0.25)]
     assert decay_pieces(LearningConfig(), 20, 64) == [(0, 64, 1.0)]
+
+
+def test_the_schedule_counts_across_epochs_or_restarts_at_each():
+    """never: epoch 1's first sample continues epoch 0's count; epoch: it starts at 0 again."""
+    run = LearningConfig(pulse_decay=0.5, pulse_decay_every=20)
+    restart = LearningConfig(pulse_decay=0.5, pulse_decay_every=20, pulse_decay_restart="epoch")
+    assert [run.schedule_sample(e, i, 96) for e, i in ((0, 0), (0, 95), (1, 0), (2, 5))] == [0, 95, 96, 197]
+    assert [restart.schedule_sample(e, i, 96) for e, i in ((0, 0), (0, 95), (1, 0), (2, 5))] == [0, 95, 0, 5]
+
+
+def test_a_restarted_schedule_learns_again_in_the_next_epoch(tmp_path):
+    """Two epochs of 96 samples halving every 20: epoch 0 is the same run either way (the same accuracy
+    and chip after it); restarted, epoch 1 begins at the full steps again, so it fires more pulses and
+    ends at the factor of sample 95 (0.5^4), not of sample 191 (0.5^9)."""
+    across = calibrate(tmp_path, "across", learn=DECAY)
+    restart = calibrate(tmp_path, "restart", learn=DECAY_RESTART)
+    assert across["step_factor_end"] == 0.5 ** 9 and restart["step_factor_end"] == 0.5 ** 4
+    assert restart["accuracy_per_epoch"][0] == across["accuracy_per_epoch"][0]
+    one = calibrate(tmp_path, "one", epochs=1, learn=DECAY)
+    pulses = {name: sum(layer["pulses"] for layer in s["learning_layers"].values())
+              for name, s in (("across", across), ("restart", restart), ("one", one))}
+    second_across, second_restart = pulses["across"] - pulses["one"], pulses["restart"] - pulses["one"]
+    assert 0 <= second_across < 0.6 * second_restart, pulses
 
 
 def test_pulse_decay_scales_every_step_and_fires_fewer_pulses(tmp_path):

@@ -81,6 +81,8 @@ def test_vgg11_matches_the_paper_code():
     (("learning",), {"pulse_decay_every": -1}, "x.yaml: learning.pulse_decay_every: expected an integer >= 0, got -1"),
     (("learning",), {"pulse_decay": 0.5},
      "x.yaml: learning.pulse_decay_every: expected a number of samples >= 1 between decay steps (pulse_decay is 0.5"),
+    (("learning",), {"pulse_decay_restart": "batch"},
+     "x.yaml: learning.pulse_decay_restart: expected one of 'never', 'epoch', got 'batch'"),
 ])
 def test_errors_name_the_key_path(path, value, message):
     with pytest.raises(ConfigError) as err:

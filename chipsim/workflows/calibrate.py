@@ -324,7 +324,7 @@ def _run_calibration(opts: CalibOptions) -> dict:
         stream = BatchStream(lambda j: make_batch(first + j), n_batches - first)
         t_learn = time.perf_counter()
         for j, (idx, ids, inputs, targets) in enumerate(stream):
-            start = epoch * n_train + (first + j) * bs        # the batch's first sample, counted across epochs
+            start = cfg.schedule_sample(epoch, (first + j) * bs, n_train)     # the batch's first sample
             for a, b, factor in decay_pieces(cfg, start, len(idx)):
                 setup.set_step_factor(factor)
                 res = chip.run(inputs[a:b], sample_ids=ids[a:b], learning=setup, targets=targets[a:b])
@@ -367,7 +367,8 @@ def _run_calibration(opts: CalibOptions) -> dict:
         "data_note": getattr(test, "note", None), "seed": opts.seed, "noise": noise_report,
         "samples": len(test), "calibration_samples": n_train, "epochs": opts.epochs,
         "learning": dataclasses.asdict(cfg),
-        "step_factor_end": cfg.step_factor(opts.epochs * n_train - 1),   # the pulse decay's factor on the last sample
+        # the pulse decay's factor on the last sample
+        "step_factor_end": cfg.step_factor(cfg.schedule_sample(opts.epochs - 1, n_train - 1, n_train)),
         "accuracy_before": history["accuracy_before"],
         "accuracy_after": history["accuracy_per_epoch"][-1],
         "accuracy_per_epoch": history["accuracy_per_epoch"],
