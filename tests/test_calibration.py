@@ -354,7 +354,7 @@ def test_the_schedule_counts_across_epochs_or_restarts_at_each():
 
 def test_a_restarted_schedule_learns_again_in_the_next_epoch(tmp_path):
     """Two epochs of 96 samples halving every 20: epoch 0 is the same run either way (the same accuracy
-    and chip after it); restarted, epoch 1 begins at the full steps again, so it fires more pulses and
+    after it); restarted, epoch 1 begins at the full steps again, so it fires more pulses and
     ends at the factor of sample 95 (0.5^4), not of sample 191 (0.5^9)."""
     across = calibrate(tmp_path, "across", learn=DECAY)
     restart = calibrate(tmp_path, "restart", learn=DECAY_RESTART)
